@@ -1,0 +1,278 @@
+#include "net.h"
+
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "plan.h"
+
+wh_status wh_dnnl_check(dnnl_status_t s, const char *what, wh_ctx *ctx)
+{
+    if (s == dnnl_success) return WH_OK;
+    return wh_error(ctx, WH_ERR_DNNL, "oneDNN: %s failed (status %d)", what, (int)s);
+}
+
+void wh_net_destroy(wh_net *net)
+{
+    if (!net) return;
+    for (int i = 0; i < net->n_layers; i++) {
+        wh_layer *l = &net->layers[i];
+        if (l->ops && l->ops->destroy) l->ops->destroy(l);
+    }
+    free(net->layers);
+    free(net->n_consumers);
+    for (int k = 0; k < WH_ARENA_COUNT; k++) free(net->arena[k]);
+    if (net->stream) dnnl_stream_destroy(net->stream);
+    if (net->engine) dnnl_engine_destroy(net->engine);
+    free(net);
+}
+
+static wh_status wh__build_layers(wh_net *net, wh_cfg *cfg, wh_ctx *ctx)
+{
+    net->n_layers = cfg->n_sec - 1;
+    net->layers = calloc((size_t)(net->n_layers > 0 ? net->n_layers : 1), sizeof(wh_layer));
+    if (!net->layers) return wh_error(ctx, WH_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < net->n_layers; i++) {
+        wh_cfg_section *s = &cfg->sec[i + 1];
+        wh_layer *l = &net->layers[i];
+        l->index = i;
+        l->line = s->line;
+        l->train = net->train;
+        l->out_layout = WH_LAYOUT_NCHW;
+        const wh_layer_ops *ops = wh_layer_find(s->type);
+        if (!ops) {
+            char known[512];
+            wh_layer_types(known, sizeof(known));
+            return wh_error(ctx, WH_ERR_CFG, "%s:%d: layer %d: unknown section [%s] (known: %s)",
+                            s->file, s->line, i, s->type, known);
+        }
+        l->ops = ops;
+        /* Default input: the previous layer (or the image for layer 0). */
+        l->n_in = 1;
+        l->in[0] = i - 1;
+        WH_TRY(ops->init(l, s, ctx));
+        wh_cfg_warn_unused(s, ctx);
+    }
+    return WH_OK;
+}
+
+static wh_status wh__infer_shapes(wh_net *net, wh_cfg *cfg, wh_ctx *ctx)
+{
+    for (int i = 0; i < net->n_layers; i++) {
+        wh_layer *l = &net->layers[i];
+        for (int k = 0; k < l->n_in; k++) {
+            int j = l->in[k];
+            if (j < -1 || j >= i)
+                return wh_error(ctx, WH_ERR_CFG, "%s:%d: layer %d reads layer %d, not an earlier layer",
+                                cfg->file, l->line, i, j);
+            l->in_shape[k] = j < 0 ? net->in_shape : net->layers[j].out_shape;
+        }
+        wh_status st = l->ops->shape(l, ctx);
+        if (st != WH_OK)
+            return wh_error_prefix(ctx, "%s:%d: layer %d [%s]: ", cfg->file, l->line, i,
+                                   l->ops->type);
+        const wh_shape o = l->out_shape;
+        if (o.n < 1 || o.c < 1 || o.h < 1 || o.w < 1)
+            return wh_error(ctx, WH_ERR_SHAPE,
+                            "%s:%d: layer %d [%s]: output %dx%dx%d is empty (input too small?)",
+                            cfg->file, l->line, i, l->ops->type, o.w, o.h, o.c);
+        /* 2^31 floats per activation keeps every int index in range. */
+        if (wh_shape_count(o) > (size_t)1 << 31)
+            return wh_error(ctx, WH_ERR_SHAPE, "%s:%d: layer %d [%s]: output too large (%zu floats)",
+                            cfg->file, l->line, i, l->ops->type, wh_shape_count(o));
+    }
+    net->n_consumers = calloc((size_t)(net->n_layers > 0 ? net->n_layers : 1), sizeof(int));
+    if (!net->n_consumers) return wh_error(ctx, WH_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < net->n_layers; i++)
+        for (int k = 0; k < net->layers[i].n_in; k++)
+            if (net->layers[i].in[k] >= 0) net->n_consumers[net->layers[i].in[k]]++;
+    return WH_OK;
+}
+
+static wh_status wh__plan(wh_net *net, wh_cfg *cfg, wh_ctx *ctx)
+{
+    wh_plan plan;
+    wh_plan_init(&plan, net->train);
+    plan.engine = net->engine;
+    wh_status st = wh_plan_buffer(&plan, WH_ARENA_ACT, &net->input, wh_shape_count(net->in_shape));
+    for (int i = 0; st == WH_OK && i < net->n_layers; i++) {
+        wh_layer *l = &net->layers[i];
+        size_t n = wh_layout_count(l->out_shape, l->out_layout);
+        st = wh_plan_buffer(&plan, WH_ARENA_ACT, &l->out, n);
+        if (st == WH_OK && net->train) st = wh_plan_buffer(&plan, WH_ARENA_ACT, &l->dout, n);
+        if (st == WH_OK && l->ops->plan) {
+            st = l->ops->plan(l, &plan, ctx);
+            if (st != WH_OK)
+                wh_error_prefix(ctx, "%s:%d: layer %d [%s]: ", cfg->file, l->line, i, l->ops->type);
+        }
+        wh_plan_end_layer(&plan);
+    }
+    if (st == WH_OK) st = wh_plan_allocate(&plan, net->arena, net->arena_bytes, ctx);
+    else if (st == WH_ERR_NOMEM && plan.failed) st = wh_error(ctx, st, "out of memory while planning");
+    wh_plan_free(&plan);
+    return st;
+}
+
+wh_status wh_net_create(wh_cfg *cfg, const wh_net_opts *opts, wh_net **out, wh_ctx *ctx)
+{
+    *out = NULL;
+    wh_net_opts o = {0};
+    if (opts) o = *opts;
+    if (!cfg || cfg->n_sec < 1) return wh_error(ctx, WH_ERR_ARG, "empty cfg");
+    wh_cfg_section *s0 = &cfg->sec[0];
+    if (strcmp(s0->type, "net") != 0 && strcmp(s0->type, "network") != 0)
+        return wh_error(ctx, WH_ERR_CFG, "%s:%d: the first section must be [net], not [%s]",
+                        cfg->file, s0->line, s0->type);
+    if (cfg->n_sec < 2) return wh_error(ctx, WH_ERR_CFG, "%s: no layers after [net]", cfg->file);
+    wh_net *net = calloc(1, sizeof(*net));
+    if (!net) return wh_error(ctx, WH_ERR_NOMEM, "out of memory");
+    net->train = o.train ? 1 : 0;
+    wh_status st = wh_hparams_parse(s0, &net->hp, ctx);
+    if (st == WH_OK) {
+        wh_cfg_warn_unused(s0, ctx);
+        if (o.width > 0) net->hp.width = o.width;
+        if (o.height > 0) net->hp.height = o.height;
+        int batch = o.batch > 0 ? o.batch : net->hp.batch / net->hp.subdivisions;
+        net->in_shape = (wh_shape){batch, net->hp.channels, net->hp.height, net->hp.width};
+        st = wh__build_layers(net, cfg, ctx);
+    }
+    if (st == WH_OK) st = wh__infer_shapes(net, cfg, ctx);
+    if (st == WH_OK) st = wh_dnnl_check(dnnl_engine_create(&net->engine, dnnl_cpu, 0), "engine", ctx);
+    if (st == WH_OK)
+        st = wh_dnnl_check(dnnl_stream_create(&net->stream, net->engine, dnnl_stream_default_flags),
+                           "stream", ctx);
+    if (st == WH_OK) st = wh__plan(net, cfg, ctx);
+    for (int i = 0; st == WH_OK && i < net->n_layers; i++) {
+        wh_layer *l = &net->layers[i];
+        if (!l->ops->bind) continue;
+        st = l->ops->bind(l, net, ctx);
+        if (st != WH_OK) wh_error_prefix(ctx, "%s:%d: layer %d [%s]: ", cfg->file, l->line, i, l->ops->type);
+    }
+    if (st != WH_OK) {
+        wh_net_destroy(net);
+        return st;
+    }
+    *out = net;
+    return WH_OK;
+}
+
+wh_status wh_net_load_cfg(const char *path, const wh_net_opts *opts, wh_net **out, wh_ctx *ctx)
+{
+    wh_cfg *cfg;
+    WH_TRY(wh_cfg_parse_file(path, &cfg, ctx));
+    wh_status st = wh_net_create(cfg, opts, out, ctx);
+    wh_cfg_free(cfg);
+    return st;
+}
+
+/* splitmix64: a small reproducible generator for initialisation. */
+static uint64_t wh__splitmix(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+void wh_net_init_weights(wh_net *net, uint64_t seed)
+{
+    for (int i = 0; i < net->n_layers; i++) {
+        wh_layer *l = &net->layers[i];
+        /* Each layer gets its own stream, so a layer's init does not depend on
+         * how many numbers the layers before it drew. */
+        uint64_t s = seed ^ ((uint64_t)(i + 1) * 0xD1B54A32D192ED03ull);
+        s = wh__splitmix(&s);
+        if (l->ops->init_weights) l->ops->init_weights(l, &s);
+    }
+}
+
+static void wh__exec_for(wh_net *net, wh_layer *l, int train, float *din_input, wh_ctx *ctx,
+                         wh_exec *x)
+{
+    memset(x, 0, sizeof(*x));
+    x->train = train;
+    x->net = net;
+    x->ctx = ctx;
+    for (int k = 0; k < l->n_in; k++) {
+        int j = l->in[k];
+        x->in[k] = j < 0 ? net->input : net->layers[j].out;
+        x->din[k] = j < 0 ? din_input : net->layers[j].dout;
+    }
+}
+
+wh_status wh_net_forward_layer(wh_net *net, int i, int train, wh_ctx *ctx)
+{
+    if (i < 0 || i >= net->n_layers) return wh_error(ctx, WH_ERR_ARG, "no layer %d", i);
+    if (train && !net->train)
+        return wh_error(ctx, WH_ERR_STATE, "training forward on a network built for inference");
+    wh_layer *l = &net->layers[i];
+    wh_exec x;
+    wh__exec_for(net, l, train, NULL, ctx, &x);
+    wh_status st = l->ops->forward(l, &x);
+    if (st != WH_OK) return wh_error_prefix(ctx, "layer %d [%s] forward: ", i, l->ops->type);
+    return WH_OK;
+}
+
+wh_status wh_net_forward(wh_net *net, int train, wh_ctx *ctx)
+{
+    for (int i = 0; i < net->n_layers; i++) WH_TRY(wh_net_forward_layer(net, i, train, ctx));
+    return WH_OK;
+}
+
+void wh_net_zero_douts(wh_net *net)
+{
+    if (!net->train) return;
+    for (int i = 0; i < net->n_layers; i++) {
+        wh_layer *l = &net->layers[i];
+        memset(l->dout, 0, wh_layout_count(l->out_shape, l->out_layout) * sizeof(float));
+    }
+}
+
+void wh_net_zero_grads(wh_net *net)
+{
+    if (net->arena[WH_ARENA_GRAD]) memset(net->arena[WH_ARENA_GRAD], 0, net->arena_bytes[WH_ARENA_GRAD]);
+}
+
+wh_status wh_net_backward_layer(wh_net *net, int i, float *din_input, wh_ctx *ctx)
+{
+    if (!net->train) return wh_error(ctx, WH_ERR_STATE, "backward on a network built for inference");
+    if (i < 0 || i >= net->n_layers) return wh_error(ctx, WH_ERR_ARG, "no layer %d", i);
+    wh_layer *l = &net->layers[i];
+    if (!l->ops->backward)
+        return wh_error(ctx, WH_ERR_UNSUPPORTED, "layer %d [%s] has no backward pass", i,
+                        l->ops->type);
+    wh_exec x;
+    wh__exec_for(net, l, 1, din_input, ctx, &x);
+    wh_status st = l->ops->backward(l, &x);
+    if (st != WH_OK) return wh_error_prefix(ctx, "layer %d [%s] backward: ", i, l->ops->type);
+    return WH_OK;
+}
+
+wh_status wh_net_backward(wh_net *net, float *din_input, wh_ctx *ctx)
+{
+    for (int i = net->n_layers - 1; i >= 0; i--) WH_TRY(wh_net_backward_layer(net, i, din_input, ctx));
+    return WH_OK;
+}
+
+void wh_layer_cost(const wh_layer *l, wh_net_cost *c)
+{
+    memset(c, 0, sizeof(*c));
+    for (int p = 0; p < l->n_params; p++)
+        if (l->params[p].flags & WH_PARAM_COUNT) c->params += l->params[p].count;
+    c->darknet_flops = l->ops->flops ? l->ops->flops(l) : 0.0;
+    if (l->ops->flow == WH_FLOW_NEW) c->conv_flops = c->darknet_flops;
+}
+
+void wh_net_cost_total(const wh_net *net, wh_net_cost *c)
+{
+    memset(c, 0, sizeof(*c));
+    for (int i = 0; i < net->n_layers; i++) {
+        wh_net_cost lc;
+        wh_layer_cost(&net->layers[i], &lc);
+        c->conv_flops += lc.conv_flops;
+        c->darknet_flops += lc.darknet_flops;
+        c->params += lc.params;
+    }
+}

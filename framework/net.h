@@ -1,0 +1,111 @@
+/* whittle: the network, built from a darknet cfg.
+ *
+ *   cfg --wh_net_create--> layers in cfg order (each names its inputs)
+ *       --> shapes inferred and checked --> plan (sizes) --> arenas --> bind
+ *
+ * One allocation per lifetime (framework/plan.c): the parameters, their
+ * gradients, the activations of one forward+backward, and one scratch area
+ * shared by all layers (darknet's workspace, here also oneDNN's blocked
+ * copies and scratchpads).
+ */
+#ifndef WH_NET_H
+#define WH_NET_H
+
+#include <dnnl.h>
+
+#include "../layers/layer.h"
+#include "cfg.h"
+#include "status.h"
+#include "tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum wh_lr_policy {
+    WH_LR_CONSTANT, WH_LR_STEPS, WH_LR_STEP, WH_LR_EXP, WH_LR_POLY, WH_LR_SGDR,
+    WH_LR_RANDOM, WH_LR_SIG
+} wh_lr_policy;
+
+#define WH_MAX_STEPS 32
+
+/* The [net] section: the input, and what the trainer and the data loader need. */
+typedef struct wh_hparams {
+    int width, height, channels;
+    int batch, subdivisions;     /* the mini-batch in memory is batch/subdivisions */
+    float momentum, decay, learning_rate;
+    int burn_in, max_batches;
+    float power;                 /* burn-in exponent and poly power (darknet: 4) */
+    wh_lr_policy policy;
+    int n_steps;
+    int steps[WH_MAX_STEPS];
+    float scales[WH_MAX_STEPS];
+    float gamma;                 /* exp/step/sig policies */
+    int step;
+    /* augmentation */
+    float angle, saturation, exposure, hue, aspect;
+    int flip, mosaic, letter_box, mixup, cutmix, blur;
+} wh_hparams;
+
+wh_status wh_hparams_parse(wh_cfg_section *s, wh_hparams *hp, wh_ctx *ctx);
+
+typedef struct wh_net_opts {
+    int batch;          /* 0: [net] batch / subdivisions, as darknet */
+    int width, height;  /* 0: from [net] */
+    int train;          /* 1: allocate gradients and what backward needs */
+} wh_net_opts;
+
+struct wh_net {
+    wh_hparams hp;
+    wh_shape in_shape;       /* (batch, channels, height, width) */
+    int n_layers;
+    wh_layer *layers;
+    int train;
+    float *input;            /* in_shape, NCHW */
+    float *arena[WH_ARENA_COUNT];
+    size_t arena_bytes[WH_ARENA_COUNT];
+    int *n_consumers;        /* per layer: how many layers read its output */
+    dnnl_engine_t engine;
+    dnnl_stream_t stream;
+};
+
+/* Builds the network; cfg stays owned by the caller and may be freed after. */
+wh_status wh_net_create(wh_cfg *cfg, const wh_net_opts *opts, wh_net **out, wh_ctx *ctx);
+wh_status wh_net_load_cfg(const char *path, const wh_net_opts *opts, wh_net **out, wh_ctx *ctx);
+void wh_net_destroy(wh_net *net);
+
+/* Darknet-style random initialisation, reproducible from seed. */
+void wh_net_init_weights(wh_net *net, uint64_t seed);
+
+/* Runs every layer in order on net->input. */
+wh_status wh_net_forward(wh_net *net, int train, wh_ctx *ctx);
+/* Sets every layer's dout to zero (call before seeding the loss gradients). */
+void wh_net_zero_douts(wh_net *net);
+/* Sets parameter gradients to zero. */
+void wh_net_zero_grads(wh_net *net);
+/* Back-propagates the douts the caller seeded, last layer first; parameter
+ * gradients accumulate. din_input (may be NULL) receives d loss / d input. */
+wh_status wh_net_backward(wh_net *net, float *din_input, wh_ctx *ctx);
+
+/* One layer alone (tests, per-layer timing): its inputs are whatever the
+ * producing layers' outputs hold now. */
+wh_status wh_net_forward_layer(wh_net *net, int i, int train, wh_ctx *ctx);
+wh_status wh_net_backward_layer(wh_net *net, int i, float *din_input, wh_ctx *ctx);
+
+/* Sizes as darknet counts them (batch 1). */
+typedef struct wh_net_cost {
+    double conv_flops;     /* convolutions only, 2 per multiply-add */
+    double darknet_flops;  /* + maxpool size*size*C per output pixel + shortcut adds */
+    size_t params;         /* conv weights + BN scales and shifts (or conv biases) */
+} wh_net_cost;
+void wh_layer_cost(const wh_layer *l, wh_net_cost *c);
+void wh_net_cost_total(const wh_net *net, wh_net_cost *c);
+
+/* Helpers for oneDNN calls: translate a failed status into a wh_status. */
+wh_status wh_dnnl_check(dnnl_status_t s, const char *what, wh_ctx *ctx);
+#define WH_DNNL(call, what, ctx) WH_TRY(wh_dnnl_check((call), (what), (ctx)))
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,135 @@
+#include "activation.h"
+
+#include <math.h>
+
+static const char *const wh__act_names[] = {"linear", "leaky", "mish", "logistic",
+                                            "relu",   "swish", "tanh", NULL};
+_Static_assert(sizeof(wh__act_names) / sizeof(wh__act_names[0]) == WH_ACT_COUNT + 1,
+               "activation names must match the enum");
+
+const char *wh_act_name(wh_act a)
+{
+    return (a >= 0 && a < WH_ACT_COUNT) ? wh__act_names[a] : "?";
+}
+
+wh_status wh_act_parse(wh_cfg_section *s, wh_act def, wh_act *out, wh_ctx *ctx)
+{
+    int idx;
+    WH_TRY(wh_cfg_choice(s, "activation", wh__act_names, (int)def, &idx, ctx));
+    *out = (wh_act)idx;
+    return WH_OK;
+}
+
+/* Darknet's leaky slope. */
+#define WH_LEAKY 0.1f
+
+static inline float wh__sigm(float x) { return 1.f / (1.f + expf(-x)); }
+
+/* softplus with darknet's thresholds against overflow (mish_yashas). */
+static inline float wh__softplus(float x)
+{
+    const float t = 20.f;
+    float e = expf(fminf(x, t));
+    float sp = log1pf(e);
+    return x > t ? x : (x < -t ? e : sp);
+}
+
+void wh_act_forward(wh_act a, const float *x, float *y, size_t n)
+{
+    const long nn = (long)n;
+    switch (a) {
+    case WH_ACT_LINEAR:
+        if (x != y)
+#pragma omp parallel for simd schedule(static)
+            for (long i = 0; i < nn; i++) y[i] = x[i];
+        break;
+    case WH_ACT_LEAKY:
+#pragma omp parallel for simd schedule(static)
+        for (long i = 0; i < nn; i++) y[i] = fmaxf(x[i], 0.f) + WH_LEAKY * fminf(x[i], 0.f);
+        break;
+    case WH_ACT_RELU:
+#pragma omp parallel for simd schedule(static)
+        for (long i = 0; i < nn; i++) y[i] = fmaxf(x[i], 0.f);
+        break;
+    case WH_ACT_LOGISTIC:
+#pragma omp parallel for simd schedule(static)
+        for (long i = 0; i < nn; i++) y[i] = wh__sigm(x[i]);
+        break;
+    case WH_ACT_SWISH:
+#pragma omp parallel for simd schedule(static)
+        for (long i = 0; i < nn; i++) y[i] = x[i] * wh__sigm(x[i]);
+        break;
+    case WH_ACT_MISH:
+#pragma omp parallel for simd schedule(static)
+        for (long i = 0; i < nn; i++) y[i] = x[i] * tanhf(wh__softplus(x[i]));
+        break;
+    case WH_ACT_TANH:
+#pragma omp parallel for simd schedule(static)
+        for (long i = 0; i < nn; i++) y[i] = tanhf(x[i]);
+        break;
+    default: break;
+    }
+}
+
+/* f'(x) for each activation, branch-free. */
+static inline float wh__dact(wh_act a, float x)
+{
+    switch (a) {
+    case WH_ACT_LEAKY: return x > 0.f ? 1.f : WH_LEAKY;
+    case WH_ACT_RELU: return x > 0.f ? 1.f : 0.f;
+    case WH_ACT_LOGISTIC: {
+        float s = wh__sigm(x);
+        return s * (1.f - s);
+    }
+    case WH_ACT_SWISH: {
+        float s = wh__sigm(x);
+        return s + x * s * (1.f - s);
+    }
+    case WH_ACT_MISH: {
+        /* d/dx x*tanh(sp(x)) = tanh(sp) + x * (1 - tanh(sp)^2) * sigmoid(x) */
+        float t = tanhf(wh__softplus(x));
+        return t + x * (1.f - t * t) * wh__sigm(x);
+    }
+    case WH_ACT_TANH: {
+        float t = tanhf(x);
+        return 1.f - t * t;
+    }
+    default: return 1.f;
+    }
+}
+
+void wh_act_backward(wh_act a, const float *x, const float *dy, float *dx, size_t n,
+                     int accumulate)
+{
+    const long nn = (long)n;
+    /* The switch sits outside the loops so each loop body is branch-free
+     * after inlining (the ternaries become blends). */
+#define WH__ACT_BWD(ACT)                                                                   \
+    if (accumulate) {                                                                      \
+        _Pragma("omp parallel for simd schedule(static)")                                  \
+        for (long i = 0; i < nn; i++) dx[i] += dy[i] * wh__dact(ACT, x[i]);                \
+    } else {                                                                               \
+        _Pragma("omp parallel for simd schedule(static)")                                  \
+        for (long i = 0; i < nn; i++) dx[i] = dy[i] * wh__dact(ACT, x[i]);                 \
+    }                                                                                      \
+    break;
+    switch (a) {
+    case WH_ACT_LINEAR:
+        if (accumulate) {
+#pragma omp parallel for simd schedule(static)
+            for (long i = 0; i < nn; i++) dx[i] += dy[i];
+        } else if (dx != dy) {
+#pragma omp parallel for simd schedule(static)
+            for (long i = 0; i < nn; i++) dx[i] = dy[i];
+        }
+        break;
+    case WH_ACT_LEAKY: WH__ACT_BWD(WH_ACT_LEAKY)
+    case WH_ACT_RELU: WH__ACT_BWD(WH_ACT_RELU)
+    case WH_ACT_LOGISTIC: WH__ACT_BWD(WH_ACT_LOGISTIC)
+    case WH_ACT_SWISH: WH__ACT_BWD(WH_ACT_SWISH)
+    case WH_ACT_MISH: WH__ACT_BWD(WH_ACT_MISH)
+    case WH_ACT_TANH: WH__ACT_BWD(WH_ACT_TANH)
+    default: break;
+    }
+#undef WH__ACT_BWD
+}

@@ -1,0 +1,133 @@
+/* whittle: the layer interface.
+ *
+ * A layer is a small generic struct (inputs, shapes, buffers, parameters) plus
+ * a private state behind one vtable. Adding a layer type touches its own file
+ * layers/<type>.c, one line in the registry (layers/registry.c) and its test.
+ *
+ * Life of a layer inside wh_net:
+ *   init    read the cfg section (unknown keys become warnings afterwards),
+ *           fill l->n_in / l->in[] with absolute input indices (-1 = image)
+ *   shape   given the input shapes, set l->out_shape or fail naming layers
+ *   plan    declare parameters and buffers (sizes only, no allocation)
+ *   bind    (optional) all pointers are now valid: create oneDNN objects
+ *   forward / backward
+ * Gradients flow by accumulation: backward ADDS into x->din[k] because one
+ * output may feed several layers (route, shortcut). Parameter gradients also
+ * accumulate, across calls, until the trainer clears them (subdivisions).
+ */
+#ifndef WH_LAYER_H
+#define WH_LAYER_H
+
+#include <stdint.h>
+
+#include "../framework/cfg.h"
+#include "../framework/status.h"
+#include "../framework/tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define WH_MAX_IN 16
+#define WH_MAX_PARAMS 6
+
+typedef struct wh_net wh_net;
+typedef struct wh_layer wh_layer;
+typedef struct wh_plan wh_plan;
+
+/* How a layer's output channels relate to its inputs' (for pruning's
+ * dependency analysis, which is generic over this and never over indices). */
+typedef enum wh_flow {
+    WH_FLOW_NEW,    /* a new channel space (convolution) */
+    WH_FLOW_SAME,   /* the input's space, element by element (pool, upsample, yolo) */
+    WH_FLOW_CONCAT, /* the inputs' spaces concatenated, or a slice (route) */
+    WH_FLOW_ADD     /* the inputs' spaces added: their channels are coupled (shortcut) */
+} wh_flow;
+
+enum {
+    WH_PARAM_TRAIN = 1, /* updated by the optimizer, has a gradient */
+    WH_PARAM_DECAY = 2, /* gets weight decay (conv weights only, as darknet) */
+    WH_PARAM_COUNT = 4  /* counted in the parameter total (darknet's count) */
+};
+
+typedef struct wh_param {
+    const char *name;   /* "weights", "biases", "scales", "rolling_mean", "rolling_variance" */
+    float *data;        /* count floats */
+    float *grad;        /* count floats, NULL unless WH_PARAM_TRAIN and training */
+    size_t count;
+    int flags;
+} wh_param;
+
+struct wh_layer {
+    const struct wh_layer_ops *ops;
+    int index;                   /* position in cfg order, from 0 */
+    int line;                    /* line of the [section] header in the cfg */
+    int n_in;
+    int in[WH_MAX_IN];           /* absolute input layer indices; -1 = network input */
+    wh_shape in_shape[WH_MAX_IN];
+    wh_shape out_shape;          /* batch included */
+    wh_layout out_layout;
+    float *out;                  /* output activation, out_shape in out_layout */
+    float *dout;                 /* d loss / d out, same size; NULL in inference nets */
+    int n_params;
+    wh_param params[WH_MAX_PARAMS];
+    int train;                   /* the net was built for training (buffers exist) */
+    void *priv;                  /* the layer type's own state */
+};
+
+typedef struct wh_exec {
+    int train;                   /* 1: batch statistics, keep what backward needs */
+    const float *in[WH_MAX_IN];  /* the inputs' activations */
+    float *din[WH_MAX_IN];       /* += gradients for the inputs; NULL: not wanted */
+    wh_net *net;                 /* engine and stream for oneDNN layers */
+    wh_ctx *ctx;
+} wh_exec;
+
+typedef struct wh_layer_ops {
+    const char *type;            /* darknet section name: "convolutional" */
+    wh_flow flow;
+    unsigned layouts_in;         /* WH_LAYOUT_BIT()s the inputs may be in */
+    /* base_index: the layer's own index, for relative input indices. */
+    wh_status (*init)(wh_layer *, wh_cfg_section *, wh_ctx *);
+    wh_status (*shape)(wh_layer *, wh_ctx *);       /* in_shape[] set by the net */
+    wh_status (*plan)(wh_layer *, wh_plan *, wh_ctx *);
+    wh_status (*bind)(wh_layer *, wh_net *, wh_ctx *); /* optional */
+    void (*init_weights)(wh_layer *, uint64_t *rng);  /* optional: random init */
+    wh_status (*forward)(wh_layer *, wh_exec *);
+    wh_status (*backward)(wh_layer *, wh_exec *);    /* NULL: inference only */
+    double (*flops)(const wh_layer *);  /* darknet's count for this layer, batch 1 */
+    void (*describe)(const wh_layer *, char *buf, int n); /* "32 3x3/1" for tables */
+    void (*destroy)(wh_layer *);
+} wh_layer_ops;
+
+/* --- planning: layers declare, the net allocates ------------------------- */
+typedef enum wh_arena_kind {
+    WH_ARENA_PARAM,   /* parameters and running statistics: the model */
+    WH_ARENA_GRAD,    /* parameter gradients (training only) */
+    WH_ARENA_ACT,     /* activations and what backward needs: one forward+backward */
+    WH_ARENA_SCRATCH, /* transient within one layer call; shared by all layers */
+    WH_ARENA_COUNT
+} wh_arena_kind;
+
+/* Declares a parameter; its data (and grad when training) pointers are set
+ * when the net binds. Returns its index in l->params, or -1 on overflow. */
+int wh_plan_param(wh_plan *p, wh_layer *l, const char *name, size_t count, int flags);
+/* Declares a buffer of count floats; *slot receives its address at bind. */
+wh_status wh_plan_buffer(wh_plan *p, wh_arena_kind kind, float **slot, size_t count);
+/* Bytes variant for oneDNN buffers whose size is given in bytes. */
+wh_status wh_plan_bytes(wh_plan *p, wh_arena_kind kind, void **slot, size_t bytes);
+
+/* --- registry -------------------------------------------------------------- */
+const wh_layer_ops *wh_layer_find(const char *type);
+/* Writes the known type names, comma separated, for error messages. */
+void wh_layer_types(char *buf, int n);
+
+/* Resolves a cfg layer index (relative if negative, else absolute) seen from
+ * layer self into an absolute one, or fails naming file:line. */
+wh_status wh_layer_resolve_index(const wh_layer *self, wh_cfg_section *s, const char *key,
+                                 int idx, int *abs_idx, wh_ctx *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

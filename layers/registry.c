@@ -1,0 +1,53 @@
+/* The table of layer types: one line per type. */
+#include <stdio.h>
+#include <string.h>
+
+#include "layer.h"
+
+extern const wh_layer_ops wh_conv_ops;
+extern const wh_layer_ops wh_maxpool_ops;
+extern const wh_layer_ops wh_upsample_ops;
+extern const wh_layer_ops wh_route_ops;
+extern const wh_layer_ops wh_shortcut_ops;
+extern const wh_layer_ops wh_yolo_ops;
+
+static const struct {
+    const char *alias; /* darknet's other spelling of the section, or NULL */
+    const wh_layer_ops *ops;
+} wh__layers[] = {
+    {"conv", &wh_conv_ops},       {"max", &wh_maxpool_ops}, {NULL, &wh_upsample_ops},
+    {NULL, &wh_route_ops},        {NULL, &wh_shortcut_ops}, {"region_yolo", &wh_yolo_ops},
+};
+
+const wh_layer_ops *wh_layer_find(const char *type)
+{
+    for (size_t i = 0; i < sizeof(wh__layers) / sizeof(wh__layers[0]); i++)
+        if (strcmp(type, wh__layers[i].ops->type) == 0 ||
+            (wh__layers[i].alias && strcmp(type, wh__layers[i].alias) == 0))
+            return wh__layers[i].ops;
+    return NULL;
+}
+
+void wh_layer_types(char *buf, int n)
+{
+    int used = 0;
+    buf[0] = 0;
+    for (size_t i = 0; i < sizeof(wh__layers) / sizeof(wh__layers[0]) && used < n; i++)
+        used += snprintf(buf + used, (size_t)(n - used), "%s[%s]", i ? ", " : "",
+                         wh__layers[i].ops->type);
+}
+
+wh_status wh_layer_resolve_index(const wh_layer *self, wh_cfg_section *s, const char *key,
+                                 int idx, int *abs_idx, wh_ctx *ctx)
+{
+    int a = idx < 0 ? self->index + idx : idx;
+    if (a < 0 || a >= self->index) {
+        wh_cfg_kv *kv = wh_cfg_find(s, key);
+        return wh_error(ctx, WH_ERR_CFG,
+                        "%s:%d: [%s] layer %d: '%s' refers to layer %d (%d resolves to %d), "
+                        "which is not an earlier layer",
+                        s->file, kv ? kv->line : s->line, s->type, self->index, key, idx, idx, a);
+    }
+    *abs_idx = a;
+    return WH_OK;
+}
