@@ -1,0 +1,43 @@
+/* whittle: the command line. One table of subcommands. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "apps.h"
+
+static const wh_cmd wh__cmds[] = {
+    {"model", "write a darknet cfg for a known YOLO architecture", wh_cmd_model, wh_cmd_model_usage},
+    {"info", "per-layer shapes, parameters and FLOPs of a cfg", wh_cmd_info, wh_cmd_info_usage},
+};
+#define WH__NCMD (sizeof(wh__cmds) / sizeof(wh__cmds[0]))
+
+static void wh__usage(FILE *f)
+{
+    fprintf(f, "usage: whittle COMMAND [options]\n\ncommands:\n");
+    for (size_t i = 0; i < WH__NCMD; i++) fprintf(f, "  %-8s %s\n", wh__cmds[i].name, wh__cmds[i].summary);
+    fprintf(f, "\n'whittle COMMAND --help' describes a command's options.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        wh__usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        wh__usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < WH__NCMD; i++) {
+        if (strcmp(argv[1], wh__cmds[i].name) != 0) continue;
+        for (int k = 2; k < argc; k++)
+            if (!strcmp(argv[k], "--help") || !strcmp(argv[k], "-h")) {
+                wh__cmds[i].usage();
+                return 0;
+            }
+        return wh__cmds[i].run(argc - 1, argv + 1);
+    }
+    fprintf(stderr, "whittle: error: unknown command '%s'\n\n", argv[1]);
+    wh__usage(stderr);
+    return 2;
+}

@@ -1,0 +1,118 @@
+/* bench_forward: inference forward pass of a generated model, timed.
+ *
+ *   bench_forward [--model yolov4-tiny] [--size 416] [--batch 1] [--runs 20]
+ *                 [--threads N] [--peak-gflops-per-core 117]
+ *
+ * Prints one JSON object: median and min latency over the runs (after two
+ * warm-up passes), images per second, the convolution GFLOP/s (2 per
+ * multiply-add, the model's conv FLOPs divided by the median time) and that
+ * as a share of this CPU's peak (per-core peak x threads). The OpenMP wait
+ * policy in force is reported, since it changes the numbers on a shared
+ * machine.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "framework/modelgen.h"
+#include "framework/net.h"
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int main(int argc, char **argv)
+{
+    wh_model_opts mo;
+    wh_model_opts_default(&mo);
+    mo.name = "yolov4-tiny";
+    int batch = 1, runs = 20, threads = 0;
+    double peak_core = 117.0; /* GFLOP/s per core measured with oneDNN on this CPU */
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v) {
+            fprintf(stderr, "bench_forward: %s needs a value\n", a);
+            return 2;
+        }
+        if (!strcmp(a, "--model")) mo.name = v;
+        else if (!strcmp(a, "--size")) mo.width = mo.height = atoi(v);
+        else if (!strcmp(a, "--batch")) batch = atoi(v);
+        else if (!strcmp(a, "--runs")) runs = atoi(v);
+        else if (!strcmp(a, "--threads")) threads = atoi(v);
+        else if (!strcmp(a, "--peak-gflops-per-core")) peak_core = atof(v);
+        else {
+            fprintf(stderr, "bench_forward: unknown option %s\n", a);
+            return 2;
+        }
+        i++;
+    }
+    if (batch < 1 || runs < 1 || runs > 100000 || threads < 0) {
+        fprintf(stderr, "bench_forward: bad --batch/--runs/--threads\n");
+        return 2;
+    }
+    wh_ctx ctx;
+    wh_ctx_init(&ctx);
+    wh_ctx_set_threads(&ctx, threads);
+    char *text = NULL;
+    wh_cfg *cfg = NULL;
+    wh_net *net = NULL;
+    wh_net_opts no = {.batch = batch, .train = 0};
+    if (wh_model_generate(&mo, &text, &ctx) != WH_OK ||
+        wh_cfg_parse_string(text, mo.name, &cfg, &ctx) != WH_OK ||
+        wh_net_create(cfg, &no, &net, &ctx) != WH_OK) {
+        fprintf(stderr, "bench_forward: %s\n", ctx.msg);
+        return 1;
+    }
+    wh_net_init_weights(net, 1);
+    for (size_t i = 0; i < wh_shape_count(net->in_shape); i++) net->input[i] = (float)(i % 255) / 255.f;
+    double *t = malloc((size_t)runs * sizeof(double));
+    if (!t) return 1;
+    for (int w = 0; w < 2; w++)
+        if (wh_net_forward(net, 0, &ctx) != WH_OK) {
+            fprintf(stderr, "bench_forward: %s\n", ctx.msg);
+            return 1;
+        }
+    for (int r = 0; r < runs; r++) {
+        double t0 = now_s();
+        if (wh_net_forward(net, 0, &ctx) != WH_OK) {
+            fprintf(stderr, "bench_forward: %s\n", ctx.msg);
+            return 1;
+        }
+        t[r] = now_s() - t0;
+    }
+    qsort(t, (size_t)runs, sizeof(double), cmp_d);
+    double med = runs % 2 ? t[runs / 2] : 0.5 * (t[runs / 2 - 1] + t[runs / 2]);
+    wh_net_cost cost;
+    wh_net_cost_total(net, &cost);
+#ifdef _OPENMP
+    int nt = omp_get_max_threads();
+#else
+    int nt = 1;
+#endif
+    const char *wait = getenv("OMP_WAIT_POLICY");
+    double gflops = cost.conv_flops * batch / med / 1e9;
+    printf("{\"bench\": \"forward\", \"model\": \"%s\", \"size\": %d, \"batch\": %d, \"threads\": %d, "
+           "\"omp_wait_policy\": \"%s\", \"runs\": %d, \"median_ms\": %.3f, \"min_ms\": %.3f, "
+           "\"img_per_s\": %.2f, \"conv_gflop_per_img\": %.3f, \"gflop_per_s\": %.1f, "
+           "\"peak_gflop_per_s\": %.1f, \"pct_of_peak\": %.1f}\n",
+           mo.name, mo.width, batch, nt, wait ? wait : "default", runs, med * 1e3, t[0] * 1e3,
+           batch / med, cost.conv_flops / 1e9, gflops, peak_core * nt, 100.0 * gflops / (peak_core * nt));
+    free(t);
+    free(text);
+    wh_cfg_free(cfg);
+    wh_net_destroy(net);
+    return 0;
+}

@@ -1,0 +1,45 @@
+/* whittle: the darknet .cfg model generator.
+ *
+ * Writes the cfg of a known YOLO architecture (yolov4, yolov4-tiny, yolov3,
+ * yolov3-tiny) for a given class count, input size and width multiple. The
+ * text is what darknet's own shipped cfg would be for those settings: the
+ * same [net] training settings, the same sections in the same order, the
+ * same route indices, so darknet can read it and darknet .weights of the
+ * original architecture (width_multiple = 1) line up with it layer by layer.
+ *
+ * width_multiple scales every convolution's filters (except the detection
+ * heads, whose filters are fixed by the class count) to the nearest multiple
+ * of 8, at least 8. The layer count and thus every route index stay the same.
+ */
+#ifndef WH_MODELGEN_H
+#define WH_MODELGEN_H
+
+#include "status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct wh_model_opts {
+    const char *name;        /* "yolov4", "yolov4-tiny", "yolov3", "yolov3-tiny" */
+    int classes;             /* > 0; 80 for COCO-style */
+    int width, height;       /* network input, multiples of 32 in 32..4096 */
+    double width_multiple;   /* in (0, 4]; 1.0 = the original architecture */
+} wh_model_opts;
+
+/* yolov4, 80 classes, 416x416, width_multiple 1.0. */
+void wh_model_opts_default(wh_model_opts *o);
+
+/* Writes a complete darknet cfg as a malloc'd NUL-terminated string in *text
+ * (the caller frees it). On error *text is NULL and ctx holds the message:
+ * WH_ERR_ARG for bad options (an unknown name lists the known ones),
+ * WH_ERR_NOMEM when out of memory. */
+wh_status wh_model_generate(const wh_model_opts *o, char **text, wh_ctx *ctx);
+
+/* NULL-terminated list of known model names, for error messages and --help. */
+const char *const *wh_model_names(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

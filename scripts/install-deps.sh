@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs the Debian packages whittle needs, only those that are missing.
+# Idempotent and silent when everything is already there.
+set -euo pipefail
+
+PKGS=(
+  build-essential cmake pkg-config
+  libdnnl-dev        # oneDNN 2.x: convolutions
+  libhdf5-dev        # checkpoints and attention maps
+  libgtest-dev       # the test suite
+  libjpeg-dev libpng-dev libxml2-dev   # datasets (images, VOC annotations)
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
+    echo "install-deps: need root (or sudo) to install: ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+echo "install-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,405 @@
+// Tests of the darknet .cfg model generator (framework/modelgen.c).
+//
+// The generated text is parsed here by a small independent reader that
+// infers every layer's (C, H, W) the way darknet does and counts parameters
+// (conv weights + per filter either BN scale and shift or a bias), so the
+// tests compare against darknet's own totals, not against the generator.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "framework/modelgen.h"
+
+namespace {
+
+struct Section {
+    std::string type;
+    std::map<std::string, std::string> kv;
+    int geti(const std::string &k, int def = -1) const
+    {
+        auto it = kv.find(k);
+        return it == kv.end() ? def : std::atoi(it->second.c_str());
+    }
+    bool has(const std::string &k) const { return kv.count(k) != 0; }
+};
+
+std::string trim(const std::string &s)
+{
+    size_t a = s.find_first_not_of(" \t\r"), b = s.find_last_not_of(" \t\r");
+    return a == std::string::npos ? "" : s.substr(a, b - a + 1);
+}
+
+// Darknet's reading: '#' and ';' lines are comments, "[type]" opens a section.
+std::vector<Section> parse(const std::string &text)
+{
+    std::vector<Section> secs;
+    std::istringstream in(text);
+    std::string line;
+    while (std::getline(in, line)) {
+        line = trim(line);
+        if (line.empty() || line[0] == '#' || line[0] == ';') continue;
+        if (line[0] == '[') {
+            secs.push_back(Section{line.substr(1, line.size() - 2), {}});
+            continue;
+        }
+        size_t eq = line.find('=');
+        EXPECT_NE(eq, std::string::npos) << line;
+        EXPECT_FALSE(secs.empty()) << "key before any section: " << line;
+        if (eq == std::string::npos || secs.empty()) continue;
+        secs.back().kv[trim(line.substr(0, eq))] = trim(line.substr(eq + 1));
+    }
+    return secs;
+}
+
+std::vector<int> ints(const std::string &s)
+{
+    std::vector<int> v;
+    std::istringstream in(s);
+    std::string tok;
+    while (std::getline(in, tok, ',')) v.push_back(std::atoi(tok.c_str()));
+    return v;
+}
+
+struct Shape {
+    long c, h, w;
+};
+
+struct Summary {
+    int layers = 0;
+    long long params = 0;
+    double conv_flops = 0; // 2 per multiply-add
+    std::map<std::string, int> count;
+};
+
+// Infers shapes layer by layer (darknet's rules) and fails the test on any
+// inconsistency: a route to a later layer, a concat of different H/W, a
+// shortcut of different shapes, a grouped route of an odd channel count, a
+// head conv whose filters do not match its [yolo].
+Summary analyse(const std::string &text)
+{
+    Summary s;
+    std::vector<Section> secs = parse(text);
+    EXPECT_FALSE(secs.empty());
+    if (secs.empty()) return s;
+    EXPECT_EQ(secs[0].type, "net");
+    Shape prev{secs[0].geti("channels"), secs[0].geti("height"), secs[0].geti("width")};
+    std::vector<Shape> out;
+    for (size_t li = 1; li < secs.size(); li++) {
+        const Section &sec = secs[li];
+        int i = (int)li - 1;
+        s.count[sec.type]++;
+        Shape o = prev;
+        if (sec.type == "convolutional") {
+            long f = sec.geti("filters"), k = sec.geti("size"), st = sec.geti("stride");
+            long pad = sec.geti("pad", 0) ? k / 2 : 0;
+            o = Shape{f, (prev.h + 2 * pad - k) / st + 1, (prev.w + 2 * pad - k) / st + 1};
+            bool bn = sec.geti("batch_normalize", 0) != 0;
+            s.params += prev.c * k * k * f + (bn ? 2 * f : f);
+            s.conv_flops += 2.0 * prev.c * k * k * f * o.h * o.w;
+        } else if (sec.type == "maxpool") {
+            long k = sec.geti("size"), st = sec.geti("stride");
+            long p = sec.geti("padding", (int)k - 1);
+            o = Shape{prev.c, (prev.h + p - k) / st + 1, (prev.w + p - k) / st + 1};
+        } else if (sec.type == "route") {
+            std::vector<int> ls = ints(sec.kv.at("layers"));
+            long c = 0;
+            for (size_t j = 0; j < ls.size(); j++) {
+                int l = ls[j] < 0 ? i + ls[j] : ls[j];
+                EXPECT_TRUE(l >= 0 && l < i) << "layer " << i << " routes to " << l;
+                if (l < 0 || l >= i) return s;
+                c += out[l].c;
+                EXPECT_EQ(out[l].h, out[ls[0] < 0 ? i + ls[0] : ls[0]].h) << "layer " << i;
+                o = Shape{c, out[l].h, out[l].w};
+            }
+            int groups = sec.geti("groups", 1);
+            EXPECT_EQ(c % groups, 0) << "layer " << i;
+            o.c = c / groups;
+        } else if (sec.type == "shortcut") {
+            int f = sec.geti("from");
+            int l = f < 0 ? i + f : f;
+            EXPECT_TRUE(l >= 0 && l < i) << "layer " << i;
+            if (l < 0 || l >= i) return s;
+            EXPECT_EQ(out[l].c, prev.c) << "shortcut " << i << " adds unequal channels";
+            EXPECT_EQ(out[l].h, prev.h) << "layer " << i;
+        } else if (sec.type == "upsample") {
+            int st = sec.geti("stride");
+            o = Shape{prev.c, prev.h * st, prev.w * st};
+        } else if (sec.type == "yolo") {
+            long want = (long)(sec.geti("classes") + 5) * (long)ints(sec.kv.at("mask")).size();
+            EXPECT_EQ(prev.c, want) << "yolo " << i;
+        } else {
+            ADD_FAILURE() << "unexpected section [" << sec.type << "]";
+        }
+        out.push_back(o);
+        prev = o;
+    }
+    s.layers = (int)out.size();
+    return s;
+}
+
+std::string generate(const char *name, int classes = 80, int size = 416, double wm = 1.0)
+{
+    wh_model_opts o;
+    wh_model_opts_default(&o);
+    o.name = name;
+    o.classes = classes;
+    o.width = o.height = size;
+    o.width_multiple = wm;
+    wh_ctx ctx;
+    wh_ctx_init(&ctx);
+    char *text = nullptr;
+    wh_status st = wh_model_generate(&o, &text, &ctx);
+    EXPECT_EQ(st, WH_OK) << ctx.msg;
+    if (st != WH_OK || !text) return "";
+    std::string s(text);
+    free(text);
+    return s;
+}
+
+struct Expected {
+    const char *name;
+    int layers;
+    long long params; // darknet's count at 80 classes (BN: scale + shift)
+    int conv, route, shortcut, maxpool, upsample, yolo;
+};
+
+const Expected kExpected[] = {
+    {"yolov4", 162, 64363101, 110, 21, 23, 3, 2, 3},
+    {"yolov4-tiny", 38, 6056606, 21, 11, 0, 3, 1, 2},
+    {"yolov3", 107, 61949149, 75, 4, 23, 0, 2, 3},
+    {"yolov3-tiny", 24, 8852366, 13, 2, 0, 6, 1, 2},
+};
+
+} // namespace
+
+TEST(ModelGen, DefaultsAreYolov4Coco416)
+{
+    wh_model_opts o;
+    wh_model_opts_default(&o);
+    EXPECT_STREQ(o.name, "yolov4");
+    EXPECT_EQ(o.classes, 80);
+    EXPECT_EQ(o.width, 416);
+    EXPECT_EQ(o.height, 416);
+    EXPECT_EQ(o.width_multiple, 1.0);
+}
+
+TEST(ModelGen, NamesListEveryModelAndEachGenerates)
+{
+    const char *const *names = wh_model_names();
+    ASSERT_NE(names, nullptr);
+    int n = 0;
+    for (; names[n]; n++) EXPECT_FALSE(generate(names[n]).empty()) << names[n];
+    EXPECT_EQ(n, 4);
+}
+
+TEST(ModelGen, SectionCountsLayersAndParamsMatchDarknet)
+{
+    for (const Expected &e : kExpected) {
+        SCOPED_TRACE(e.name);
+        Summary s = analyse(generate(e.name));
+        EXPECT_EQ(s.layers, e.layers);
+        EXPECT_EQ(s.params, e.params);
+        EXPECT_EQ(s.count["convolutional"], e.conv);
+        EXPECT_EQ(s.count["route"], e.route);
+        EXPECT_EQ(s.count["shortcut"], e.shortcut);
+        EXPECT_EQ(s.count["maxpool"], e.maxpool);
+        EXPECT_EQ(s.count["upsample"], e.upsample);
+        EXPECT_EQ(s.count["yolo"], e.yolo);
+    }
+}
+
+TEST(ModelGen, NetSectionFirstWithRequestedSize)
+{
+    std::vector<Section> secs = parse(generate("yolov4-tiny", 80, 608));
+    ASSERT_FALSE(secs.empty());
+    EXPECT_EQ(secs[0].type, "net");
+    EXPECT_EQ(secs[0].geti("width"), 608);
+    EXPECT_EQ(secs[0].geti("height"), 608);
+    EXPECT_EQ(secs[0].geti("channels"), 3);
+    EXPECT_EQ(secs[0].geti("batch"), 64);
+    EXPECT_EQ(secs[0].kv["policy"], "steps");
+}
+
+TEST(ModelGen, NonSquareInputKeepsShapesConsistent)
+{
+    wh_model_opts o;
+    wh_model_opts_default(&o);
+    o.width = 640;
+    o.height = 384;
+    wh_ctx ctx;
+    wh_ctx_init(&ctx);
+    char *text = nullptr;
+    ASSERT_EQ(wh_model_generate(&o, &text, &ctx), WH_OK) << ctx.msg;
+    Summary s = analyse(text);
+    free(text);
+    EXPECT_EQ(s.layers, 162);
+}
+
+TEST(ModelGen, HeadFiltersFollowClassCount)
+{
+    for (const Expected &e : kExpected) {
+        SCOPED_TRACE(e.name);
+        std::vector<Section> secs = parse(generate(e.name, 20));
+        int heads = 0;
+        for (size_t i = 1; i < secs.size(); i++) {
+            if (secs[i].type != "yolo") continue;
+            heads++;
+            const Section &head = secs[i - 1];
+            ASSERT_EQ(head.type, "convolutional");
+            EXPECT_EQ(head.geti("filters"), (20 + 5) * 3);
+            EXPECT_EQ(head.kv.at("activation"), "linear");
+            EXPECT_FALSE(head.has("batch_normalize"));
+            EXPECT_EQ(secs[i].geti("classes"), 20);
+            EXPECT_EQ(ints(secs[i].kv.at("mask")).size(), 3u);
+        }
+        EXPECT_EQ(heads, e.yolo);
+    }
+}
+
+TEST(ModelGen, TinyMasksAndAnchorsAsDarknetShips)
+{
+    std::vector<Section> secs = parse(generate("yolov4-tiny"));
+    std::vector<std::string> masks;
+    for (const Section &s : secs)
+        if (s.type == "yolo") {
+            masks.push_back(s.kv.at("mask"));
+            EXPECT_EQ(s.geti("num"), 6);
+            std::vector<int> a = ints(s.kv.at("anchors"));
+            ASSERT_EQ(a.size(), 12u);
+            EXPECT_EQ(a[0], 10);
+            EXPECT_EQ(a[11], 319);
+        }
+    ASSERT_EQ(masks.size(), 2u);
+    EXPECT_EQ(masks[0], "3,4,5");
+    EXPECT_EQ(masks[1], "1,2,3");
+}
+
+// Halving the width changes only conv filters: the same sections in the same
+// order with the same route indices, each non-head conv at its original
+// count / 2 rounded to a multiple of 8, heads unchanged.
+TEST(ModelGen, WidthMultipleScalesFiltersToMultiplesOf8)
+{
+    for (const Expected &e : kExpected) {
+        SCOPED_TRACE(e.name);
+        std::vector<Section> full = parse(generate(e.name, 80, 416, 1.0));
+        std::vector<Section> half = parse(generate(e.name, 80, 416, 0.5));
+        ASSERT_EQ(full.size(), half.size());
+        for (size_t i = 1; i < full.size(); i++) {
+            ASSERT_EQ(full[i].type, half[i].type) << "section " << i;
+            if (full[i].type == "route") {
+                EXPECT_EQ(full[i].kv["layers"], half[i].kv["layers"]);
+            }
+            if (full[i].type != "convolutional") continue;
+            int f = half[i].geti("filters");
+            if (!full[i].has("batch_normalize")) {
+                EXPECT_EQ(f, 255) << "head conv " << i - 1;
+                continue;
+            }
+            EXPECT_EQ(f % 8, 0) << "conv " << i - 1;
+            int want = (int)std::floor(full[i].geti("filters") * 0.5 / 8 + 0.5) * 8;
+            EXPECT_EQ(f, want < 8 ? 8 : want) << "conv " << i - 1;
+        }
+        Summary s = analyse(generate(e.name, 80, 416, 0.5));
+        EXPECT_EQ(s.layers, e.layers);
+        EXPECT_LT(s.params, e.params / 3);
+    }
+}
+
+TEST(ModelGen, OddWidthMultiplesStayConsistent)
+{
+    const double wms[] = {0.1, 0.33, 0.75, 1.3, 4.0};
+    for (const Expected &e : kExpected)
+        for (double wm : wms) {
+            SCOPED_TRACE(std::string(e.name) + " x" + std::to_string(wm));
+            Summary s = analyse(generate(e.name, 3, 320, wm));
+            EXPECT_EQ(s.layers, e.layers);
+        }
+}
+
+namespace {
+
+// Generates with one option changed and expects WH_ERR_ARG, a NULL text and a
+// message containing every string in `want`.
+void expect_bad(const wh_model_opts &o, std::initializer_list<const char *> want)
+{
+    wh_ctx ctx;
+    wh_ctx_init(&ctx);
+    char *text = reinterpret_cast<char *>(&ctx); // must be reset to NULL
+    EXPECT_EQ(wh_model_generate(&o, &text, &ctx), WH_ERR_ARG);
+    EXPECT_EQ(text, nullptr);
+    EXPECT_EQ(ctx.status, WH_ERR_ARG);
+    for (const char *w : want) {
+        EXPECT_NE(std::string(ctx.msg).find(w), std::string::npos)
+            << "message '" << ctx.msg << "' lacks '" << w << "'";
+    }
+}
+
+wh_model_opts defaults()
+{
+    wh_model_opts o;
+    wh_model_opts_default(&o);
+    return o;
+}
+
+} // namespace
+
+TEST(ModelGen, UnknownNameListsKnownOnes)
+{
+    wh_model_opts o = defaults();
+    o.name = "yolov5";
+    expect_bad(o, {"yolov5", "yolov4", "yolov4-tiny", "yolov3", "yolov3-tiny"});
+    o.name = nullptr;
+    expect_bad(o, {"yolov4-tiny"});
+}
+
+TEST(ModelGen, BadClassesSizesAndWidthMultipleAreRejected)
+{
+    wh_model_opts o = defaults();
+    o.classes = 0;
+    expect_bad(o, {"classes", "0"});
+    o.classes = -3;
+    expect_bad(o, {"classes", "-3"});
+
+    o = defaults();
+    o.width = 400;
+    expect_bad(o, {"width", "400", "32"});
+    o.width = 0;
+    expect_bad(o, {"width", "0"});
+    o = defaults();
+    o.height = 4128;
+    expect_bad(o, {"height", "4128", "4096"});
+    o.height = 16;
+    expect_bad(o, {"height", "16"});
+
+    o = defaults();
+    o.width_multiple = 0.0;
+    expect_bad(o, {"width_multiple", "0"});
+    o.width_multiple = -0.5;
+    expect_bad(o, {"width_multiple", "-0.5"});
+    o.width_multiple = 4.5;
+    expect_bad(o, {"width_multiple", "4.5"});
+    o.width_multiple = std::nan("");
+    expect_bad(o, {"width_multiple"});
+}
+
+TEST(ModelGen, EdgeSizesAreAccepted)
+{
+    EXPECT_EQ(analyse(generate("yolov4", 1, 32)).layers, 162);
+    EXPECT_EQ(analyse(generate("yolov3-tiny", 1, 4096, 0.25)).layers, 24);
+}
+
+TEST(ModelGen, NullArgumentsAreRejected)
+{
+    wh_model_opts o = defaults();
+    wh_ctx ctx;
+    wh_ctx_init(&ctx);
+    char *text = nullptr;
+    EXPECT_EQ(wh_model_generate(nullptr, &text, &ctx), WH_ERR_ARG);
+    EXPECT_EQ(text, nullptr);
+    EXPECT_EQ(wh_model_generate(&o, nullptr, &ctx), WH_ERR_ARG);
+}
