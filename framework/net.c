@@ -68,6 +68,16 @@ static wh_status wh__infer_shapes(wh_net *net, wh_cfg *cfg, wh_ctx *ctx)
                 return wh_error(ctx, WH_ERR_CFG, "%s:%d: layer %d reads layer %d, not an earlier layer",
                                 cfg->file, l->line, i, j);
             l->in_shape[k] = j < 0 ? net->in_shape : net->layers[j].out_shape;
+            /* Neighbours that disagree on the layout get a reorder between them. */
+            wh_layout have = j < 0 ? WH_LAYOUT_NCHW : net->layers[j].out_layout;
+            unsigned ok = l->ops->layouts_in ? l->ops->layouts_in : WH_LAYOUT_BIT(WH_LAYOUT_NCHW);
+            l->in_layout[k] = have;
+            if (!(ok & WH_LAYOUT_BIT(have))) {
+                int first = 0;
+                while (!(ok & WH_LAYOUT_BIT(first))) first++;
+                l->in_layout[k] = (wh_layout)first;
+                net->n_layout_cvt++;
+            }
         }
         wh_status st = l->ops->shape(l, ctx);
         if (st != WH_OK)
@@ -102,6 +112,14 @@ static wh_status wh__plan(wh_net *net, wh_cfg *cfg, wh_ctx *ctx)
         size_t n = wh_layout_count(l->out_shape, l->out_layout);
         st = wh_plan_buffer(&plan, WH_ARENA_ACT, &l->out, n);
         if (st == WH_OK && net->train) st = wh_plan_buffer(&plan, WH_ARENA_ACT, &l->dout, n);
+        for (int k = 0; st == WH_OK && k < l->n_in; k++) {
+            int j = l->in[k];
+            wh_layout have = j < 0 ? WH_LAYOUT_NCHW : net->layers[j].out_layout;
+            if (have == l->in_layout[k]) continue;
+            size_t nk = wh_layout_count(l->in_shape[k], l->in_layout[k]);
+            st = wh_plan_buffer(&plan, WH_ARENA_ACT, &l->in_cvt[k], nk);
+            if (st == WH_OK && net->train) st = wh_plan_buffer(&plan, WH_ARENA_ACT, &l->din_cvt[k], nk);
+        }
         if (st == WH_OK && l->ops->plan) {
             st = l->ops->plan(l, &plan, ctx);
             if (st != WH_OK)
@@ -199,7 +217,17 @@ static void wh__exec_for(wh_net *net, wh_layer *l, int train, float *din_input, 
         int j = l->in[k];
         x->in[k] = j < 0 ? net->input : net->layers[j].out;
         x->din[k] = j < 0 ? din_input : net->layers[j].dout;
+        if (l->in_cvt[k]) x->in[k] = l->in_cvt[k];
+        if (l->din_cvt[k] && x->din[k]) x->din[k] = l->din_cvt[k];
     }
+}
+
+/* The producer's side of edge k of layer l, as a tensor. */
+static wh_tensor wh__producer(wh_net *net, const wh_layer *l, int k, float *data)
+{
+    int j = l->in[k];
+    wh_tensor t = {data, l->in_shape[k], j < 0 ? WH_LAYOUT_NCHW : net->layers[j].out_layout};
+    return t;
 }
 
 wh_status wh_net_forward_layer(wh_net *net, int i, int train, wh_ctx *ctx)
@@ -208,6 +236,13 @@ wh_status wh_net_forward_layer(wh_net *net, int i, int train, wh_ctx *ctx)
     if (train && !net->train)
         return wh_error(ctx, WH_ERR_STATE, "training forward on a network built for inference");
     wh_layer *l = &net->layers[i];
+    for (int k = 0; k < l->n_in; k++) {
+        if (!l->in_cvt[k]) continue;
+        int j = l->in[k];
+        wh_tensor from = wh__producer(net, l, k, j < 0 ? net->input : net->layers[j].out);
+        wh_tensor to = {l->in_cvt[k], l->in_shape[k], l->in_layout[k]};
+        wh_tensor_reorder(&from, &to);
+    }
     wh_exec x;
     wh__exec_for(net, l, train, NULL, ctx, &x);
     wh_status st = l->ops->forward(l, &x);
@@ -245,8 +280,19 @@ wh_status wh_net_backward_layer(wh_net *net, int i, float *din_input, wh_ctx *ct
                         l->ops->type);
     wh_exec x;
     wh__exec_for(net, l, 1, din_input, ctx, &x);
+    for (int k = 0; k < l->n_in; k++)
+        if (l->din_cvt[k])
+            memset(l->din_cvt[k], 0, wh_layout_count(l->in_shape[k], l->in_layout[k]) * sizeof(float));
     wh_status st = l->ops->backward(l, &x);
     if (st != WH_OK) return wh_error_prefix(ctx, "layer %d [%s] backward: ", i, l->ops->type);
+    for (int k = 0; k < l->n_in; k++) {
+        int j = l->in[k];
+        float *dst = j < 0 ? din_input : net->layers[j].dout;
+        if (!l->din_cvt[k] || !dst) continue;
+        wh_tensor from = {l->din_cvt[k], l->in_shape[k], l->in_layout[k]};
+        wh_tensor to = wh__producer(net, l, k, dst);
+        wh_tensor_reorder_add(&from, &to);
+    }
     return WH_OK;
 }
 

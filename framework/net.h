@@ -65,6 +65,7 @@ struct wh_net {
     float *arena[WH_ARENA_COUNT];
     size_t arena_bytes[WH_ARENA_COUNT];
     int *n_consumers;        /* per layer: how many layers read its output */
+    int n_layout_cvt;        /* edges where the net reorders between disagreeing layouts */
     dnnl_engine_t engine;
     dnnl_stream_t stream;
 };

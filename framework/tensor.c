@@ -30,6 +30,18 @@ void wh_tensor_reorder(const wh_tensor *src, wh_tensor *dst)
                         src->data[wh_tensor_offset(src, n, c, h, w)];
 }
 
+void wh_tensor_reorder_add(const wh_tensor *src, wh_tensor *dst)
+{
+    const wh_shape s = src->shape;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int n = 0; n < s.n; n++)
+        for (int c = 0; c < s.c; c++)
+            for (int h = 0; h < s.h; h++)
+                for (int w = 0; w < s.w; w++)
+                    dst->data[wh_tensor_offset(dst, n, c, h, w)] +=
+                        src->data[wh_tensor_offset(src, n, c, h, w)];
+}
+
 const char *wh_layout_name(wh_layout l)
 {
     switch (l) {

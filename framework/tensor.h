@@ -62,6 +62,9 @@ static inline size_t wh_tensor_offset(const wh_tensor *t, int n, int c, int h, i
 /* Copies src into dst (same shape, any two layouts); padding channels become 0. */
 void wh_tensor_reorder(const wh_tensor *src, wh_tensor *dst);
 
+/* dst += src, with dst in any layout (gradients flowing back over a reorder). */
+void wh_tensor_reorder_add(const wh_tensor *src, wh_tensor *dst);
+
 const char *wh_layout_name(wh_layout l);
 
 #ifdef __cplusplus

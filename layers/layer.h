@@ -7,7 +7,10 @@
  * Life of a layer inside wh_net:
  *   init    read the cfg section (unknown keys become warnings afterwards),
  *           fill l->n_in / l->in[] with absolute input indices (-1 = image)
- *   shape   given the input shapes, set l->out_shape or fail naming layers
+ *   shape   given the input shapes, set l->out_shape (and l->out_layout when
+ *           not NCHW) or fail naming layers. Inputs arrive in l->in_layout[k]:
+ *           the producer's layout when ops->layouts_in accepts it, else the
+ *           net reorders into the first accepted layout (and the gradient back)
  *   plan    declare parameters and buffers (sizes only, no allocation)
  *   bind    (optional) all pointers are now valid: create oneDNN objects
  *   forward / backward
@@ -65,8 +68,11 @@ struct wh_layer {
     int n_in;
     int in[WH_MAX_IN];           /* absolute input layer indices; -1 = network input */
     wh_shape in_shape[WH_MAX_IN];
+    wh_layout in_layout[WH_MAX_IN]; /* the layout this layer receives input k in */
+    float *in_cvt[WH_MAX_IN];    /* net-inserted copy of input k in in_layout, or NULL */
+    float *din_cvt[WH_MAX_IN];   /* its gradient (training), reordered back after backward */
     wh_shape out_shape;          /* batch included */
-    wh_layout out_layout;
+    wh_layout out_layout;        /* chosen by the layer in shape(); NCHW unless it says */
     float *out;                  /* output activation, out_shape in out_layout */
     float *dout;                 /* d loss / d out, same size; NULL in inference nets */
     int n_params;
@@ -119,6 +125,9 @@ wh_status wh_plan_bytes(wh_plan *p, wh_arena_kind kind, void **slot, size_t byte
 
 /* --- registry -------------------------------------------------------------- */
 const wh_layer_ops *wh_layer_find(const char *type);
+/* Adds a layer type of the user's (or a test's) to the registry; a name that
+ * is already known is an error. Not thread-safe: register before building. */
+wh_status wh_layer_register(const wh_layer_ops *ops, wh_ctx *ctx);
 /* Writes the known type names, comma separated, for error messages. */
 void wh_layer_types(char *buf, int n);
 

@@ -19,13 +19,31 @@ static const struct {
     {NULL, &wh_route_ops},        {NULL, &wh_shortcut_ops}, {"region_yolo", &wh_yolo_ops},
 };
 
+#define WH__MAX_USER_LAYERS 32
+static const wh_layer_ops *wh__user[WH__MAX_USER_LAYERS];
+static int wh__n_user;
+
 const wh_layer_ops *wh_layer_find(const char *type)
 {
     for (size_t i = 0; i < sizeof(wh__layers) / sizeof(wh__layers[0]); i++)
         if (strcmp(type, wh__layers[i].ops->type) == 0 ||
             (wh__layers[i].alias && strcmp(type, wh__layers[i].alias) == 0))
             return wh__layers[i].ops;
+    for (int i = 0; i < wh__n_user; i++)
+        if (strcmp(type, wh__user[i]->type) == 0) return wh__user[i];
     return NULL;
+}
+
+wh_status wh_layer_register(const wh_layer_ops *ops, wh_ctx *ctx)
+{
+    if (!ops || !ops->type || !ops->init || !ops->shape || !ops->forward)
+        return wh_error(ctx, WH_ERR_ARG, "a layer type needs a name, init, shape and forward");
+    if (wh_layer_find(ops->type))
+        return wh_error(ctx, WH_ERR_ARG, "layer type [%s] is already registered", ops->type);
+    if (wh__n_user >= WH__MAX_USER_LAYERS)
+        return wh_error(ctx, WH_ERR_ARG, "too many user layer types (at most %d)", WH__MAX_USER_LAYERS);
+    wh__user[wh__n_user++] = ops;
+    return WH_OK;
 }
 
 void wh_layer_types(char *buf, int n)
@@ -35,6 +53,8 @@ void wh_layer_types(char *buf, int n)
     for (size_t i = 0; i < sizeof(wh__layers) / sizeof(wh__layers[0]) && used < n; i++)
         used += snprintf(buf + used, (size_t)(n - used), "%s[%s]", i ? ", " : "",
                          wh__layers[i].ops->type);
+    for (int i = 0; i < wh__n_user && used < n; i++)
+        used += snprintf(buf + used, (size_t)(n - used), ", [%s]", wh__user[i]->type);
 }
 
 wh_status wh_layer_resolve_index(const wh_layer *self, wh_cfg_section *s, const char *key,
