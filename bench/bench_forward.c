@@ -1,7 +1,7 @@
 /* bench_forward: inference forward pass of a generated model, timed.
  *
  *   bench_forward [--model yolov4-tiny] [--size 416] [--batch 1] [--runs 20]
- *                 [--threads N] [--peak-gflops-per-core 117]
+ *                 [--threads N] [--peak-gflops-per-core 117] [--profile 1]
  *
  * Prints one JSON object: median and min latency over the runs (after two
  * warm-up passes), images per second, the convolution GFLOP/s (2 per
@@ -39,7 +39,7 @@ int main(int argc, char **argv)
     wh_model_opts mo;
     wh_model_opts_default(&mo);
     mo.name = "yolov4-tiny";
-    int batch = 1, runs = 20, threads = 0;
+    int batch = 1, runs = 20, threads = 0, profile = 0;
     double peak_core = 117.0; /* GFLOP/s per core measured with oneDNN on this CPU */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -53,6 +53,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--runs")) runs = atoi(v);
         else if (!strcmp(a, "--threads")) threads = atoi(v);
         else if (!strcmp(a, "--peak-gflops-per-core")) peak_core = atof(v);
+        else if (!strcmp(a, "--profile")) profile = atoi(v);
         else {
             fprintf(stderr, "bench_forward: unknown option %s\n", a);
             return 2;
@@ -92,6 +93,27 @@ int main(int argc, char **argv)
             return 1;
         }
         t[r] = now_s() - t0;
+    }
+    if (profile) {
+        /* Per-layer medians go to stderr so stdout stays one JSON object. */
+        double *lt = calloc((size_t)net->n_layers * (size_t)runs, sizeof(double));
+        if (!lt) return 1;
+        for (int r = 0; r < runs; r++)
+            for (int i = 0; i < net->n_layers; i++) {
+                double t0 = now_s();
+                if (wh_net_forward_layer(net, i, 0, &ctx) != WH_OK) return 1;
+                lt[(size_t)i * runs + r] = now_s() - t0;
+            }
+        fprintf(stderr, "layer type            median_ms  conv_gflop/s\n");
+        for (int i = 0; i < net->n_layers; i++) {
+            double *li = lt + (size_t)i * runs;
+            qsort(li, (size_t)runs, sizeof(double), cmp_d);
+            wh_net_cost lc;
+            wh_layer_cost(&net->layers[i], &lc);
+            fprintf(stderr, "%5d %-14s %9.3f %10.1f\n", i, net->layers[i].ops->type, li[runs / 2] * 1e3,
+                    lc.conv_flops * batch / li[runs / 2] / 1e9);
+        }
+        free(lt);
     }
     qsort(t, (size_t)runs, sizeof(double), cmp_d);
     double med = runs % 2 ? t[runs / 2] : 0.5 * (t[runs / 2 - 1] + t[runs / 2]);

@@ -9,6 +9,7 @@ PKGS=(
   libhdf5-dev        # checkpoints and attention maps
   libgtest-dev       # the test suite
   libjpeg-dev libpng-dev libxml2-dev   # datasets (images, VOC annotations)
+  python3-torch      # tests: whole-network cross-check against PyTorch (/usr/bin/python3)
 )
 
 missing=()
