@@ -186,9 +186,12 @@ wh_status wh_cfg_parse_file(const char *path, wh_cfg **out, wh_ctx *ctx)
         free(text);
         return wh_error(ctx, WH_ERR_IO, "%s: short read", path);
     }
-    if (memchr(text, 0, (size_t)n)) {
+    const char *nul = memchr(text, 0, (size_t)n);
+    if (nul) {
+        int line = 1;
+        for (const char *p = text; p < nul; p++) line += *p == '\n';
         free(text);
-        return wh_error(ctx, WH_ERR_PARSE, "%s: contains NUL bytes: not a text cfg", path);
+        return wh_error(ctx, WH_ERR_PARSE, "%s:%d: contains a NUL byte: not a text cfg", path, line);
     }
     text[n] = 0;
     wh_status st = wh_cfg_parse_string(text, path, out, ctx);
@@ -217,7 +220,7 @@ static wh_status wh__parse_long(const wh_cfg_section *s, const wh_cfg_kv *kv, co
     char *end;
     errno = 0;
     *v = strtol(txt, &end, 10);
-    if (end == txt || (*end && *end != ',') || errno == ERANGE)
+    if (end == txt || (*end && *end != ',') || errno == ERANGE || *v < INT_MIN || *v > INT_MAX)
         return wh_error(ctx, WH_ERR_CFG, "%s:%d: [%s] key '%s': '%s' is not an integer", s->file,
                         kv->line, s->type, kv->key, kv->val);
     return WH_OK;
@@ -229,7 +232,7 @@ static wh_status wh__parse_double(const wh_cfg_section *s, const wh_cfg_kv *kv, 
     char *end;
     errno = 0;
     *v = strtod(txt, &end);
-    if (end == txt || (*end && *end != ',') || errno == ERANGE || !isfinite(*v))
+    if (end == txt || (*end && *end != ',') || errno == ERANGE || !isfinite((float)*v))
         return wh_error(ctx, WH_ERR_CFG, "%s:%d: [%s] key '%s': '%s' is not a number", s->file,
                         kv->line, s->type, kv->key, kv->val);
     return WH_OK;

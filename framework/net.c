@@ -143,7 +143,8 @@ wh_status wh_net_create(wh_cfg *cfg, const wh_net_opts *opts, wh_net **out, wh_c
     if (strcmp(s0->type, "net") != 0 && strcmp(s0->type, "network") != 0)
         return wh_error(ctx, WH_ERR_CFG, "%s:%d: the first section must be [net], not [%s]",
                         cfg->file, s0->line, s0->type);
-    if (cfg->n_sec < 2) return wh_error(ctx, WH_ERR_CFG, "%s: no layers after [net]", cfg->file);
+    if (cfg->n_sec < 2)
+        return wh_error(ctx, WH_ERR_CFG, "%s:%d: no layers after [net]", cfg->file, s0->line);
     wh_net *net = calloc(1, sizeof(*net));
     if (!net) return wh_error(ctx, WH_ERR_NOMEM, "out of memory");
     net->train = o.train ? 1 : 0;
