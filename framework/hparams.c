@@ -13,8 +13,10 @@ static const char *const wh__net_ignored[] = {
     "label_smooth_eps", "resize_step", "adversarial_lr", "attention", "show_imgs",
     "gaussian_noise", "ema_alpha", "center", "max_epochs", NULL};
 
-static const char *const wh__policies[] = {"constant", "steps", "step", "exp", "poly",
-                                           "sgdr",     "random", "sig", NULL};
+/* "cosine" is ours: one cosine cycle from learning_rate to learning_rate_min
+ * over max_batches (the reference implementation's schedule). */
+static const char *const wh__policies[] = {"constant", "steps",  "step", "exp",    "poly",
+                                           "sgdr",     "random", "sig",  "cosine", NULL};
 
 wh_status wh_hparams_parse(wh_cfg_section *s, wh_hparams *hp, wh_ctx *ctx)
 {
@@ -43,6 +45,10 @@ wh_status wh_hparams_parse(wh_cfg_section *s, wh_hparams *hp, wh_ctx *ctx)
     }
     WH_TRY(wh_cfg_float(s, "gamma", 1.f, 0.f, 100.f, &hp->gamma, ctx));
     WH_TRY(wh_cfg_int(s, "step", 1, 1, 1 << 30, &hp->step, ctx));
+    WH_TRY(wh_cfg_float(s, "learning_rate_min", 0.00001f, 0.f, 100.f, &hp->learning_rate_min, ctx));
+    WH_TRY(wh_cfg_int(s, "sgdr_cycle", hp->max_batches > 0 ? hp->max_batches : 1, 1, 1 << 30,
+                      &hp->sgdr_cycle, ctx));
+    WH_TRY(wh_cfg_int(s, "sgdr_mult", 2, 1, 1 << 10, &hp->sgdr_mult, ctx));
     WH_TRY(wh_cfg_float(s, "angle", 0.f, 0.f, 360.f, &hp->angle, ctx));
     WH_TRY(wh_cfg_float(s, "saturation", 1.f, 0.f, 100.f, &hp->saturation, ctx));
     WH_TRY(wh_cfg_float(s, "exposure", 1.f, 0.f, 100.f, &hp->exposure, ctx));

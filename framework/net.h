@@ -24,7 +24,7 @@ extern "C" {
 
 typedef enum wh_lr_policy {
     WH_LR_CONSTANT, WH_LR_STEPS, WH_LR_STEP, WH_LR_EXP, WH_LR_POLY, WH_LR_SGDR,
-    WH_LR_RANDOM, WH_LR_SIG
+    WH_LR_RANDOM, WH_LR_SIG, WH_LR_COSINE
 } wh_lr_policy;
 
 #define WH_MAX_STEPS 32
@@ -41,6 +41,9 @@ typedef struct wh_hparams {
     int steps[WH_MAX_STEPS];
     float scales[WH_MAX_STEPS];
     float gamma;                 /* exp/step/sig policies */
+    float learning_rate_min;     /* sgdr/cosine floor */
+    int sgdr_cycle;              /* sgdr: first cycle length in batches (default max_batches) */
+    int sgdr_mult;               /* sgdr: each cycle this many times longer */
     int step;
     /* augmentation */
     float angle, saturation, exposure, hue, aspect;

@@ -1,0 +1,148 @@
+#include "optimizer.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define WH_PI 3.14159265358979323846
+
+double wh_lr_at(const wh_hparams *hp, long it)
+{
+    const double lr = hp->learning_rate;
+    if (hp->burn_in > 0 && it < hp->burn_in) return lr * pow((double)it / hp->burn_in, hp->power);
+    switch (hp->policy) {
+    case WH_LR_CONSTANT: return lr;
+    case WH_LR_STEP: return lr * pow(hp->gamma, (double)(it / hp->step));
+    case WH_LR_STEPS: {
+        double r = lr;
+        for (int i = 0; i < hp->n_steps; i++) {
+            if (hp->steps[i] > it) return r;
+            r *= hp->scales[i];
+        }
+        return r;
+    }
+    case WH_LR_EXP: return lr * pow(hp->gamma, (double)it);
+    case WH_LR_POLY: {
+        double f = hp->max_batches > 0 ? 1.0 - (double)it / hp->max_batches : 1.0;
+        return lr * pow(f > 0 ? f : 0, hp->power);
+    }
+    case WH_LR_SIG: return lr * (1.0 / (1.0 + exp(hp->gamma * (double)(it - hp->step))));
+    case WH_LR_SGDR: {
+        long start = 0, cycle = hp->sgdr_cycle > 0 ? hp->sgdr_cycle : 1;
+        while (start + cycle < it) {
+            start += cycle;
+            cycle *= hp->sgdr_mult;
+        }
+        return hp->learning_rate_min +
+               0.5 * (lr - hp->learning_rate_min) * (1.0 + cos((double)(it - start) * WH_PI / (double)cycle));
+    }
+    case WH_LR_COSINE: {
+        long m = hp->max_batches > 0 ? hp->max_batches : 1;
+        double t = (double)(it < m ? it : m) / (double)m;
+        return hp->learning_rate_min + 0.5 * (lr - hp->learning_rate_min) * (1.0 + cos(t * WH_PI));
+    }
+    case WH_LR_RANDOM: return lr; /* the trainer refuses "random" (not reproducible) */
+    }
+    return lr;
+}
+
+wh_status wh_sgd_create(const wh_net *net, float momentum, float decay, int nesterov, wh_sgd **out,
+                        wh_ctx *ctx)
+{
+    *out = NULL;
+    size_t n = 0;
+    for (int i = 0; i < net->n_layers; i++)
+        for (int p = 0; p < net->layers[i].n_params; p++)
+            if (net->layers[i].params[p].flags & WH_PARAM_TRAIN) n += net->layers[i].params[p].count;
+    wh_sgd *o = calloc(1, sizeof(*o));
+    if (!o) return wh_error(ctx, WH_ERR_NOMEM, "out of memory");
+    o->velocity = calloc(n ? n : 1, sizeof(float));
+    if (!o->velocity) {
+        free(o);
+        return wh_error(ctx, WH_ERR_NOMEM, "out of memory for the optimizer state (%zu floats)", n);
+    }
+    o->n = n;
+    o->momentum = momentum;
+    o->decay = decay;
+    o->nesterov = nesterov;
+    *out = o;
+    return WH_OK;
+}
+
+void wh_sgd_destroy(wh_sgd *o)
+{
+    if (!o) return;
+    free(o->velocity);
+    free(o);
+}
+
+static int wh__finite(const float *x, size_t n)
+{
+    int ok = 1;
+    const long nn = (long)n;
+#pragma omp parallel for reduction(&& : ok) schedule(static)
+    for (long i = 0; i < nn; i++) ok = ok && isfinite(x[i]);
+    return ok;
+}
+
+int wh_net_first_nonfinite_output(const wh_net *net)
+{
+    for (int i = 0; i < net->n_layers; i++) {
+        const wh_layer *l = &net->layers[i];
+        if (!wh__finite(l->out, wh_layout_count(l->out_shape, l->out_layout))) return i;
+    }
+    return -1;
+}
+
+int wh_net_first_nonfinite_grad(const wh_net *net, int *param)
+{
+    for (int i = 0; i < net->n_layers; i++) {
+        const wh_layer *l = &net->layers[i];
+        for (int p = 0; p < l->n_params; p++)
+            if (l->params[p].grad && !wh__finite(l->params[p].grad, l->params[p].count)) {
+                if (param) *param = p;
+                return i;
+            }
+    }
+    return -1;
+}
+
+wh_status wh_sgd_step(wh_sgd *o, wh_net *net, float lr, int batch, wh_ctx *ctx)
+{
+    if (batch < 1) return wh_error(ctx, WH_ERR_ARG, "batch must be >= 1");
+    int bad_p = 0, bad = wh_net_first_nonfinite_grad(net, &bad_p);
+    if (bad >= 0)
+        return wh_error(ctx, WH_ERR_STATE,
+                        "non-finite gradient in layer %d [%s] '%s': step skipped, weights unchanged", bad,
+                        net->layers[bad].ops->type, net->layers[bad].params[bad_p].name);
+    const float inv_b = 1.f / (float)batch, m = o->momentum;
+    size_t off = 0;
+    for (int i = 0; i < net->n_layers; i++) {
+        wh_layer *l = &net->layers[i];
+        for (int p = 0; p < l->n_params; p++) {
+            wh_param *pr = &l->params[p];
+            if (!(pr->flags & WH_PARAM_TRAIN)) continue;
+            if (!pr->grad) return wh_error(ctx, WH_ERR_STATE, "layer %d has no gradients (inference net)", i);
+            float *w = pr->data, *v = o->velocity + off;
+            const float *g = pr->grad;
+            const float dec = (pr->flags & WH_PARAM_DECAY) ? o->decay : 0.f;
+            const long n = (long)pr->count;
+            if (o->nesterov) {
+#pragma omp parallel for simd schedule(static)
+                for (long k = 0; k < n; k++) {
+                    const float gk = g[k] * inv_b + dec * w[k];
+                    v[k] = m * v[k] + gk;
+                    w[k] -= lr * (gk + m * v[k]);
+                }
+            } else {
+#pragma omp parallel for simd schedule(static)
+                for (long k = 0; k < n; k++) {
+                    v[k] = m * v[k] + g[k] * inv_b + dec * w[k];
+                    w[k] -= lr * v[k];
+                }
+            }
+            off += pr->count;
+        }
+    }
+    return WH_OK;
+}
