@@ -1,0 +1,87 @@
+/* whittle: the batch loader (decode, augment, prefetch).
+ *
+ * Batch b is a pure function of (dataset, options, seed, b): image k = b*B+i
+ * of the run is sample perm_e[k mod N] of epoch e = k / N, where perm_e is a
+ * shuffle drawn from (seed, e), and its augmentation draws from a generator
+ * seeded by (seed, k). So a background thread may prepare batch b+1 while the
+ * network computes batch b, and a resumed run that seeks to batch b gets the
+ * same batches as the run that was interrupted.
+ *
+ * Augmentation (training), darknet's detection recipe: a random crop whose
+ * edges move by up to jitter * the image size (it may extend past the image:
+ * grey fill), placed into the network input either stretched or letterboxed
+ * (letter_box=1), a horizontal flip with probability 1/2, and HSV jitter
+ * (hue shift, saturation and exposure scaled by up to the given factors).
+ * Evaluation: letterbox only, dataset order. Boxes follow the image; boxes
+ * left smaller than 1 pixel of the input are dropped.
+ */
+#ifndef WH_LOADER_H
+#define WH_LOADER_H
+
+#include <stdint.h>
+
+#include "../../layers/yolo.h"
+#include "dataset.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct wh_loader_opts {
+    int width, height;   /* the network input */
+    int batch;           /* images per batch */
+    int max_boxes;       /* truth slots per image (darknet: 90) */
+    uint64_t seed;
+    int train;           /* 1: shuffle and augment; 0: dataset order, letterbox only */
+    int letterbox;       /* training placement keeps the aspect ratio */
+    float jitter;        /* crop edges move by up to this share of the image side */
+    float hue;           /* hue shift up to +-hue (fraction of the colour circle) */
+    float saturation;    /* saturation scaled by a factor in [1/s, s] */
+    float exposure;      /* value scaled by a factor in [1/e, e] */
+    int flip;            /* random horizontal flips */
+    int skip_difficult;  /* leave VOC "difficult" objects out of the truth (darknet's voc_label.py) */
+    int prefetch;        /* prepare the next batch in a background thread */
+} wh_loader_opts;
+
+/* Defaults: training with darknet's usual values (jitter .3, hue .1,
+ * saturation and exposure 1.5, flips, difficult skipped, prefetch). */
+void wh_loader_opts_default(wh_loader_opts *o, int width, int height, int batch);
+
+/* Where an original image went: net_x = x * sx + dx (pixels, continuous
+ * coordinates where the image spans [0, W)); flip mirrors after that. */
+typedef struct wh_xform {
+    float sx, sy, dx, dy;
+    int flip;
+    int orig_w, orig_h;
+} wh_xform;
+
+typedef struct wh_batch {
+    int n;             /* images filled (the last evaluation batch may be short) */
+    float *images;     /* (batch, 3, height, width), RGB in [0, 1] */
+    wh_truth *truth;   /* batch * max_boxes; w == 0 ends an image's list */
+    int *sample;       /* dataset index of each image */
+    wh_xform *xform;
+    long index;        /* which batch of the run this is */
+} wh_batch;
+
+typedef struct wh_loader wh_loader;
+
+wh_status wh_loader_create(const wh_dataset *d, const wh_loader_opts *o, wh_loader **out,
+                           wh_ctx *ctx);
+/* The next batch; valid until the following call. A decoding error (a
+ * missing or corrupt image) is returned here, naming the file. */
+wh_status wh_loader_next(wh_loader *l, const wh_batch **out, wh_ctx *ctx);
+/* Index of the batch the next call returns (the loader's state to save). */
+long wh_loader_position(const wh_loader *l);
+/* Makes the next call return batch `index` (resume). */
+wh_status wh_loader_seek(wh_loader *l, long index, wh_ctx *ctx);
+void wh_loader_destroy(wh_loader *l);
+
+/* Fills one image of a batch: exposed for tests and for single-image tools. */
+wh_status wh_loader_make(const wh_dataset *d, const wh_loader_opts *o, int sample, uint64_t rng_seed,
+                         float *image, wh_truth *truth, wh_xform *xf, wh_ctx *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

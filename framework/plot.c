@@ -1,0 +1,143 @@
+#include "plot.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+/* 5x7 glyphs: 7 rows, the 5 low bits of each row, bit 4 = leftmost column. */
+static const struct {
+    char ch;
+    unsigned char rows[7];
+} wh__font[] = {
+    {'0', {14, 17, 19, 21, 25, 17, 14}}, {'1', {4, 12, 4, 4, 4, 4, 14}},
+    {'2', {14, 17, 1, 2, 4, 8, 31}},     {'3', {31, 2, 4, 2, 1, 17, 14}},
+    {'4', {2, 6, 10, 18, 31, 2, 2}},     {'5', {31, 16, 30, 1, 1, 17, 14}},
+    {'6', {6, 8, 16, 30, 17, 17, 14}},   {'7', {31, 1, 2, 4, 8, 8, 8}},
+    {'8', {14, 17, 17, 14, 17, 17, 14}}, {'9', {14, 17, 17, 15, 1, 2, 12}},
+    {'.', {0, 0, 0, 0, 0, 12, 12}},      {'-', {0, 0, 0, 31, 0, 0, 0}},
+    {':', {0, 12, 12, 0, 12, 12, 0}},    {'%', {24, 25, 2, 4, 8, 19, 3}},
+    {'/', {0, 1, 2, 4, 8, 16, 0}},       {'(', {2, 4, 8, 8, 8, 4, 2}},
+    {')', {8, 4, 2, 2, 2, 4, 8}},        {'@', {14, 17, 1, 13, 21, 21, 14}},
+    {'=', {0, 0, 31, 0, 31, 0, 0}},      {'+', {0, 4, 4, 31, 4, 4, 0}},
+    {'A', {14, 17, 17, 31, 17, 17, 17}}, {'B', {30, 17, 17, 30, 17, 17, 30}},
+    {'C', {14, 17, 16, 16, 16, 17, 14}}, {'D', {28, 18, 17, 17, 17, 18, 28}},
+    {'E', {31, 16, 16, 30, 16, 16, 31}}, {'F', {31, 16, 16, 30, 16, 16, 16}},
+    {'G', {14, 17, 16, 23, 17, 17, 15}}, {'H', {17, 17, 17, 31, 17, 17, 17}},
+    {'I', {14, 4, 4, 4, 4, 4, 14}},      {'J', {7, 2, 2, 2, 2, 18, 12}},
+    {'K', {17, 18, 20, 24, 20, 18, 17}}, {'L', {16, 16, 16, 16, 16, 16, 31}},
+    {'M', {17, 27, 21, 21, 17, 17, 17}}, {'N', {17, 17, 25, 21, 19, 17, 17}},
+    {'O', {14, 17, 17, 17, 17, 17, 14}}, {'P', {30, 17, 17, 30, 16, 16, 16}},
+    {'Q', {14, 17, 17, 17, 21, 18, 13}}, {'R', {30, 17, 17, 30, 20, 18, 17}},
+    {'S', {15, 16, 16, 14, 1, 1, 30}},   {'T', {31, 4, 4, 4, 4, 4, 4}},
+    {'U', {17, 17, 17, 17, 17, 17, 14}}, {'V', {17, 17, 17, 17, 17, 10, 4}},
+    {'W', {17, 17, 17, 21, 21, 21, 10}}, {'X', {17, 17, 10, 4, 10, 17, 17}},
+    {'Y', {17, 17, 17, 10, 4, 4, 4}},    {'Z', {31, 1, 2, 4, 8, 16, 31}},
+};
+
+static const unsigned char *wh__glyph(char ch)
+{
+    ch = (char)toupper((unsigned char)ch);
+    for (size_t i = 0; i < sizeof(wh__font) / sizeof(wh__font[0]); i++)
+        if (wh__font[i].ch == ch) return wh__font[i].rows;
+    return NULL; /* space and unknown characters draw nothing */
+}
+
+void wh_draw_text(wh_image *img, int x, int y, int scale, const char *text, const float rgb[3])
+{
+    for (; *text; text++, x += 6 * scale) {
+        const unsigned char *g = wh__glyph(*text);
+        if (!g) continue;
+        for (int r = 0; r < 7; r++)
+            for (int c = 0; c < 5; c++)
+                if (g[r] & (1u << (4 - c)))
+                    wh_image_fill_rect(img, x + c * scale, y + r * scale, x + c * scale + scale - 1,
+                                       y + r * scale + scale - 1, rgb);
+    }
+}
+
+static void wh__line(wh_image *img, double x0, double y0, double x1, double y1, int t, const float rgb[3])
+{
+    double dx = x1 - x0, dy = y1 - y0;
+    int steps = (int)fmax(fabs(dx), fabs(dy)) + 1;
+    for (int i = 0; i <= steps; i++) {
+        int x = (int)lround(x0 + dx * i / steps), y = (int)lround(y0 + dy * i / steps);
+        wh_image_fill_rect(img, x - t / 2, y - t / 2, x + (t - 1) / 2, y + (t - 1) / 2, rgb);
+    }
+}
+
+/* A "nice" axis step (1, 2 or 5 times a power of ten) giving about n ticks. */
+static double wh__nice_step(double range, int n)
+{
+    double raw = range / n, p = pow(10, floor(log10(raw))), f = raw / p;
+    return (f < 1.5 ? 1 : f < 3.5 ? 2 : f < 7.5 ? 5 : 10) * p;
+}
+
+wh_status wh_chart_render(const wh_chart *c, int w, int h, wh_image *out, wh_ctx *ctx)
+{
+    WH_TRY(wh_image_alloc(out, w, h, 3, ctx));
+    const float white[3] = {1, 1, 1}, black[3] = {0, 0, 0}, grid[3] = {0.85f, 0.85f, 0.85f};
+    const float blue[3] = {0.1f, 0.3f, 0.85f}, red[3] = {0.85f, 0.1f, 0.1f};
+    wh_image_fill_rect(out, 0, 0, w - 1, h - 1, white);
+    const int L = 70, R = w - 60, T = 40, B = h - 50; /* plot area */
+    double xmax = c->max_iter > 0 ? c->max_iter : (c->n ? c->iter[c->n - 1] : 1);
+    if (xmax <= 0) xmax = 1;
+    double ymax = 0;
+    for (int i = 0; i < c->n; i++)
+        if (isfinite(c->loss[i]) && c->loss[i] > ymax) ymax = c->loss[i];
+    if (ymax <= 0) ymax = 1;
+    double ystep = wh__nice_step(ymax, 6);
+    ymax = ceil(ymax / ystep) * ystep;
+    char buf[64];
+    for (double v = 0; v <= ymax + 1e-9; v += ystep) {
+        int y = B - (int)lround(v / ymax * (B - T));
+        wh__line(out, L, y, R, y, 1, grid);
+        snprintf(buf, sizeof(buf), "%g", v);
+        wh_draw_text(out, L - 6 * (int)strlen(buf) - 6, y - 3, 1, buf, black);
+    }
+    double xstep = wh__nice_step(xmax, 8);
+    for (double v = 0; v <= xmax + 1e-9; v += xstep) {
+        int x = L + (int)lround(v / xmax * (R - L));
+        wh__line(out, x, T, x, B, 1, grid);
+        snprintf(buf, sizeof(buf), "%g", v);
+        wh_draw_text(out, x - 3 * (int)strlen(buf), B + 8, 1, buf, black);
+    }
+    wh__line(out, L, B, R, B, 2, black);
+    wh__line(out, L, T, L, B, 2, black);
+    wh_draw_text(out, (L + R) / 2 - 27, h - 20, 1, "ITERATION", black);
+    wh_draw_text(out, 8, T - 20, 1, "LOSS", blue);
+    if (c->title) wh_draw_text(out, L, 12, 2, c->title, black);
+    for (int i = 1; i < c->n; i++) {
+        if (!isfinite(c->loss[i]) || !isfinite(c->loss[i - 1])) continue;
+        double x0 = L + c->iter[i - 1] / xmax * (R - L), x1 = L + c->iter[i] / xmax * (R - L);
+        double y0 = B - fmin(c->loss[i - 1], ymax) / ymax * (B - T), y1 = B - fmin(c->loss[i], ymax) / ymax * (B - T);
+        wh__line(out, x0, y0, x1, y1, 2, blue);
+    }
+    if (c->n_map > 0) {
+        wh__line(out, R, T, R, B, 2, red);
+        for (int k = 0; k <= 10; k += 2) {
+            int y = B - (int)lround(k / 10.0 * (B - T));
+            snprintf(buf, sizeof(buf), "%d%%", k * 10);
+            wh_draw_text(out, R + 6, y - 3, 1, buf, red);
+        }
+        wh_draw_text(out, R - 10, T - 20, 1, "MAP", red);
+        for (int i = 0; i < c->n_map; i++) {
+            double x = L + c->map_iter[i] / xmax * (R - L), y = B - c->map[i] * (B - T);
+            wh_image_fill_rect(out, (int)x - 3, (int)y - 3, (int)x + 3, (int)y + 3, red);
+            if (i > 0) {
+                double xp = L + c->map_iter[i - 1] / xmax * (R - L), yp = B - c->map[i - 1] * (B - T);
+                wh__line(out, xp, yp, x, y, 1, red);
+            }
+        }
+    }
+    return WH_OK;
+}
+
+wh_status wh_chart_save(const wh_chart *c, const char *path, wh_ctx *ctx)
+{
+    wh_image img = {0};
+    WH_TRY(wh_chart_render(c, 1000, 600, &img, ctx));
+    wh_status st = wh_image_save_png(path, &img, ctx);
+    wh_image_free(&img);
+    return st;
+}

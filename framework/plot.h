@@ -1,0 +1,38 @@
+/* whittle: the training chart (darknet's chart.png, as a file we write).
+ *
+ * A line chart of the loss per iteration (left axis, auto-scaled from 0)
+ * with optional mAP points (right axis, 0..1), gridlines with labels drawn
+ * in a built-in 5x7 bitmap font, saved as PNG atomically so a user can open
+ * it while training runs.
+ */
+#ifndef WH_PLOT_H
+#define WH_PLOT_H
+
+#include "data/image.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct wh_chart {
+    int n;              /* loss points */
+    const float *iter;  /* x of each loss point */
+    const float *loss;
+    int n_map;          /* mAP points (may be 0) */
+    const float *map_iter;
+    const float *map;
+    float max_iter;     /* x axis end (0: the last point) */
+    const char *title;  /* upper case letters, digits and . - : % / ( ) @ = only */
+} wh_chart;
+
+/* Draws the chart into a new w x h image (free it with wh_image_free). */
+wh_status wh_chart_render(const wh_chart *c, int w, int h, wh_image *out, wh_ctx *ctx);
+wh_status wh_chart_save(const wh_chart *c, const char *path, wh_ctx *ctx);
+
+/* Text in the 5x7 font at (x, y) (top-left), scale 1 = 6 px per glyph. */
+void wh_draw_text(wh_image *img, int x, int y, int scale, const char *text, const float rgb[3]);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

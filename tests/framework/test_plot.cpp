@@ -1,0 +1,78 @@
+// The training chart: curve, axes and the bitmap font land where the
+// geometry says (plot area 70..940 x 40..550 on a 1000x600 canvas).
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <string>
+
+extern "C" {
+#include "framework/plot.h"
+}
+
+namespace {
+float px(const wh_image &im, int x, int y, int c) { return im.data[wh_image_index(&im, x, y, c)]; }
+bool is_blue(const wh_image &im, int x, int y) { return px(im, x, y, 2) > 0.7f && px(im, x, y, 0) < 0.3f; }
+}  // namespace
+
+TEST(Chart, LossCurveFollowsTheAxes)
+{
+    const float it[] = {0, 50, 100}, loss[] = {2.f, 1.f, 0.5f};
+    wh_chart c = {};
+    c.n = 3;
+    c.iter = it;
+    c.loss = loss;
+    c.title = "TEST";
+    wh_image im = {};
+    wh_ctx ctx;
+    wh_ctx_init(&ctx);
+    ASSERT_EQ(wh_chart_render(&c, 1000, 600, &im, &ctx), WH_OK);
+    // y axis 0..2 (step 0.2 rounds 2 up to 2): loss 2 at the top (y=40), 1 in the middle (295)
+    EXPECT_TRUE(is_blue(im, 70, 40));
+    EXPECT_TRUE(is_blue(im, 505, 295));
+    // halfway between the second and third points: x = 722.5, loss .75 -> y = 550 - .375*510
+    EXPECT_TRUE(is_blue(im, 722, 359) || is_blue(im, 722, 358) || is_blue(im, 723, 359));
+    // far from the curve: white background
+    EXPECT_FLOAT_EQ(px(im, 900, 100, 0), 1.f);
+    EXPECT_FALSE(is_blue(im, 900, 100));
+    wh_image_free(&im);
+}
+
+TEST(Chart, FontDrawsTheGlyphBits)
+{
+    wh_image im = {};
+    wh_ctx ctx;
+    wh_ctx_init(&ctx);
+    ASSERT_EQ(wh_image_alloc(&im, 20, 10, 3, &ctx), WH_OK);
+    const float white[3] = {1, 1, 1};
+    wh_draw_text(&im, 1, 1, 1, "1", white);
+    // '1' rows: 00100 01100 00100 00100 00100 00100 01110
+    const char *rows[7] = {"00100", "01100", "00100", "00100", "00100", "00100", "01110"};
+    for (int r = 0; r < 7; r++)
+        for (int k = 0; k < 5; k++) EXPECT_EQ(px(im, 1 + k, 1 + r, 0), rows[r][k] == '1' ? 1.f : 0.f) << r << "," << k;
+    wh_image_free(&im);
+}
+
+TEST(Chart, SavesAPngThatLoadsBack)
+{
+    const float it[] = {0, 10}, loss[] = {3.f, 1.f}, mi[] = {10}, mp[] = {0.5f};
+    wh_chart c = {};
+    c.n = 2;
+    c.iter = it;
+    c.loss = loss;
+    c.n_map = 1;
+    c.map_iter = mi;
+    c.map = mp;
+    std::string path = ::testing::TempDir() + "chart_test.png";
+    wh_ctx ctx;
+    wh_ctx_init(&ctx);
+    ASSERT_EQ(wh_chart_save(&c, path.c_str(), &ctx), WH_OK) << ctx.msg;
+    wh_image im = {};
+    ASSERT_EQ(wh_image_load(path.c_str(), &im, &ctx), WH_OK) << ctx.msg;
+    EXPECT_EQ(im.w, 1000);
+    EXPECT_EQ(im.h, 600);
+    // the mAP point (iteration 10 of 10 = right edge, 0.5 -> y = 295) is red
+    EXPECT_GT(px(im, 937, 295, 0), 0.7f);
+    EXPECT_LT(px(im, 937, 295, 2), 0.3f);
+    wh_image_free(&im);
+    std::remove(path.c_str());
+}
