@@ -1,6 +1,6 @@
-/* The [yolo] layer: the elementwise head map, its exact gradient, and the
- * decoding of its output into boxes. The loss lives elsewhere (it writes
- * l->dout); this file keeps the cfg keys it needs in wh_yolo_params.
+/* The [yolo] layer: the elementwise head map, its exact gradient, the
+ * decoding of its output into boxes, and the detection loss (darknet's
+ * forward_yolo_layer) with its exact gradient.
  *
  * Tensor: (N, C, H, W) NCHW with C = n_mask * (5 + classes); the channel of
  * entry e of anchor block a is a*(5 + classes) + e (darknet's entry_index).
@@ -32,9 +32,18 @@ const char *wh_yolo_nms_kind_name(wh_yolo_nms_kind k)
     return (k >= 0 && k < WH_YOLO_NMS_COUNT) ? wh__nms_names[k] : "?";
 }
 
+/* The layer's private state. The parameters come first, so that priv also
+ * points at them (wh_yolo_get). */
+typedef struct wh__yolo {
+    wh_yolo_params p;
+    float *dlogit;      /* (N, C, H, W) d loss / d input: ACT arena, training nets only */
+    const float *in;    /* (N, C, H, W) the input logits of the latest training forward */
+    int have_loss;      /* dlogit holds the loss of the latest forward */
+} wh__yolo;
+
 const wh_yolo_params *wh_yolo_get(const wh_layer *l)
 {
-    return (l && l->ops == &wh_yolo_ops) ? (const wh_yolo_params *)l->priv : NULL;
+    return (l && l->ops == &wh_yolo_ops) ? &((const wh__yolo *)l->priv)->p : NULL;
 }
 
 /* The line of key in s, or the section's line when the key is absent. */
@@ -113,9 +122,10 @@ static wh_status wh__parse_loss(wh_yolo_params *p, wh_cfg_section *s, wh_ctx *ct
 
 static wh_status wh__yolo_init(wh_layer *l, wh_cfg_section *s, wh_ctx *ctx)
 {
-    wh_yolo_params *p = calloc(1, sizeof(*p));
-    if (!p) return wh_error(ctx, WH_ERR_NOMEM, "out of memory");
-    l->priv = p; /* freed by destroy, also when init fails below */
+    wh__yolo *y = calloc(1, sizeof(*y));
+    if (!y) return wh_error(ctx, WH_ERR_NOMEM, "out of memory");
+    l->priv = y; /* freed by destroy, also when init fails below */
+    wh_yolo_params *p = &y->p;
     WH_TRY(wh_cfg_int(s, "classes", 20, 1, 1 << 20, &p->classes, ctx));
     WH_TRY(wh__parse_anchors(p, s, ctx));
     WH_TRY(wh_cfg_float(s, "scale_x_y", 1.f, 1e-3f, 100.f, &p->scale_x_y, ctx));
@@ -129,7 +139,7 @@ static wh_status wh__yolo_init(wh_layer *l, wh_cfg_section *s, wh_ctx *ctx)
 
 static wh_status wh__yolo_shape(wh_layer *l, wh_ctx *ctx)
 {
-    const wh_yolo_params *p = l->priv;
+    const wh_yolo_params *p = wh_yolo_get(l);
     const wh_shape in = l->in_shape[0];
     const long want = (long)p->n_mask * (p->classes + 5);
     if (in.c != want)
@@ -139,6 +149,16 @@ static wh_status wh__yolo_shape(wh_layer *l, wh_ctx *ctx)
                         "needs filters=%ld",
                         in.c, want, p->n_mask, p->classes, p->n_mask, p->classes, want);
     l->out_shape = in;
+    return WH_OK;
+}
+
+/* The loss's gradient buffer exists in training nets only. */
+static wh_status wh__yolo_plan(wh_layer *l, wh_plan *plan, wh_ctx *ctx)
+{
+    (void)ctx;
+    wh__yolo *y = l->priv;
+    if (l->train)
+        WH_TRY(wh_plan_buffer(plan, WH_ARENA_ACT, &y->dlogit, wh_shape_count(l->out_shape)));
     return WH_OK;
 }
 
@@ -169,7 +189,11 @@ static wh__chan_map wh__chan(const wh_yolo_params *p, int c)
  * trained the published weights, stretches x, y as done here. */
 static wh_status wh__yolo_forward(wh_layer *l, wh_exec *x)
 {
-    const wh_yolo_params *p = l->priv;
+    wh__yolo *y = l->priv;
+    const wh_yolo_params *p = &y->p;
+    /* A new forward makes the previous loss's gradient stale. */
+    y->have_loss = 0;
+    y->in = x->train ? x->in[0] : NULL;
     const wh_shape s = l->out_shape;
     const long plane = (long)s.h * s.w;      /* one (n, c) map, H*W floats */
     const long n_planes = (long)s.n * s.c;
@@ -191,23 +215,32 @@ static wh_status wh__yolo_forward(wh_layer *l, wh_exec *x)
     return WH_OK;
 }
 
-/* din += dout * d out / d in: alpha * s * (1 - s) with s = logistic(in)
- * recomputed from the input (one exp; cheaper than keeping s), or 1. */
+/* din += dlogit + dout * d out / d in: alpha * s * (1 - s) with
+ * s = logistic(in) recomputed from the input (one exp; cheaper than keeping
+ * s), or 1. dlogit (the loss's gradient, already w.r.t. the input) is added
+ * only when wh_yolo_loss ran after the latest forward. */
 static wh_status wh__yolo_backward(wh_layer *l, wh_exec *x)
 {
     float *din = x->din[0];                  /* (N, C, H, W), accumulated */
     if (!din) return WH_OK;
-    const wh_yolo_params *p = l->priv;
+    const wh__yolo *y = l->priv;
+    const wh_yolo_params *p = &y->p;
     const wh_shape s = l->out_shape;
     const long plane = (long)s.h * s.w;
     const long n_planes = (long)s.n * s.c;
     const float *in = x->in[0];
     const float *dout = l->dout;
+    const float *dl = y->have_loss ? y->dlogit : NULL;
 #pragma omp parallel for schedule(static)
     for (long pc = 0; pc < n_planes; pc++) {
         const wh__chan_map m = wh__chan(p, (int)(pc % s.c));
         const float *xi = in + pc * plane, *dy = dout + pc * plane;
         float *dx = din + pc * plane;
+        if (dl) {
+            const float *g = dl + pc * plane;
+#pragma omp simd
+            for (long i = 0; i < plane; i++) dx[i] += g[i];
+        }
         if (!m.logistic) {
 #pragma omp simd
             for (long i = 0; i < plane; i++) dx[i] += dy[i];
@@ -231,7 +264,7 @@ static double wh__yolo_flops(const wh_layer *l)
 
 static void wh__yolo_describe(const wh_layer *l, char *buf, int n)
 {
-    const wh_yolo_params *p = l->priv;
+    const wh_yolo_params *p = wh_yolo_get(l);
     int used = snprintf(buf, (size_t)n, "mask ");
     for (int a = 0; a < p->n_mask && used >= 0 && used < n; a++)
         used += snprintf(buf + used, (size_t)(n - used), a ? ",%d" : "%d", p->mask[a]);
@@ -253,6 +286,7 @@ const wh_layer_ops wh_yolo_ops = {
     .layouts_in = WH_LAYOUT_BIT(WH_LAYOUT_NCHW),
     .init = wh__yolo_init,
     .shape = wh__yolo_shape,
+    .plan = wh__yolo_plan,
     .forward = wh__yolo_forward,
     .backward = wh__yolo_backward,
     .flops = wh__yolo_flops,
@@ -362,4 +396,489 @@ wh_status wh_yolo_get_detections(const wh_layer *l, int b, int netw, int neth, i
                         "(size it with wh_yolo_count_detections)",
                         total, (double)thresh, max);
     return WH_OK;
+}
+
+/* --- loss ------------------------------------------------------------------------
+ *
+ * Written from AlexeyAB darknet's forward_yolo_layer / delta_yolo_box /
+ * delta_yolo_class and box.c (see wh_yolo_loss in yolo.h for the rules).
+ * Darknet defines deltas (negative gradients) only; the scalar here is the
+ * one whose exact gradient reproduces them where they are gradients:
+ *  - objectness, classes: darknet's delta (t - s) on the logit is the
+ *    gradient of the logistic cross-entropy: kept as is.
+ *  - mse x, y: darknet's delta scale * (t_x - out_x) goes straight onto the
+ *    logit (no s(1 - s) factor), which is the gradient of a cross-entropy of
+ *    the logit, not of a squared error: so the scalar is sxy * BCE(z, t')
+ *    with out_x = sxy * s(z) - (sxy - 1)/2 and t' the target moved the same
+ *    way; w, h: the squared error (tw - z)^2 / 2.
+ *  - giou/diou/ciou: darknet's delta (dx_box_iou) is the derivative of
+ *    the IoU-kind w.r.t. the decoded box's x, y and, times exp(tw), w, h,
+ *    without the rest of the decode's chain rule (sxy * s(1 - s) / lw on x,
+ *    anchor_w / netw on w) and with d/dw twice too large ("we do not divide
+ *    by 2"). Ours is the exact gradient of 1 - IoU-kind through the decode:
+ *    for the same iou_normalizer its x, y part is smaller by a factor of
+ *    about lw / (sxy * s(1 - s)) and its w, h part by 2 netw / anchor_w.
+ *    Darknet's box_diou (printed only) uses (d^2/c^2)^0.6, its delta d^2/c^2:
+ *    we use d^2/c^2 (the DIoU paper's) for both.
+ * Everything is computed in double from the float logits, so the loss is a
+ * smooth function of them between the discrete decisions (ignore, match)
+ * and finite differences of it match the gradient closely. */
+
+#define WH__PI 3.14159265358979323846 /* M_PI is not C11 */
+
+typedef struct wh__bx {
+    double x, y, w, h; /* centre and size, fractions of the network input */
+} wh__bx;
+
+static double wh__sigd(double v) { return 1.0 / (1.0 + exp(-v)); }
+
+/* log(1 + e^z) without overflow. */
+static double wh__softplus(double z) { return (z > 0 ? z : 0) + log1p(exp(-fabs(z))); }
+
+/* Logistic cross-entropy of logit z with target t, minus the entropy of t
+ * (its minimum over z when 0 <= t <= 1, so a perfect prediction costs 0).
+ * The gradient w.r.t. z is s(z) - t. */
+static double wh__bce(double z, double t)
+{
+    double h = 0.0;
+    if (t > 0.0 && t < 1.0) h = -(t * log(t) + (1.0 - t) * log1p(-t));
+    return wh__softplus(z) - t * z - h;
+}
+
+/* IoU of two boxes, 0 when they do not overlap (darknet's box_iou). */
+static double wh__iou(wh__bx a, wh__bx b)
+{
+    const double iw = fmin(a.x + a.w / 2, b.x + b.w / 2) - fmax(a.x - a.w / 2, b.x - b.w / 2);
+    const double ih = fmin(a.y + a.h / 2, b.y + b.h / 2) - fmax(a.y - a.h / 2, b.y - b.h / 2);
+    if (iw <= 0 || ih <= 0) return 0.0;
+    const double in = iw * ih, un = a.w * a.h + b.w * b.h - in;
+    return un > 0 ? in / un : 0.0;
+}
+
+/* 1 - IoU-kind of the predicted box p against the truth t, and its gradient
+ * g = d/d(x, y, w, h) of p. CIoU's alpha is held constant in g. Derivatives
+ * go through the corners l, r, t, b of p (index 0..3); at a tie of two
+ * edges the truth's edge is taken (derivative 0), a choice of subgradient. */
+static double wh__iou_kind_loss(wh_yolo_iou_loss kind, wh__bx p, wh__bx t, double g[4])
+{
+    const double pc[4] = {p.x - p.w / 2, p.x + p.w / 2, p.y - p.h / 2, p.y + p.h / 2};
+    const double tc[4] = {t.x - t.w / 2, t.x + t.w / 2, t.y - t.h / 2, t.y + t.h / 2};
+    const double iw = fmin(pc[1], tc[1]) - fmax(pc[0], tc[0]);
+    const double ih = fmin(pc[3], tc[3]) - fmax(pc[2], tc[2]);
+    const int overlap = iw > 0 && ih > 0;
+    const double in = overlap ? iw * ih : 0.0;
+    const double un = p.w * p.h + t.w * t.h - in; /* > 0: the truth has an area */
+    const double iou = in / un;
+    /* d area / d corner, d intersection / d corner */
+    const double da[4] = {-p.h, p.h, -p.w, p.w};
+    double di[4] = {0, 0, 0, 0};
+    if (overlap) {
+        di[0] = pc[0] > tc[0] ? -ih : 0.0;
+        di[1] = pc[1] < tc[1] ? ih : 0.0;
+        di[2] = pc[2] > tc[2] ? -iw : 0.0;
+        di[3] = pc[3] < tc[3] ? iw : 0.0;
+    }
+    double dc[4]; /* d loss / d corner */
+    for (int k = 0; k < 4; k++) dc[k] = -(di[k] * un - in * (da[k] - di[k])) / (un * un);
+    double loss = 1.0 - iou, dxc = 0.0, dyc = 0.0, dwc = 0.0, dhc = 0.0; /* direct terms */
+    /* the enclosing box */
+    const double cw = fmax(pc[1], tc[1]) - fmin(pc[0], tc[0]);
+    const double ch = fmax(pc[3], tc[3]) - fmin(pc[2], tc[2]);
+    const double dcw[4] = {pc[0] < tc[0] ? -1.0 : 0.0, pc[1] > tc[1] ? 1.0 : 0.0, 0.0, 0.0};
+    const double dch[4] = {0.0, 0.0, pc[2] < tc[2] ? -1.0 : 0.0, pc[3] > tc[3] ? 1.0 : 0.0};
+    if (kind == WH_YOLO_IOU_GIOU) {
+        /* 1 - GIoU = 1 - iou + (C - U)/C = 2 - iou - U/C */
+        const double ca = cw * ch;
+        loss += 1.0 - un / ca;
+        for (int k = 0; k < 4; k++) {
+            const double dca = dcw[k] * ch + dch[k] * cw;
+            dc[k] -= ((da[k] - di[k]) * ca - un * dca) / (ca * ca);
+        }
+    } else if (kind == WH_YOLO_IOU_DIOU || kind == WH_YOLO_IOU_CIOU) {
+        /* + rho^2 / c^2: squared centre distance over the enclosing diagonal */
+        const double c2 = cw * cw + ch * ch;
+        const double rho2 = (p.x - t.x) * (p.x - t.x) + (p.y - t.y) * (p.y - t.y);
+        loss += rho2 / c2;
+        for (int k = 0; k < 4; k++) dc[k] -= rho2 * (2 * cw * dcw[k] + 2 * ch * dch[k]) / (c2 * c2);
+        dxc += 2 * (p.x - t.x) / c2;
+        dyc += 2 * (p.y - t.y) / c2;
+        if (kind == WH_YOLO_IOU_CIOU) {
+            /* + alpha * v, v = 4/pi^2 (atan(wt/ht) - atan(w/h))^2, alpha =
+             * v / (1 - iou + v + 1e-6) (darknet's epsilon) held constant. */
+            const double k4 = 4.0 / (WH__PI * WH__PI);
+            const double da_t = atan(t.w / t.h) - atan(p.w / p.h);
+            const double v = k4 * da_t * da_t;
+            const double alpha = v / (1.0 - iou + v + 1e-6);
+            loss += alpha * v;
+            const double r2 = p.w * p.w + p.h * p.h;
+            if (r2 > 0) { /* d atan(w/h) = (h dw - w dh) / (w^2 + h^2) */
+                dwc += alpha * k4 * 2 * da_t * (-p.h / r2);
+                dhc += alpha * k4 * 2 * da_t * (p.w / r2);
+            }
+        }
+    }
+    g[0] = dc[0] + dc[1] + dxc;
+    g[1] = dc[2] + dc[3] + dyc;
+    g[2] = (dc[1] - dc[0]) / 2 + dwc;
+    g[3] = (dc[3] - dc[2]) / 2 + dhc;
+    return loss;
+}
+
+/* One image's view of the layer: shapes and the decode's constants. */
+typedef struct wh__img {
+    const wh_yolo_params *p;
+    int lw, lh, per; /* grid, channels per anchor block (5 + classes) */
+    long plane;      /* lw * lh */
+    int netw, neth;
+    const float *z; /* (C, H, W) input logits of this image */
+    float *dz;      /* (C, H, W) its gradient */
+} wh__img;
+
+/* The box of prediction (anchor block a, cell i) from its logits. */
+static wh__bx wh__decode(const wh__img *m, int a, long i)
+{
+    const float *e = m->z + (long)a * m->per * m->plane + i; /* entry k at e[k * plane] */
+    const double s = m->p->scale_x_y, off = -.5 * (s - 1.0);
+    const int an = m->p->mask[a];
+    wh__bx b;
+    b.x = (s * wh__sigd(e[0]) + off + (double)(i % m->lw)) / m->lw;
+    b.y = (s * wh__sigd(e[m->plane]) + off + (double)(i / m->lw)) / m->lh;
+    b.w = exp(e[2 * m->plane]) * m->p->anchors[2 * an] / m->netw;
+    b.h = exp(e[3 * m->plane]) * m->p->anchors[2 * an + 1] / m->neth;
+    return b;
+}
+
+static wh__bx wh__truth_box(const wh_truth *t)
+{
+    wh__bx b = {t->x, t->y, t->w, t->h};
+    return b;
+}
+
+static double wh__clip(double v, double m) { return v > m ? m : (v < -m ? -m : v); }
+
+/* The box term of prediction (a, i) for truth t: returns its loss and adds
+ * its gradient, divided by div, to the 4 box logits. */
+static double wh__box_term(const wh__img *m, int a, long i, const wh_truth *t, double div)
+{
+    const wh_yolo_params *p = m->p;
+    const long pl = m->plane;
+    const float *e = m->z + (long)a * m->per * pl + i;
+    float *de = m->dz + (long)a * m->per * pl + i;
+    const int an = p->mask[a];
+    const double aw = p->anchors[2 * an], ah = p->anchors[2 * an + 1];
+    const double sxy = p->scale_x_y, norm = p->iou_normalizer;
+    double g[4], loss;
+    if (p->iou_loss == WH_YOLO_IOU_MSE) {
+        const double scale = (2.0 - (double)t->w * t->h) * norm;
+        const double tx = (double)t->x * m->lw - (double)(i % m->lw);
+        const double ty = (double)t->y * m->lh - (double)(i / m->lw);
+        const double tw = log((double)t->w * m->netw / aw), th = log((double)t->h * m->neth / ah);
+        /* out = sxy s(z) - (sxy-1)/2 = tx  <=>  s(z) = t' */
+        const double tpx = (tx + .5 * (sxy - 1.0)) / sxy, tpy = (ty + .5 * (sxy - 1.0)) / sxy;
+        const double zx = e[0], zy = e[pl], zw = e[2 * pl], zh = e[3 * pl];
+        loss = scale * (sxy * (wh__bce(zx, tpx) + wh__bce(zy, tpy)) +
+                        .5 * ((zw - tw) * (zw - tw) + (zh - th) * (zh - th)));
+        g[0] = scale * sxy * (wh__sigd(zx) - tpx); /* = scale * (out_x - tx): darknet's */
+        g[1] = scale * sxy * (wh__sigd(zy) - tpy);
+        g[2] = scale * (zw - tw);
+        g[3] = scale * (zh - th);
+    } else {
+        const wh__bx pb = wh__decode(m, a, i);
+        double gb[4];
+        loss = norm * wh__iou_kind_loss(p->iou_loss, pb, wh__truth_box(t), gb);
+        /* chain rule through the decode: x = (sxy s(zx) + ...)/lw, w = e^zw aw/netw */
+        const double sx = wh__sigd(e[0]), sy = wh__sigd(e[pl]);
+        g[0] = norm * gb[0] * sxy * sx * (1.0 - sx) / m->lw;
+        g[1] = norm * gb[1] * sxy * sy * (1.0 - sy) / m->lh;
+        g[2] = norm * gb[2] * pb.w;
+        g[3] = norm * gb[3] * pb.h;
+        for (int k = 0; k < 4; k++) {
+            if (!isfinite(g[k])) g[k] = 0.0; /* darknet's fix_nan_inf */
+            /* darknet clips each pair's IoU-loss delta; the loss is unclipped */
+            if (p->max_delta != FLT_MAX) g[k] = wh__clip(g[k], p->max_delta);
+        }
+    }
+    for (int k = 0; k < 4; k++) de[k * pl] += (float)(g[k] / div);
+    return loss / div;
+}
+
+/* Index of anchor n in the mask, or -1 (darknet's int_index). */
+static int wh__mask_slot(const wh_yolo_params *p, int n)
+{
+    for (int a = 0; a < p->n_mask; a++)
+        if (p->mask[a] == n) return a;
+    return -1;
+}
+
+/* Shape IoU of anchor n with the truth, both centred at the origin. */
+static double wh__anchor_iou(const wh__img *m, int n, const wh_truth *t)
+{
+    wh__bx a = {0, 0, m->p->anchors[2 * n] / m->netw, m->p->anchors[2 * n + 1] / m->neth};
+    wh__bx b = {0, 0, t->w, t->h};
+    return wh__iou(a, b);
+}
+
+/* One (prediction, truth) responsibility; a prediction's list is linked
+ * through next, from head[prediction]. */
+typedef struct wh__assign {
+    int t;     /* truth index in the image */
+    int next;  /* next assignment of the same prediction, -1: none */
+    int stats; /* 1: counted in darknet's statistics (the truth loop) */
+} wh__assign;
+
+typedef struct wh__work {
+    int *head;          /* (n_mask * plane) first assignment, -1: none */
+    unsigned char *ign; /* (n_mask * plane) 1: objectness ignored */
+    wh__assign *as;     /* (cap) */
+    int n_as, cap;
+} wh__work;
+
+static void wh__assign_add(wh__work *w, long pred, int t, int stats)
+{
+    if (w->n_as >= w->cap) return; /* cap is sized for the worst case */
+    wh__assign *s = &w->as[w->n_as];
+    s->t = t;
+    s->stats = stats;
+    s->next = w->head[pred];
+    w->head[pred] = w->n_as++;
+}
+
+/* The loss of one image: overwrites its slice of dlogit, fills *pp. */
+static void wh__loss_image(const wh__img *m, const wh_truth *tr, int n_t, wh__work *w,
+                           wh_yolo_loss_parts *pp)
+{
+    const wh_yolo_params *p = m->p;
+    const long pl = m->plane, n_pred = (long)p->n_mask * pl;
+    memset(m->dz, 0, (size_t)n_pred * m->per * sizeof(float));
+    memset(pp, 0, sizeof(*pp));
+    pp->n_truth = n_t;
+    pp->n_pred = n_pred;
+    w->n_as = 0;
+
+    /* 1. every prediction: its best IoU with a truth (ignore, truth_thresh) */
+    for (int a = 0; a < p->n_mask; a++)
+        for (long i = 0; i < pl; i++) {
+            const long pred = a * pl + i;
+            const float *e = m->z + (long)a * m->per * pl + i;
+            const wh__bx b = wh__decode(m, a, i);
+            pp->anyobj_sum += wh__sigd(e[4 * pl]);
+            /* darknet's compare_yolo_class: a truth counts for the ignore
+             * rule only if the prediction scores some class above .25 */
+            int some_class = 0;
+            for (int c = 0; c < p->classes && !some_class; c++)
+                some_class = wh__sigd(e[(5 + c) * pl]) > .25;
+            double best = 0.0, best_match = 0.0;
+            int best_t = 0;
+            for (int t = 0; t < n_t; t++) {
+                const double iou = wh__iou(b, wh__truth_box(&tr[t]));
+                if (iou > best) {
+                    best = iou;
+                    best_t = t;
+                }
+                if (some_class && iou > best_match) best_match = iou;
+            }
+            w->head[pred] = -1;
+            w->ign[pred] = best_match > p->ignore_thresh;
+            if (best > p->truth_thresh) wh__assign_add(w, pred, best_t, 0);
+        }
+
+    /* 2. every truth: the prediction at its cell with the best-shaped anchor
+     * (of all num), and with iou_thresh < 1 every anchor of the mask above it */
+    for (int t = 0; t < n_t; t++) {
+        int col = (int)(tr[t].x * m->lw), row = (int)(tr[t].y * m->lh);
+        if (col >= m->lw) col = m->lw - 1; /* x == 1 */
+        if (row >= m->lh) row = m->lh - 1;
+        const long cell = (long)row * m->lw + col;
+        double best = 0.0;
+        int best_n = 0;
+        for (int n = 0; n < p->num; n++) {
+            const double iou = wh__anchor_iou(m, n, &tr[t]);
+            if (iou > best) {
+                best = iou;
+                best_n = n;
+            }
+        }
+        const int slot = wh__mask_slot(p, best_n);
+        if (slot >= 0) wh__assign_add(w, slot * pl + cell, t, 1);
+        if (p->iou_thresh < 1.f)
+            for (int n = 0; n < p->num; n++) {
+                const int s = wh__mask_slot(p, n);
+                if (s >= 0 && n != best_n && wh__anchor_iou(m, n, &tr[t]) > p->iou_thresh)
+                    wh__assign_add(w, s * pl + cell, t, 1);
+            }
+    }
+
+    /* 3. the terms of every prediction */
+    const double eps = p->label_smooth_eps, on = p->obj_normalizer;
+    for (int a = 0; a < p->n_mask; a++)
+        for (long i = 0; i < pl; i++) {
+            const long pred = a * pl + i;
+            const long base = (long)a * m->per * pl + i;
+            const float *e = m->z + base;
+            float *de = m->dz + base;
+            const double zo = e[4 * pl], so = wh__sigd(zo);
+            if (w->head[pred] < 0) {
+                if (!w->ign[pred]) {
+                    pp->obj += on * wh__bce(zo, 0.0);
+                    de[4 * pl] = (float)(on * so);
+                }
+                continue;
+            }
+            pp->obj += on * wh__bce(zo, 1.0);
+            de[4 * pl] = (float)(on * (so - 1.0));
+            /* classes: 1 for those of its truths, then smoothed */
+            int n_cls = 0;
+            for (int c = 0; c < p->classes; c++) {
+                int has = 0;
+                for (int k = w->head[pred]; k >= 0 && !has; k = w->as[k].next)
+                    has = tr[w->as[k].t].cls == c;
+                n_cls += has;
+                const double tc = (has ? 1.0 : 0.0) * (1.0 - eps) + .5 * eps;
+                const double zc = e[(5 + c) * pl];
+                pp->cls += wh__bce(zc, tc);
+                de[(5 + c) * pl] = (float)(wh__sigd(zc) - tc);
+            }
+            /* darknet's averages_yolo_deltas: with iou_thresh < 1 the box
+             * deltas of a prediction are divided by its number of classes.
+             * Darknet counts the classes whose delta is > 0 (target above
+             * score): the same number unless label smoothing puts a score
+             * below eps/2 or above 1 - eps/2; we count the target classes,
+             * which does not depend on the scores. */
+            const double div = (p->iou_thresh < 1.f && n_cls > 0) ? n_cls : 1.0;
+            const wh__bx b = wh__decode(m, a, i);
+            for (int k = w->head[pred]; k >= 0; k = w->as[k].next) {
+                const wh_truth *t = &tr[w->as[k].t];
+                pp->box += wh__box_term(m, a, i, t, div);
+                if (!w->as[k].stats) continue;
+                const double iou = wh__iou(b, wh__truth_box(t));
+                pp->count++;
+                pp->iou_sum += iou;
+                pp->recall50 += iou > .5;
+                pp->recall75 += iou > .75;
+                pp->obj_sum += so;
+                pp->cls_sum += wh__sigd(e[(5 + t->cls) * pl]);
+            }
+        }
+    pp->loss = pp->box + pp->obj + pp->cls;
+}
+
+void wh_yolo_loss_parts_add(wh_yolo_loss_parts *dst, const wh_yolo_loss_parts *src)
+{
+    dst->loss += src->loss;
+    dst->box += src->box;
+    dst->obj += src->obj;
+    dst->cls += src->cls;
+    dst->n_truth += src->n_truth;
+    dst->count += src->count;
+    dst->iou_sum += src->iou_sum;
+    dst->recall50 += src->recall50;
+    dst->recall75 += src->recall75;
+    dst->obj_sum += src->obj_sum;
+    dst->cls_sum += src->cls_sum;
+    dst->anyobj_sum += src->anyobj_sum;
+    dst->n_pred += src->n_pred;
+}
+
+/* Truths of image b: how many before the terminator, or an error. */
+static wh_status wh__count_truths(const wh_yolo_params *p, const wh_truth *tr, int max_boxes, int b,
+                                  int *n, wh_ctx *ctx)
+{
+    int k = 0;
+    for (; k < max_boxes && tr[k].w != 0.f; k++) {
+        const wh_truth *t = &tr[k];
+        if (!(t->x >= 0.f && t->x <= 1.f && t->y >= 0.f && t->y <= 1.f && t->w > 0.f &&
+              t->h > 0.f && isfinite(t->w) && isfinite(t->h)))
+            return wh_error(ctx, WH_ERR_ARG,
+                            "wh_yolo_loss: image %d truth %d: box x %g y %g w %g h %g is not "
+                            "within the network input (x, y in [0, 1], w, h > 0)",
+                            b, k, (double)t->x, (double)t->y, (double)t->w, (double)t->h);
+        if (t->cls < 0 || t->cls >= p->classes)
+            return wh_error(ctx, WH_ERR_ARG,
+                            "wh_yolo_loss: image %d truth %d: class %d is not in 0..%d "
+                            "(classes=%d)",
+                            b, k, t->cls, p->classes - 1, p->classes);
+    }
+    *n = k;
+    return WH_OK;
+}
+
+wh_status wh_yolo_loss(wh_layer *l, const wh_truth *truth, int max_boxes, int netw, int neth,
+                       wh_yolo_loss_parts *parts, wh_ctx *ctx)
+{
+    if (parts) memset(parts, 0, sizeof(*parts));
+    const wh_yolo_params *p = wh_yolo_get(l);
+    if (!p) return wh_error(ctx, WH_ERR_ARG, "wh_yolo_loss: not a [yolo] layer");
+    wh__yolo *y = l->priv;
+    if (!l->train || !y->dlogit)
+        return wh_error(ctx, WH_ERR_STATE,
+                        "wh_yolo_loss: layer %d: the network was built for inference", l->index);
+    if (!y->in)
+        return wh_error(ctx, WH_ERR_STATE,
+                        "wh_yolo_loss: layer %d: no training forward to take the loss of",
+                        l->index);
+    if (p->focal_loss || p->objectness_smooth)
+        return wh_error(ctx, WH_ERR_UNSUPPORTED,
+                        "wh_yolo_loss: layer %d (cfg line %d): %s=1 is not supported", l->index,
+                        l->line, p->focal_loss ? "focal_loss" : "objectness_smooth");
+    if (netw < 1 || neth < 1 || max_boxes < 0 || (max_boxes > 0 && !truth))
+        return wh_error(ctx, WH_ERR_ARG,
+                        "wh_yolo_loss: bad arguments (net %dx%d, max_boxes %d, truth %s)", netw,
+                        neth, max_boxes, truth ? "set" : "NULL");
+    const wh_shape s = l->out_shape;
+    int *n_t = malloc((size_t)s.n * sizeof(int));
+    if (!n_t) return wh_error(ctx, WH_ERR_NOMEM, "out of memory");
+    for (int b = 0; b < s.n; b++) {
+        wh_status st =
+            wh__count_truths(p, truth + (size_t)b * max_boxes, max_boxes, b, &n_t[b], ctx);
+        if (st != WH_OK) {
+            free(n_t);
+            return st;
+        }
+    }
+    /* Per image: head, ignore flags and assignments (at most one per
+     * prediction from truth_thresh, n_mask per truth from the truth loop). */
+    const long plane = (long)s.h * s.w, n_pred = (long)p->n_mask * plane;
+    const int cap = (int)(n_pred + (long)max_boxes * p->n_mask);
+    int *head = malloc((size_t)s.n * n_pred * sizeof(int));
+    unsigned char *ign = malloc((size_t)s.n * n_pred);
+    wh__assign *as = malloc((size_t)s.n * cap * sizeof(wh__assign));
+    wh_yolo_loss_parts *pp = calloc((size_t)s.n, sizeof(*pp));
+    if (!head || !ign || !as || !pp) {
+        free(n_t);
+        free(head);
+        free(ign);
+        free(as);
+        free(pp);
+        return wh_error(ctx, WH_ERR_NOMEM, "wh_yolo_loss: out of memory");
+    }
+    const long img = (long)s.c * plane; /* floats per image */
+#pragma omp parallel for schedule(dynamic)
+    for (int b = 0; b < s.n; b++) {
+        wh__img m = {
+            p, s.w, s.h, 5 + p->classes, plane, netw, neth, y->in + b * img, y->dlogit + b * img};
+        wh__work w = {head + b * n_pred, ign + b * n_pred, as + (size_t)b * cap, 0, cap};
+        wh__loss_image(&m, truth + (size_t)b * max_boxes, n_t[b], &w, &pp[b]);
+    }
+    /* summed in image order: the same total with any thread count */
+    if (parts)
+        for (int b = 0; b < s.n; b++) wh_yolo_loss_parts_add(parts, &pp[b]);
+    y->have_loss = 1;
+    free(n_t);
+    free(head);
+    free(ign);
+    free(as);
+    free(pp);
+    return WH_OK;
+}
+
+void wh_yolo_loss_clear(wh_layer *l)
+{
+    if (wh_yolo_get(l)) ((wh__yolo *)l->priv)->have_loss = 0;
+}
+
+const float *wh_yolo_dlogit(const wh_layer *l)
+{
+    if (!wh_yolo_get(l)) return NULL;
+    const wh__yolo *y = l->priv;
+    return y->have_loss ? y->dlogit : NULL;
 }

@@ -6,8 +6,11 @@
  *   e = 2, 3   w, h log-scales of the anchor: unchanged
  *   e = 4      objectness: logistic
  *   e = 5..    class scores: logistic
- * Its loss (which writes l->dout) is not part of the layer; the cfg keys the
- * loss needs are parsed and kept in wh_yolo_params for the trainer.
+ * Its loss (wh_yolo_loss, below) is computed after a training forward from
+ * the layer's input logits; its gradient is kept in a private buffer
+ * (dlogit) that the layer's backward adds to the producer's gradient, next
+ * to the generic l->dout (zero unless another loss, e.g. distillation,
+ * writes it): din += dlogit + dout * f'(in).
  *
  * The decoding functions below turn a forward output into boxes in the
  * pixels of the original image, as darknet's get_yolo_detections.
@@ -40,7 +43,7 @@ typedef struct wh_yolo_params {
     int mask[WH_YOLO_MAX_ANCHORS];        /* mask=: indices into anchors (0..num-1) */
     float anchors[2 * WH_YOLO_MAX_ANCHORS]; /* num (w, h) pairs, network-input pixels */
     float scale_x_y;                      /* x,y stretch: s*scale - (scale-1)/2 (1) */
-    /* loss and training (used by the trainer, not by the layer) */
+    /* loss and training (used by wh_yolo_loss and the trainer) */
     float jitter;                         /* (.2) */
     float ignore_thresh;                  /* (.5) */
     float truth_thresh;                   /* (1) */
@@ -99,6 +102,96 @@ int wh_yolo_count_detections(const wh_layer *l, int b, float thresh);
 wh_status wh_yolo_get_detections(const wh_layer *l, int b, int netw, int neth, int imw, int imh,
                                  float thresh, int letterbox, wh_detection *dets, int max,
                                  float *prob_pool, int *n, wh_ctx *ctx);
+
+/* --- loss (training) ------------------------------------------------------- */
+
+/* One ground-truth box, as darknet's truth array holds it: the centre x, y
+ * and the size w, h as fractions of the network input (after letterbox and
+ * augmentation), cls in [0, classes). A batch is max_boxes entries per image;
+ * an entry with w == 0 ends an image's list (the rest is not read). */
+typedef struct wh_truth {
+    float x, y, w, h;
+    int cls;
+} wh_truth;
+
+/* What one wh_yolo_loss call found, summed over the batch (darknet sums; a
+ * trainer divides by the batch). The averages darknet prints are
+ *   Avg IOU = iou_sum / count, Class = cls_sum / count, Obj = obj_sum / count,
+ *   No Obj = anyobj_sum / n_pred, .5R = recall50 / count, .75R = recall75 / count
+ * (wh_yolo_loss_parts_add sums the parts of several layers). */
+typedef struct wh_yolo_loss_parts {
+    double loss;          /* box + obj + cls: the scalar whose gradient is dlogit */
+    double box;           /* iou_loss term: mse, or 1 - GIoU / DIoU / CIoU, weighted */
+    double obj;           /* objectness cross-entropy, weighted by obj_normalizer */
+    double cls;           /* class cross-entropy at the responsible predictions */
+    int n_truth;          /* truths in the batch (every [yolo] layer sees them all) */
+    int count;            /* (truth, prediction) pairs this layer made responsible */
+    double iou_sum;       /* IoU of each pair's predicted box with its truth */
+    int recall50;         /* pairs with IoU > .5 */
+    int recall75;         /* pairs with IoU > .75 */
+    double obj_sum;       /* objectness of each pair's prediction */
+    double cls_sum;       /* score of the truth's class at each pair's prediction */
+    double anyobj_sum;    /* objectness summed over every prediction */
+    long n_pred;          /* predictions: batch * cells * anchors of the mask */
+} wh_yolo_loss_parts;
+
+/* The loss of layer l for the truths of its batch, after a training forward
+ * (wh_net_forward / wh_net_forward_layer with train = 1). Overwrites the
+ * layer's dlogit with d loss / d input, which the next backward of l adds to
+ * its producer's gradient; a new forward discards it. parts (may be NULL)
+ * receives the loss and darknet's statistics.
+ *   truth       batch * max_boxes entries, image b at truth + b * max_boxes
+ *   netw, neth  the network input in pixels (the unit of the anchors)
+ * Errors: not a [yolo] layer, no training forward, a truth outside [0, 1] or
+ * with a class outside [0, classes) (naming image and entry), and the keys
+ * whose loss is not implemented (focal_loss=1, objectness_smooth=1).
+ *
+ * The loss, per image, follows AlexeyAB darknet's forward_yolo_layer; all
+ * boxes are fractions of the network input, and a prediction (anchor a of
+ * the mask, cell col, row of the lw x lh grid) is decoded from its logits as
+ *   x = (sxy * s(tx) - (sxy - 1)/2 + col) / lw,  y likewise with row, lh,
+ *   w = exp(tw) * anchor_w / netw,  h = exp(th) * anchor_h / neth
+ * (s = logistic, sxy = scale_x_y).
+ *  1. Every prediction whose best IoU with a truth exceeds ignore_thresh, and
+ *     which scores some class above .25, is "ignored" (no objectness term);
+ *     with best IoU > truth_thresh it is responsible for that truth.
+ *  2. Each truth is given to the prediction at its cell whose anchor has the
+ *     best shape IoU (centred boxes) among ALL the anchors (num), when that
+ *     anchor is in this layer's mask; with iou_thresh < 1 also to every other
+ *     anchor of the mask whose shape IoU with it is > iou_thresh.
+ *  3. Terms (BCE(z, t) = logistic cross-entropy of logit z with target t,
+ *     minus the target's entropy, so that a perfect prediction costs 0):
+ *     objectness  obj_normalizer * BCE(z, 1) at a responsible prediction,
+ *                 obj_normalizer * BCE(z, 0) at the others unless ignored;
+ *     class       at a responsible prediction, BCE(z_c, t_c) for every class,
+ *                 t_c = 1 for the classes of all its truths (darknet's
+ *                 multi-label), else 0, smoothed t(1 - eps) + eps/2 by
+ *                 label_smooth_eps. Darknet applies cls_normalizer only with
+ *                 counters_per_class, which is not supported: so never here;
+ *     box         per (prediction, truth) pair, iou_normalizer times
+ *                 mse:  (2 - w*h of the truth) * [sxy * BCE(tx, t') for x
+ *                       and y, with t' = (x_target + (sxy-1)/2) / sxy, and
+ *                       (tw - log(w_truth * netw / anchor_w))^2 / 2 for w, h]
+ *                 giou/diou/ciou: 1 - GIoU / DIoU / CIoU of the decoded box;
+ *                 with iou_thresh < 1, a prediction's box terms are divided
+ *                 by the number of distinct classes among its truths.
+ * The gradient is exact for this scalar (checked by finite differences in
+ * tests/layers/test_yolo_loss.cpp) except where darknet makes it not so:
+ * CIoU's alpha is held constant (as the CIoU paper does), and max_delta,
+ * when set, clips each pair's IoU-loss gradient. Darknet's own IoU-loss
+ * deltas are not gradients: see yolo.c for how ours differ in scale. */
+wh_status wh_yolo_loss(wh_layer *l, const wh_truth *truth, int max_boxes, int netw, int neth,
+                       wh_yolo_loss_parts *parts, wh_ctx *ctx);
+
+/* Forgets the latest loss: the next backward adds only dout * f'(in). */
+void wh_yolo_loss_clear(wh_layer *l);
+
+/* The layer's d loss / d input (N, C, H, W) from the latest wh_yolo_loss,
+ * or NULL when l is not a [yolo] layer of a training net or none is held. */
+const float *wh_yolo_dlogit(const wh_layer *l);
+
+/* dst += src, field by field. */
+void wh_yolo_loss_parts_add(wh_yolo_loss_parts *dst, const wh_yolo_loss_parts *src);
 
 #ifdef __cplusplus
 }
