@@ -23,6 +23,12 @@ int wh_app_int(const char *flag, const char *val, int lo, int hi, int *out);
 int wh_app_double(const char *flag, const char *val, double lo, double hi, double *out);
 /* A flag that needs a value: returns it, or prints an error and returns NULL. */
 const char *wh_app_value(int argc, char **argv, int *i);
+/* The embedded default dataset: every command taking --data uses it when
+ * none is given, generating it (synthetic, VOC layout) on first use. */
+#define WH_DEFAULT_DATA "runs/synth"
+/* Generates WH_DEFAULT_DATA when path is it and it does not exist yet;
+ * returns 0, or 1 after printing an error. */
+int wh_app_ensure_default_data(const char *path);
 /* Sets OpenMP threads from --threads (0 = default) and the wait policy note. */
 void wh_app_threads(wh_ctx *ctx, int threads);
 
@@ -30,5 +36,15 @@ int wh_cmd_model(int argc, char **argv);
 void wh_cmd_model_usage(void);
 int wh_cmd_info(int argc, char **argv);
 void wh_cmd_info_usage(void);
+int wh_cmd_mkdata(int argc, char **argv);
+void wh_cmd_mkdata_usage(void);
+int wh_cmd_import_darknet(int argc, char **argv);
+void wh_cmd_import_darknet_usage(void);
+int wh_cmd_export_darknet(int argc, char **argv);
+void wh_cmd_export_darknet_usage(void);
+int wh_cmd_train(int argc, char **argv);
+void wh_cmd_train_usage(void);
+int wh_cmd_map(int argc, char **argv);
+void wh_cmd_map_usage(void);
 
 #endif

@@ -4,7 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/stat.h>
+
 #include "apps.h"
+#include "framework/data/synth.h"
 
 int wh_app_fail(const wh_ctx *ctx)
 {
@@ -75,4 +78,22 @@ const char *wh_app_value(int argc, char **argv, int *i)
 void wh_app_threads(wh_ctx *ctx, int threads)
 {
     wh_ctx_set_threads(ctx, threads);
+}
+
+int wh_app_ensure_default_data(const char *path)
+{
+    struct stat st;
+    if (strcmp(path, WH_DEFAULT_DATA) != 0 || stat(path, &st) == 0) return 0;
+    wh_ctx ctx;
+    wh_ctx_init(&ctx);
+    wh_synth_opts o;
+    wh_synth_opts_default(&o);
+    if (mkdir("runs", 0755) != 0 && errno != EEXIST) {
+        fprintf(stderr, "whittle: error: runs: cannot create: %s\n", strerror(errno));
+        return 1;
+    }
+    fprintf(stderr, "whittle: generating the embedded synthetic dataset in %s (%d images, %d classes)\n", path,
+            o.images, o.classes);
+    if (wh_synth_generate(&o, path, &ctx) != WH_OK) return wh_app_fail(&ctx);
+    return 0;
 }

@@ -8,13 +8,18 @@
 static const wh_cmd wh__cmds[] = {
     {"model", "write a darknet cfg for a known YOLO architecture", wh_cmd_model, wh_cmd_model_usage},
     {"info", "per-layer shapes, parameters and FLOPs of a cfg", wh_cmd_info, wh_cmd_info_usage},
+    {"mkdata", "write a synthetic VOC-format detection dataset", wh_cmd_mkdata, wh_cmd_mkdata_usage},
+    {"import-darknet", "cfg + darknet .weights -> checkpoint", wh_cmd_import_darknet, wh_cmd_import_darknet_usage},
+    {"export-darknet", "checkpoint -> PREFIX.cfg + PREFIX.weights", wh_cmd_export_darknet, wh_cmd_export_darknet_usage},
+    {"train", "train a detector (darknet SGD, checkpoints, mAP, chart)", wh_cmd_train, wh_cmd_train_usage},
+    {"map", "mAP of a detections file against ground truth (voc07, voc, coco)", wh_cmd_map, wh_cmd_map_usage},
 };
 #define WH__NCMD (sizeof(wh__cmds) / sizeof(wh__cmds[0]))
 
 static void wh__usage(FILE *f)
 {
     fprintf(f, "usage: whittle COMMAND [options]\n\ncommands:\n");
-    for (size_t i = 0; i < WH__NCMD; i++) fprintf(f, "  %-8s %s\n", wh__cmds[i].name, wh__cmds[i].summary);
+    for (size_t i = 0; i < WH__NCMD; i++) fprintf(f, "  %-15s %s\n", wh__cmds[i].name, wh__cmds[i].summary);
     fprintf(f, "\n'whittle COMMAND --help' describes a command's options.\n");
 }
 

@@ -158,12 +158,12 @@ wh_status wh_cfg_parse_string(const char *text, const char *name, wh_cfg **out, 
     return WH_OK;
 }
 
-wh_status wh_cfg_parse_file(const char *path, wh_cfg **out, wh_ctx *ctx)
+wh_status wh_read_text_file(const char *path, char **out, wh_ctx *ctx)
 {
     *out = NULL;
     FILE *f = fopen(path, "rb");
     if (!f) return wh_error(ctx, WH_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    /* cfg files are small; 64 MiB is far beyond any real network. */
+    /* cfg files and lists are small; 64 MiB is far beyond any real one. */
     const long max_bytes = 64L << 20;
     if (fseek(f, 0, SEEK_END) != 0) {
         fclose(f);
@@ -191,12 +191,92 @@ wh_status wh_cfg_parse_file(const char *path, wh_cfg **out, wh_ctx *ctx)
         int line = 1;
         for (const char *p = text; p < nul; p++) line += *p == '\n';
         free(text);
-        return wh_error(ctx, WH_ERR_PARSE, "%s:%d: contains a NUL byte: not a text cfg", path, line);
+        return wh_error(ctx, WH_ERR_PARSE, "%s:%d: contains a NUL byte: not a text file", path, line);
     }
     text[n] = 0;
+    *out = text;
+    return WH_OK;
+}
+
+wh_status wh_cfg_parse_file(const char *path, wh_cfg **out, wh_ctx *ctx)
+{
+    *out = NULL;
+    char *text;
+    WH_TRY(wh_read_text_file(path, &text, ctx));
     wh_status st = wh_cfg_parse_string(text, path, out, ctx);
     free(text);
     return st;
+}
+
+/* The key of a "key=value" line with whitespace dropped, into buf. */
+static void wh__line_key(const char *line, size_t len, char *buf, size_t cap)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < len && line[i] != '=' && k + 1 < cap; i++)
+        if (line[i] != ' ' && line[i] != '\t' && line[i] != '\r') buf[k++] = line[i];
+    buf[k] = 0;
+}
+
+wh_status wh_cfg_text_set(const char *text, const char *section, const char *key, const char *value,
+                          char **out, wh_ctx *ctx)
+{
+    *out = NULL;
+    size_t tl = strlen(text), kl = strlen(key), vl = strlen(value);
+    char *res = malloc(tl + kl + vl + 4);
+    if (!res) return wh_error(ctx, WH_ERR_NOMEM, "out of memory");
+    size_t w = 0;
+    int in_sec = 0, done = 0, seen_sec = 0;
+    const char *p = text;
+    while (*p) {
+        const char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        char head[128];
+        wh__line_key(p, len, head, sizeof(head));
+        int is_header = head[0] == '[';
+        if (is_header) {
+            char name[128];
+            snprintf(name, sizeof(name), "[%s]", section);
+            in_sec = !seen_sec && strcmp(head, name) == 0;
+            if (in_sec) seen_sec = 1;
+        }
+        int replace = in_sec && !done && !is_header && memchr(p, '=', len) && strcmp(head, key) == 0;
+        if (replace) {
+            w += (size_t)sprintf(res + w, "%s=%s", key, value);
+            done = 1;
+        } else {
+            memcpy(res + w, p, len);
+            w += len;
+        }
+        if (nl) res[w++] = '\n';
+        if (is_header && in_sec && !done) {
+            /* Look ahead: is the key set later in this section? If not, add it now. */
+            int later = 0;
+            for (const char *q = nl ? nl + 1 : p + len; *q;) {
+                const char *qn = strchr(q, '\n');
+                size_t ql = qn ? (size_t)(qn - q) : strlen(q);
+                char qk[128];
+                wh__line_key(q, ql, qk, sizeof(qk));
+                if (qk[0] == '[') break;
+                if (memchr(q, '=', ql) && strcmp(qk, key) == 0) later = 1;
+                if (!qn) break;
+                q = qn + 1;
+            }
+            if (!later) {
+                if (!nl) res[w++] = '\n';
+                w += (size_t)sprintf(res + w, "%s=%s\n", key, value);
+                done = 1;
+            }
+        }
+        if (!nl) break;
+        p = nl + 1;
+    }
+    res[w] = 0;
+    if (!seen_sec) {
+        free(res);
+        return wh_error(ctx, WH_ERR_CFG, "no [%s] section to set '%s' in", section, key);
+    }
+    *out = res;
+    return WH_OK;
 }
 
 wh_cfg_kv *wh_cfg_find(wh_cfg_section *s, const char *key)

@@ -69,6 +69,16 @@ wh_status wh_cfg_floats(wh_cfg_section *s, const char *key, float *out, int max,
 wh_status wh_cfg_choice(wh_cfg_section *s, const char *key, const char *const *choices,
                         int def_idx, int *idx, wh_ctx *ctx);
 
+/* Text editing for derived cfgs (overrides, pruned networks): returns in
+ * *out (malloc'd) a copy of text where key=value is set in the first
+ * [section]: an existing line for key is replaced, else the line is added
+ * right after the header. Other lines, comments included, are kept as they
+ * are. No such section: WH_ERR_CFG. */
+wh_status wh_cfg_text_set(const char *text, const char *section, const char *key, const char *value,
+                          char **out, wh_ctx *ctx);
+/* Reads a whole text file (cfg, lists) into a malloc'd NUL-terminated string. */
+wh_status wh_read_text_file(const char *path, char **out, wh_ctx *ctx);
+
 /* Warns once for each key of s that no getter asked for. */
 void wh_cfg_warn_unused(const wh_cfg_section *s, wh_ctx *ctx);
 

@@ -1,0 +1,159 @@
+/* whittle train --cfg CFG [--data DIR] [--out DIR] [--resume] [...] */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "apps.h"
+#include "framework/trainer.h"
+
+void wh_cmd_train_usage(void)
+{
+    printf("usage: whittle train --cfg CFG [--data DIR] [--out DIR] [--resume] [options]\n\n"
+           "Trains a detector from a darknet cfg (SGD as darknet: burn-in, policy, momentum,\n"
+           "decay on conv weights only). Writes DIR/last.h5, best.h5, train.jsonl, chart.png.\n\n"
+           "  --cfg FILE            the network (darknet cfg; [net] gives the schedule)\n"
+           "  --data PATH           VOC root, VOCdevkit or darknet .data (default: %s)\n"
+           "  --out DIR             output folder (default runs/train)\n"
+           "  --resume              continue from DIR/last.h5 exactly where it stopped\n"
+           "  --init CKPT           start from these weights\n"
+           "  --max-batches N       override [net] max_batches\n"
+           "  --batch N --subdivisions N --lr X --size WxH   override [net]\n"
+           "  --nesterov            Nesterov momentum\n"
+           "  --eval-every N        evaluate on --test-split every N iterations (default: at the end)\n"
+           "  --ckpt-every N        checkpoint every N iterations (default 100)\n"
+           "  --metric M            voc07 (default), voc or coco\n"
+           "  --train-split S --test-split S   (default train / test; '' disables evaluation)\n"
+           "  --seed N --threads N --letterbox --stop-after N\n",
+           WH_DEFAULT_DATA);
+}
+
+typedef struct wh__printer {
+    int tty;
+} wh__printer;
+
+static void wh__hms(double s, char *buf, size_t n)
+{
+    long t = s > 0 ? (long)(s + 0.5) : 0;
+    snprintf(buf, n, "%02ld:%02ld:%02ld", t / 3600, (t / 60) % 60, t % 60);
+}
+
+static void wh__on_event(void *user, const wh_train_event *ev)
+{
+    const wh__printer *p = user;
+    char eta[32];
+    switch (ev->kind) {
+    case WH_EV_START: printf("train: %s\n", ev->text); break;
+    case WH_EV_ITER: {
+        wh__hms(ev->eta_s, eta, sizeof(eta));
+        if (p->tty) printf("\r\033[K");
+        printf("%6ld/%ld: loss %.4f (box %.4f obj %.4f cls %.4f) iou %.3f r50 %.3f lr %.6f %.1f img/s %s left\n",
+               ev->iteration, ev->max_batches, ev->loss, ev->box, ev->obj, ev->cls, ev->avg_iou, ev->recall50,
+               ev->lr, ev->img_per_s, eta);
+        int filled = (int)(ev->epoch_progress * 30);
+        if (p->tty) {
+            printf("epoch %d [", ev->epoch);
+            for (int i = 0; i < 30; i++) putchar(i < filled ? '#' : '.');
+            printf("] %3.0f%%", ev->epoch_progress * 100);
+        }
+        fflush(stdout);
+        break;
+    }
+    case WH_EV_EVAL:
+        if (p->tty) printf("\r\033[K");
+        printf("%s", ev->text);
+        fflush(stdout);
+        break;
+    case WH_EV_CKPT:
+        if (p->tty) printf("\r\033[K");
+        printf("checkpoint: %s (iteration %ld)\n", ev->text, ev->iteration);
+        break;
+    case WH_EV_INFO: printf("%s\n", ev->text); break;
+    }
+}
+
+int wh_cmd_train(int argc, char **argv)
+{
+    wh_ctx ctx;
+    wh_ctx_init(&ctx);
+    wh_train_opts o;
+    wh_train_opts_default(&o);
+    o.data = WH_DEFAULT_DATA;
+    o.ckpt_every = 100;
+    int threads = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        int iv;
+        if (!strcmp(a, "--cfg")) {
+            if (!(o.cfg_path = wh_app_value(argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--data")) {
+            if (!(o.data = wh_app_value(argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--out")) {
+            if (!(o.out_dir = wh_app_value(argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--init")) {
+            if (!(o.init_ckpt = wh_app_value(argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--resume")) {
+            o.resume = 1;
+        } else if (!strcmp(a, "--nesterov")) {
+            o.nesterov = 1;
+        } else if (!strcmp(a, "--letterbox")) {
+            o.letterbox = 1;
+        } else if (!strcmp(a, "--max-batches")) {
+            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 1, 1 << 30, &iv)) return 2;
+            o.max_batches = iv;
+        } else if (!strcmp(a, "--stop-after")) {
+            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 1, 1 << 30, &iv)) return 2;
+            o.stop_after = iv;
+        } else if (!strcmp(a, "--batch")) {
+            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 1, 1 << 16, &o.batch)) return 2;
+        } else if (!strcmp(a, "--subdivisions")) {
+            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 1, 1 << 16, &o.subdivisions)) return 2;
+        } else if (!strcmp(a, "--lr")) {
+            double d;
+            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_double(a, v, 1e-9, 10, &d)) return 2;
+            o.learning_rate = (float)d;
+        } else if (!strcmp(a, "--size")) {
+            if (!(v = wh_app_value(argc, argv, &i))) return 2;
+            if (wh_app_parse_size(v, &o.width, &o.height)) {
+                fprintf(stderr, "whittle: error: --size expects WxH or S, got '%s'\n", v);
+                return 2;
+            }
+        } else if (!strcmp(a, "--eval-every")) {
+            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 0, 1 << 30, &o.eval_every)) return 2;
+        } else if (!strcmp(a, "--ckpt-every")) {
+            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 0, 1 << 30, &o.ckpt_every)) return 2;
+        } else if (!strcmp(a, "--metric")) {
+            if (!(v = wh_app_value(argc, argv, &i))) return 2;
+            if (wh_metric_parse(v, &o.metric, &ctx) != WH_OK) return wh_app_fail(&ctx);
+        } else if (!strcmp(a, "--train-split")) {
+            if (!(o.train_split = wh_app_value(argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--test-split")) {
+            if (!(o.test_split = wh_app_value(argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--seed")) {
+            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 0, 1 << 30, &iv)) return 2;
+            o.seed = (uint64_t)iv;
+        } else if (!strcmp(a, "--threads")) {
+            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 0, 4096, &threads)) return 2;
+        } else {
+            fprintf(stderr, "whittle: error: train: unknown option '%s' (see whittle train --help)\n", a);
+            return 2;
+        }
+    }
+    if (!o.cfg_path && !o.resume) {
+        fprintf(stderr, "whittle: error: train needs --cfg FILE (or --resume)\n");
+        return 2;
+    }
+    wh_app_threads(&ctx, threads);
+    wh_app_ensure_default_data(o.data);
+    wh__printer pr = {isatty(STDOUT_FILENO)};
+    o.on_event = wh__on_event;
+    o.event_user = &pr;
+    wh_train_result res;
+    wh_status st = wh_train(&o, &res, &ctx);
+    if (pr.tty) printf("\r\033[K");
+    wh_app_print_warnings(&ctx);
+    if (st != WH_OK) return wh_app_fail(&ctx);
+    printf("done: %ld iterations in %.1f s, last loss %.4f, %s %.4f (best %.4f)\n", res.iterations, res.seconds,
+           res.last_loss, wh_metric_name(o.metric), res.final_map, res.best_map);
+    return 0;
+}

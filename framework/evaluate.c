@@ -1,0 +1,132 @@
+#include "evaluate.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../layers/yolo.h"
+
+void wh_eval_opts_default(wh_eval_opts *o)
+{
+    o->conf_thresh = 0.005f;
+    o->nms_thresh = 0.45f;
+    o->nms = WH_NMS_GREEDY;
+    o->max_per_image = 0;
+}
+
+static int wh__by_score_desc(const void *a, const void *b)
+{
+    const wh_det *x = a, *y = b;
+    return (x->score < y->score) - (x->score > y->score);
+}
+
+static wh_status wh__grow(wh_det **dets, int *cap, int need, wh_ctx *ctx)
+{
+    if (need <= *cap) return WH_OK;
+    int c = *cap ? *cap : 1024;
+    while (c < need) c *= 2;
+    wh_det *p = realloc(*dets, (size_t)c * sizeof(wh_det));
+    if (!p) return wh_error(ctx, WH_ERR_NOMEM, "out of memory for detections");
+    *dets = p;
+    *cap = c;
+    return WH_OK;
+}
+
+wh_status wh_detect_batch(const wh_net *net, const wh_batch *b, const wh_eval_opts *o, wh_det **dets,
+                          int *n, int *cap, wh_ctx *ctx)
+{
+    const int W = net->in_shape.w, H = net->in_shape.h;
+    for (int i = 0; i < b->n; i++) {
+        const int first = *n;
+        const wh_xform *xf = &b->xform[i];
+        for (int li = 0; li < net->n_layers; li++) {
+            const wh_layer *l = &net->layers[li];
+            const wh_yolo_params *yp = wh_yolo_get(l);
+            if (!yp) continue;
+            int cnt = wh_yolo_count_detections(l, i, o->conf_thresh);
+            if (!cnt) continue;
+            wh_detection *d = malloc((size_t)cnt * sizeof(*d));
+            float *pool = malloc((size_t)cnt * (size_t)yp->classes * sizeof(float));
+            int got = 0;
+            wh_status st = d && pool ? WH_OK : wh_error(ctx, WH_ERR_NOMEM, "out of memory");
+            /* boxes in input pixels: the "original" is the input itself */
+            if (st == WH_OK)
+                st = wh_yolo_get_detections(l, i, W, H, W, H, o->conf_thresh, 0, d, cnt, pool, &got, ctx);
+            for (int k = 0; st == WH_OK && k < got; k++) {
+                /* input pixels -> original pixels (continuous), then VOC corners */
+                double x0 = (d[k].box.x - d[k].box.w / 2), x1 = (d[k].box.x + d[k].box.w / 2);
+                double y0 = (d[k].box.y - d[k].box.h / 2), y1 = (d[k].box.y + d[k].box.h / 2);
+                if (xf->flip) {
+                    double t = W - x1;
+                    x1 = W - x0;
+                    x0 = t;
+                }
+                x0 = (x0 - xf->dx) / xf->sx;
+                x1 = (x1 - xf->dx) / xf->sx;
+                y0 = (y0 - xf->dy) / xf->sy;
+                y1 = (y1 - xf->dy) / xf->sy;
+                x0 = fmax(x0, 0);
+                y0 = fmax(y0, 0);
+                x1 = fmin(x1, xf->orig_w);
+                y1 = fmin(y1, xf->orig_h);
+                if (x1 <= x0 || y1 <= y0) continue;
+                for (int c = 0; c < yp->classes; c++) {
+                    if (d[k].prob[c] <= o->conf_thresh) continue;
+                    st = wh__grow(dets, cap, *n + 1, ctx);
+                    if (st != WH_OK) break;
+                    wh_det *e = &(*dets)[(*n)++];
+                    e->image = b->sample[i];
+                    e->cls = c;
+                    e->score = d[k].prob[c];
+                    e->xmin = (float)(x0 + 1);
+                    e->ymin = (float)(y0 + 1);
+                    e->xmax = (float)x1;
+                    e->ymax = (float)y1;
+                }
+            }
+            free(d);
+            free(pool);
+            WH_TRY(st);
+        }
+        int keep = *n - first;
+        WH_TRY(wh_nms(*dets + first, keep, o->nms_thresh, 1, o->nms, WH_NMS_DIOU_BETA, &keep, ctx));
+        if (o->max_per_image > 0 && keep > o->max_per_image) {
+            qsort(*dets + first, (size_t)keep, sizeof(wh_det), wh__by_score_desc);
+            keep = o->max_per_image;
+        }
+        *n = first + keep;
+    }
+    return WH_OK;
+}
+
+wh_status wh_evaluate(wh_net *net, const wh_dataset *d, const wh_eval_opts *o, wh_metric m,
+                      wh_map_result *res, wh_det **dets_out, int *n_out, wh_ctx *ctx)
+{
+    wh_loader_opts lo;
+    wh_loader_opts_default(&lo, net->in_shape.w, net->in_shape.h, net->in_shape.n);
+    lo.train = 0;
+    lo.prefetch = 1;
+    wh_loader *ld = NULL;
+    WH_TRY(wh_loader_create(d, &lo, &ld, ctx));
+    wh_det *dets = NULL;
+    int n = 0, cap = 0;
+    wh_status st = WH_OK;
+    const long nb = (d->n + lo.batch - 1) / lo.batch;
+    for (long k = 0; st == WH_OK && k < nb; k++) {
+        const wh_batch *b;
+        st = wh_loader_next(ld, &b, ctx);
+        if (st != WH_OK) break;
+        memcpy(net->input, b->images, (size_t)b->n * 3 * lo.width * lo.height * sizeof(float));
+        st = wh_net_forward(net, 0, ctx);
+        if (st == WH_OK) st = wh_detect_batch(net, b, o, &dets, &n, &cap, ctx);
+    }
+    wh_loader_destroy(ld);
+    if (st == WH_OK) st = wh_map_eval(d, dets, n, m, res, ctx);
+    if (st == WH_OK && dets_out) {
+        *dets_out = dets;
+        *n_out = n;
+    } else {
+        free(dets);
+    }
+    return st;
+}

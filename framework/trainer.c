@@ -1,0 +1,462 @@
+#include "trainer.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../layers/yolo.h"
+#include "data/dataset.h"
+#include "data/loader.h"
+#include "evaluate.h"
+#include "optimizer.h"
+#include "plot.h"
+
+void wh_train_opts_default(wh_train_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->train_split = "train";
+    o->test_split = "test";
+    o->out_dir = "runs/train";
+    o->seed = 1;
+    o->keep_last = 2;
+    o->chart_every = 10;
+    o->metric = WH_METRIC_VOC07;
+    o->prefetch = 1;
+}
+
+static double wh__now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static wh_status wh__mkdirs(const char *dir, wh_ctx *ctx)
+{
+    char buf[4096];
+    size_t n = strlen(dir);
+    if (n == 0 || n >= sizeof(buf)) return wh_error(ctx, WH_ERR_ARG, "bad output folder '%s'", dir);
+    memcpy(buf, dir, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] != '/' && buf[i] != 0) continue;
+        char c = buf[i];
+        buf[i] = 0;
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return wh_error(ctx, WH_ERR_IO, "%s: cannot create: %s", buf, strerror(errno));
+        buf[i] = c;
+    }
+    return WH_OK;
+}
+
+/* Growable float pairs (the chart's history). */
+typedef struct wh__series {
+    float *x, *y;
+    int n, cap;
+} wh__series;
+
+static int wh__series_add(wh__series *s, float x, float y)
+{
+    if (s->n == s->cap) {
+        int c = s->cap ? 2 * s->cap : 256;
+        float *nx = realloc(s->x, (size_t)c * sizeof(float));
+        if (!nx) return -1;
+        s->x = nx;
+        float *ny = realloc(s->y, (size_t)c * sizeof(float));
+        if (!ny) return -1;
+        s->y = ny;
+        s->cap = c;
+    }
+    s->x[s->n] = x;
+    s->y[s->n] = y;
+    s->n++;
+    return 0;
+}
+
+static void wh__series_free(wh__series *s)
+{
+    free(s->x);
+    free(s->y);
+    memset(s, 0, sizeof(*s));
+}
+
+typedef struct wh__run {
+    const wh_train_opts *o;
+    char *cfg_text;
+    wh_net *net;
+    wh_dataset *train, *test;
+    wh_loader *loader;
+    int max_boxes;      /* truth slots per image in the loader's batches */
+    wh_sgd *sgd;
+    long it;
+    double best_map;
+    wh__series hist, maps;
+    FILE *log;
+    char path[4096];
+} wh__run;
+
+static const char *wh__join(wh__run *r, const char *name)
+{
+    snprintf(r->path, sizeof(r->path), "%s/%s", r->o->out_dir, name);
+    return r->path;
+}
+
+static void wh__emit(const wh__run *r, wh_train_event *ev)
+{
+    if (r->o->on_event) r->o->on_event(r->o->event_user, ev);
+}
+
+/* The command-line overrides, written into the cfg text itself so that a
+ * checkpoint alone rebuilds the network it was trained as. */
+static wh_status wh__apply_overrides(char **text, const wh_train_opts *o, wh_ctx *ctx)
+{
+    struct {
+        const char *key;
+        double v;
+        int is_float;
+    } ov[] = {{"batch", o->batch, 0},          {"subdivisions", o->subdivisions, 0},
+              {"max_batches", (double)o->max_batches, 0}, {"learning_rate", o->learning_rate, 1},
+              {"width", o->width, 0},          {"height", o->height, 0}};
+    for (size_t i = 0; i < sizeof(ov) / sizeof(ov[0]); i++) {
+        if (ov[i].v <= 0) continue;
+        char val[64], *out;
+        if (ov[i].is_float) snprintf(val, sizeof(val), "%.9g", ov[i].v);
+        else snprintf(val, sizeof(val), "%ld", (long)ov[i].v);
+        WH_TRY(wh_cfg_text_set(*text, "net", ov[i].key, val, &out, ctx));
+        free(*text);
+        *text = out;
+    }
+    return WH_OK;
+}
+
+static wh_status wh__save(wh__run *r, const char *path, wh_ctx *ctx)
+{
+    wh_ckpt_writer *w;
+    WH_TRY(wh_ckpt_create(path, &w, ctx));
+    const int64_t it = r->it, pos = wh_loader_position(r->loader), nest = r->sgd->nesterov;
+    const uint64_t seed = r->o->seed;
+    const float best = (float)r->best_map;
+    const uint64_t nv = r->sgd->n, nh = (uint64_t)r->hist.n, nm = (uint64_t)r->maps.n;
+    wh_status st = wh_ckpt_put_net(w, r->net, r->cfg_text, ctx);
+    if (st == WH_OK) st = wh_ckpt_put_i64(w, "train/iteration", &it, NULL, 0, ctx);
+    if (st == WH_OK) st = wh_ckpt_put_i64(w, "train/loader_position", &pos, NULL, 0, ctx);
+    if (st == WH_OK) st = wh_ckpt_put_u64(w, "train/seed", &seed, NULL, 0, ctx);
+    if (st == WH_OK) st = wh_ckpt_put_f32(w, "train/best_map", &best, NULL, 0, ctx);
+    if (st == WH_OK && nh) st = wh_ckpt_put_f32(w, "train/history_iter", r->hist.x, &nh, 1, ctx);
+    if (st == WH_OK && nh) st = wh_ckpt_put_f32(w, "train/history_loss", r->hist.y, &nh, 1, ctx);
+    if (st == WH_OK && nm) st = wh_ckpt_put_f32(w, "train/map_iter", r->maps.x, &nm, 1, ctx);
+    if (st == WH_OK && nm) st = wh_ckpt_put_f32(w, "train/map", r->maps.y, &nm, 1, ctx);
+    if (st == WH_OK) st = wh_ckpt_put_f32(w, "optimizer/velocity", r->sgd->velocity, &nv, 1, ctx);
+    if (st == WH_OK) st = wh_ckpt_put_i64(w, "optimizer/nesterov", &nest, NULL, 0, ctx);
+    if (st == WH_OK && r->o->hooks.save) st = r->o->hooks.save(r->o->hooks.user, w, ctx);
+    if (st != WH_OK) {
+        wh_ckpt_abort(w);
+        return st;
+    }
+    return wh_ckpt_commit(w, ctx);
+}
+
+static wh_status wh__load_series(wh_ckpt_reader *rd, const char *xn, const char *yn, wh__series *s,
+                                 wh_ctx *ctx)
+{
+    if (!wh_ckpt_has(rd, xn)) return WH_OK;
+    uint64_t dims[8];
+    int nd = 0;
+    WH_TRY(wh_ckpt_dims(rd, xn, dims, &nd, ctx));
+    size_t n = nd ? (size_t)dims[0] : 1;
+    float *x = malloc(n * sizeof(float)), *y = malloc(n * sizeof(float));
+    wh_status st = x && y ? WH_OK : wh_error(ctx, WH_ERR_NOMEM, "out of memory");
+    if (st == WH_OK) st = wh_ckpt_get_f32(rd, xn, x, n, ctx);
+    if (st == WH_OK) st = wh_ckpt_get_f32(rd, yn, y, n, ctx);
+    for (size_t i = 0; st == WH_OK && i < n; i++)
+        if (wh__series_add(s, x[i], y[i])) st = wh_error(ctx, WH_ERR_NOMEM, "out of memory");
+    free(x);
+    free(y);
+    return st;
+}
+
+static wh_status wh__setup(wh__run *r, wh_ctx *ctx)
+{
+    const wh_train_opts *o = r->o;
+    WH_TRY(wh__mkdirs(o->out_dir, ctx));
+    wh_ckpt_reader *rd = NULL;
+    if (o->resume) {
+        WH_TRY(wh_ckpt_open(wh__join(r, "last.h5"), &rd, ctx));
+        wh_status st = wh_ckpt_get_str(rd, "cfg", &r->cfg_text, ctx);
+        if (st != WH_OK) {
+            wh_ckpt_close(rd);
+            return st;
+        }
+    } else {
+        if (!o->cfg_path) return wh_error(ctx, WH_ERR_ARG, "train: a cfg is needed (or --resume)");
+        WH_TRY(wh_read_text_file(o->cfg_path, &r->cfg_text, ctx));
+    }
+    wh_status st = wh__apply_overrides(&r->cfg_text, o, ctx);
+    wh_cfg *cfg = NULL;
+    if (st == WH_OK) st = wh_cfg_parse_string(r->cfg_text, o->resume ? r->path : o->cfg_path, &cfg, ctx);
+    if (st == WH_OK) {
+        wh_net_opts no = {.train = 1};
+        st = wh_net_create(cfg, &no, &r->net, ctx);
+        wh_cfg_free(cfg);
+    }
+    if (st == WH_OK) {
+        const wh_hparams *hp = &r->net->hp;
+        if (hp->policy == WH_LR_RANDOM)
+            st = wh_error(ctx, WH_ERR_UNSUPPORTED, "policy=random is not reproducible: not supported");
+        else if (hp->max_batches < 1)
+            st = wh_error(ctx, WH_ERR_CFG, "[net] max_batches must be set (or --max-batches)");
+    }
+    if (st == WH_OK) wh_net_init_weights(r->net, o->seed);
+    if (st == WH_OK && o->init_ckpt && !o->resume) {
+        wh_ckpt_reader *ir = NULL;
+        st = wh_ckpt_open(o->init_ckpt, &ir, ctx);
+        if (st == WH_OK) st = wh_ckpt_load_net(ir, r->net, ctx);
+        wh_ckpt_close(ir);
+    }
+    if (st == WH_OK)
+        st = wh_sgd_create(r->net, r->net->hp.momentum, r->net->hp.decay, o->nesterov, &r->sgd, ctx);
+    if (st == WH_OK) st = wh_dataset_open(o->data, o->train_split, &r->train, ctx);
+    if (st == WH_OK && o->test_split && o->test_split[0])
+        st = wh_dataset_open(o->data, o->test_split, &r->test, ctx);
+    if (st == WH_OK) {
+        /* classes must agree with the heads */
+        for (int i = 0; i < r->net->n_layers; i++) {
+            const wh_yolo_params *yp = wh_yolo_get(&r->net->layers[i]);
+            if (yp && yp->classes != r->train->n_classes) {
+                st = wh_error(ctx, WH_ERR_CFG, "layer %d [yolo] has classes=%d but the dataset %s has %d classes",
+                              i, yp->classes, r->train->source, r->train->n_classes);
+                break;
+            }
+        }
+    }
+    if (st == WH_OK) {
+        const wh_hparams *hp = &r->net->hp;
+        wh_loader_opts lo;
+        wh_loader_opts_default(&lo, r->net->in_shape.w, r->net->in_shape.h, r->net->in_shape.n);
+        lo.seed = o->seed;
+        lo.hue = hp->hue;
+        lo.saturation = hp->saturation;
+        lo.exposure = hp->exposure;
+        lo.flip = hp->flip;
+        lo.letterbox = o->letterbox || hp->letter_box;
+        lo.prefetch = o->prefetch;
+        for (int i = 0; i < r->net->n_layers; i++) { /* darknet takes the last head's jitter */
+            const wh_yolo_params *yp = wh_yolo_get(&r->net->layers[i]);
+            if (yp) lo.jitter = yp->jitter;
+        }
+        r->max_boxes = lo.max_boxes;
+        st = wh_loader_create(r->train, &lo, &r->loader, ctx);
+    }
+    r->best_map = NAN;
+    if (st == WH_OK && rd) {
+        int64_t it = 0, pos = 0;
+        float best = NAN;
+        st = wh_ckpt_load_net(rd, r->net, ctx);
+        if (st == WH_OK) st = wh_ckpt_get_i64(rd, "train/iteration", &it, 1, ctx);
+        if (st == WH_OK) st = wh_ckpt_get_i64(rd, "train/loader_position", &pos, 1, ctx);
+        if (st == WH_OK) st = wh_ckpt_get_f32(rd, "train/best_map", &best, 1, ctx);
+        if (st == WH_OK) st = wh_ckpt_get_f32(rd, "optimizer/velocity", r->sgd->velocity, r->sgd->n, ctx);
+        if (st == WH_OK) st = wh__load_series(rd, "train/history_iter", "train/history_loss", &r->hist, ctx);
+        if (st == WH_OK) st = wh__load_series(rd, "train/map_iter", "train/map", &r->maps, ctx);
+        if (st == WH_OK && o->hooks.load) st = o->hooks.load(o->hooks.user, rd, ctx);
+        if (st == WH_OK) st = wh_loader_seek(r->loader, pos, ctx);
+        r->it = it;
+        r->best_map = best;
+    }
+    wh_ckpt_close(rd);
+    if (st == WH_OK) {
+        r->log = fopen(wh__join(r, "train.jsonl"), "a");
+        if (!r->log) st = wh_error(ctx, WH_ERR_IO, "%s: cannot open: %s", r->path, strerror(errno));
+    }
+    return st;
+}
+
+static void wh__teardown(wh__run *r)
+{
+    if (r->log) fclose(r->log);
+    wh_loader_destroy(r->loader);
+    wh_dataset_free(r->train);
+    wh_dataset_free(r->test);
+    wh_sgd_destroy(r->sgd);
+    wh_net_destroy(r->net);
+    free(r->cfg_text);
+    wh__series_free(&r->hist);
+    wh__series_free(&r->maps);
+}
+
+/* One iteration: all subdivisions forward + loss + backward, then the step. */
+static wh_status wh__iteration(wh__run *r, wh_yolo_loss_parts *parts, double *extra, wh_ctx *ctx)
+{
+    wh_net *net = r->net;
+    const wh_hparams *hp = &net->hp;
+    const size_t in_floats = wh_shape_count(net->in_shape);
+    memset(parts, 0, sizeof(*parts));
+    *extra = 0;
+    wh_net_zero_grads(net);
+    for (int s = 0; s < hp->subdivisions; s++) {
+        const wh_batch *b;
+        WH_TRY(wh_loader_next(r->loader, &b, ctx));
+        memcpy(net->input, b->images, in_floats * sizeof(float));
+        WH_TRY(wh_net_forward(net, 1, ctx));
+        wh_net_zero_douts(net);
+        for (int i = 0; i < net->n_layers; i++) {
+            wh_layer *l = &net->layers[i];
+            if (!wh_yolo_get(l)) continue;
+            wh_yolo_loss_parts p;
+            WH_TRY(wh_yolo_loss(l, b->truth, r->max_boxes, net->in_shape.w, net->in_shape.h, &p, ctx));
+            wh_yolo_loss_parts_add(parts, &p);
+        }
+        if (r->o->hooks.extra_loss) {
+            double e = 0;
+            WH_TRY(r->o->hooks.extra_loss(r->o->hooks.user, net, &e, ctx));
+            *extra += e;
+        }
+        if (!isfinite(parts->loss) || !isfinite(*extra)) {
+            int bad = wh_net_first_nonfinite_output(net);
+            if (bad >= 0)
+                return wh_error(ctx, WH_ERR_STATE, "iteration %ld: non-finite values first appear in layer %d [%s] "
+                                "output; no weights were changed", r->it + 1, bad, net->layers[bad].ops->type);
+            return wh_error(ctx, WH_ERR_STATE, "iteration %ld: the loss is not finite; no weights were changed",
+                            r->it + 1);
+        }
+        WH_TRY(wh_net_backward(net, NULL, ctx));
+    }
+    if (r->o->hooks.after_backward) WH_TRY(r->o->hooks.after_backward(r->o->hooks.user, net, r->it, ctx));
+    const float lr = (float)wh_lr_at(hp, r->it);
+    wh_status st = wh_sgd_step(r->sgd, net, lr, hp->batch, ctx);
+    if (st != WH_OK) return wh_error_prefix(ctx, "iteration %ld: ", r->it + 1);
+    return WH_OK;
+}
+
+static wh_status wh__evaluate(wh__run *r, double *map, wh_ctx *ctx)
+{
+    wh_eval_opts eo;
+    wh_eval_opts_default(&eo);
+    wh_map_result res;
+    WH_TRY(wh_evaluate(r->net, r->test, &eo, r->o->metric, &res, NULL, NULL, ctx));
+    *map = res.map;
+    char text[8192];
+    wh_map_format(&res, (const char *const *)r->test->class_names, text, sizeof(text));
+    wh_map_result_free(&res);
+    wh_train_event ev = {.kind = WH_EV_EVAL, .iteration = r->it, .max_batches = r->net->hp.max_batches,
+                         .map = *map, .text = text};
+    wh__emit(r, &ev);
+    fprintf(r->log, "{\"eval\": true, \"iteration\": %ld, \"metric\": \"%s\", \"map\": %.6f}\n", r->it,
+            wh_metric_name(r->o->metric), *map);
+    fflush(r->log);
+    if (wh__series_add(&r->maps, (float)r->it, (float)*map))
+        return wh_error(ctx, WH_ERR_NOMEM, "out of memory");
+    return WH_OK;
+}
+
+static wh_status wh__chart(wh__run *r, wh_ctx *ctx)
+{
+    wh_chart c = {.n = r->hist.n, .iter = r->hist.x, .loss = r->hist.y, .n_map = r->maps.n,
+                  .map_iter = r->maps.x, .map = r->maps.y, .max_iter = (float)r->net->hp.max_batches,
+                  .title = "TRAINING LOSS AND MAP"};
+    return wh_chart_save(&c, wh__join(r, "chart.png"), ctx);
+}
+
+static wh_status wh__checkpoint(wh__run *r, int periodic, wh_ctx *ctx)
+{
+    WH_TRY(wh__save(r, wh__join(r, "last.h5"), ctx));
+    wh_train_event ev = {.kind = WH_EV_CKPT, .iteration = r->it, .text = r->path};
+    wh__emit(r, &ev);
+    if (periodic && r->o->keep_last > 0) {
+        char name[64];
+        snprintf(name, sizeof(name), "iter_%07ld.h5", r->it);
+        WH_TRY(wh__save(r, wh__join(r, name), ctx));
+        long old = r->it - (long)r->o->keep_last * r->o->ckpt_every;
+        if (old > 0) {
+            snprintf(name, sizeof(name), "iter_%07ld.h5", old);
+            unlink(wh__join(r, name)); /* an older periodic one: fine if it is gone */
+        }
+    }
+    return WH_OK;
+}
+
+wh_status wh_train(const wh_train_opts *o, wh_train_result *res, wh_ctx *ctx)
+{
+    wh__run r;
+    memset(&r, 0, sizeof(r));
+    r.o = o;
+    memset(res, 0, sizeof(*res));
+    res->best_map = res->final_map = NAN;
+    wh_status st = wh__setup(&r, ctx);
+    const double t_start = wh__now();
+    long run_iters = 0;
+    if (st == WH_OK) {
+        char text[512];
+        const wh_hparams *hp = &r.net->hp;
+        wh_net_cost cost;
+        wh_net_cost_total(r.net, &cost);
+        snprintf(text, sizeof(text),
+                 "%s %d images (%d classes), input %dx%d, batch %d = %d x %d, max_batches %d, lr %g, "
+                 "%.2f M params, %.3f conv BFLOPs/img, from iteration %ld",
+                 r.train->source, r.train->n, r.train->n_classes, r.net->in_shape.w, r.net->in_shape.h,
+                 hp->batch, hp->subdivisions, r.net->in_shape.n, hp->max_batches, hp->learning_rate,
+                 cost.params / 1e6, cost.conv_flops / 1e9, r.it);
+        wh_train_event ev = {.kind = WH_EV_START, .iteration = r.it, .max_batches = hp->max_batches, .text = text};
+        wh__emit(&r, &ev);
+    }
+    double ema_dt = 0;
+    while (st == WH_OK && r.it < r.net->hp.max_batches) {
+        const wh_hparams *hp = &r.net->hp;
+        const double t0 = wh__now();
+        wh_yolo_loss_parts p;
+        double extra;
+        st = wh__iteration(&r, &p, &extra, ctx);
+        if (st != WH_OK) break;
+        r.it++;
+        run_iters++;
+        const double dt = wh__now() - t0;
+        ema_dt = ema_dt > 0 ? 0.9 * ema_dt + 0.1 * dt : dt;
+        const double per_img = 1.0 / hp->batch;
+        wh_train_event ev = {.kind = WH_EV_ITER, .iteration = r.it, .max_batches = hp->max_batches};
+        ev.loss = (p.loss + extra) * per_img;
+        ev.box = p.box * per_img;
+        ev.obj = p.obj * per_img;
+        ev.cls = p.cls * per_img;
+        ev.avg_iou = p.count ? p.iou_sum / p.count : 0;
+        ev.recall50 = p.count ? (double)p.recall50 / p.count : 0;
+        ev.lr = wh_lr_at(hp, r.it - 1);
+        ev.img_per_s = hp->batch / dt;
+        ev.eta_s = ema_dt * (double)(hp->max_batches - r.it);
+        const long images = (long)r.it * hp->batch;
+        ev.epoch = (int)(images / r.train->n) + 1;
+        ev.epoch_progress = (double)(images % r.train->n) / r.train->n;
+        wh__emit(&r, &ev);
+        res->last_loss = ev.loss;
+        fprintf(r.log,
+                "{\"iteration\": %ld, \"loss\": %.6f, \"box\": %.6f, \"obj\": %.6f, \"cls\": %.6f, "
+                "\"avg_iou\": %.4f, \"recall50\": %.4f, \"lr\": %.8g, \"img_per_s\": %.3f, \"seconds\": %.3f}\n",
+                r.it, ev.loss, ev.box, ev.obj, ev.cls, ev.avg_iou, ev.recall50, ev.lr, ev.img_per_s, dt);
+        fflush(r.log);
+        if (wh__series_add(&r.hist, (float)r.it, (float)ev.loss)) st = wh_error(ctx, WH_ERR_NOMEM, "out of memory");
+        const int last = r.it == hp->max_batches || (o->stop_after > 0 && run_iters >= o->stop_after);
+        if (st == WH_OK && r.test && (last || (o->eval_every > 0 && r.it % o->eval_every == 0))) {
+            double map;
+            st = wh__evaluate(&r, &map, ctx);
+            if (st == WH_OK) {
+                res->final_map = map;
+                if (!(map <= r.best_map)) { /* also when best is NaN */
+                    r.best_map = map;
+                    st = wh__save(&r, wh__join(&r, "best.h5"), ctx);
+                }
+            }
+        }
+        if (st == WH_OK && (last || (o->chart_every > 0 && r.it % o->chart_every == 0))) st = wh__chart(&r, ctx);
+        if (st == WH_OK && (last || (o->ckpt_every > 0 && r.it % o->ckpt_every == 0)))
+            st = wh__checkpoint(&r, !last || (o->ckpt_every > 0 && r.it % o->ckpt_every == 0), ctx);
+        if (o->stop_after > 0 && run_iters >= o->stop_after) break;
+    }
+    res->iterations = r.it;
+    res->best_map = r.best_map;
+    res->seconds = wh__now() - t_start;
+    wh__teardown(&r);
+    return st;
+}

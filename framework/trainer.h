@@ -1,0 +1,111 @@
+/* whittle: the detection trainer.
+ *
+ * One iteration = one batch of [net] batch images, fed as subdivisions
+ * mini-batches of batch/subdivisions (gradients accumulate), then hooks
+ * (e.g. the sparsity regulariser), then one SGD step at the scheduled rate.
+ * Every [yolo] layer's loss is summed; the loss reported is per image.
+ *
+ * Files in out_dir:
+ *   last.h5            the latest checkpoint (every ckpt_every iterations and at the end)
+ *   best.h5            the checkpoint with the best mAP so far
+ *   iter_NNNNNNN.h5    the last keep_last periodic checkpoints
+ *   train.jsonl        one JSON object per iteration and per evaluation
+ *   chart.png          loss per iteration and mAP points, redrawn as training goes
+ * All checkpoints are written to a temporary name and renamed.
+ *
+ * Checkpoint contents beyond the network (framework/checkpoint.h layout):
+ *   train/iteration (i64), train/seed (u64), train/loader_position (i64),
+ *   train/best_map (f32), train/history_iter, train/history_loss (f32 arrays),
+ *   train/map_iter, train/map (f32), optimizer/velocity (f32), optimizer/nesterov (i64),
+ *   plus whatever the hooks store under their own groups.
+ * Resuming restores all of it, so with one thread the losses after a resume
+ * equal those of the uninterrupted run bit for bit.
+ */
+#ifndef WH_TRAINER_H
+#define WH_TRAINER_H
+
+#include <stdint.h>
+
+#include "checkpoint.h"
+#include "metrics.h"
+#include "net.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum wh_train_event_kind {
+    WH_EV_START,  /* text: a summary of the run */
+    WH_EV_ITER,   /* one iteration done */
+    WH_EV_EVAL,   /* an evaluation done: map, text = the per-class table */
+    WH_EV_CKPT,   /* a checkpoint written: text = its path */
+    WH_EV_INFO    /* text */
+} wh_train_event_kind;
+
+typedef struct wh_train_event {
+    wh_train_event_kind kind;
+    long iteration, max_batches;
+    int epoch;              /* 1-based */
+    double epoch_progress;  /* 0..1 within the epoch */
+    double loss, box, obj, cls; /* per image */
+    double avg_iou, recall50;
+    double lr, img_per_s, eta_s;
+    double map;
+    const char *text;
+} wh_train_event;
+
+/* Hooks let later stages join the loop without the trainer knowing them. */
+typedef struct wh_train_hooks {
+    void *user;
+    /* After all subdivisions' backward, before the optimizer step. */
+    wh_status (*after_backward)(void *user, wh_net *net, long iteration, wh_ctx *ctx);
+    /* Extra loss terms per mini-batch, after the forward, before backward:
+     * may write douts and returns its loss in *loss (per mini-batch sum). */
+    wh_status (*extra_loss)(void *user, wh_net *net, double *loss, wh_ctx *ctx);
+    wh_status (*save)(void *user, wh_ckpt_writer *w, wh_ctx *ctx);
+    wh_status (*load)(void *user, wh_ckpt_reader *r, wh_ctx *ctx);
+} wh_train_hooks;
+
+typedef struct wh_train_opts {
+    const char *cfg_path;      /* a darknet cfg, or NULL with resume / init_ckpt */
+    const char *init_ckpt;     /* start from these weights (fine-tuning), optional */
+    const char *data;          /* VOC root, VOCdevkit or .data */
+    const char *train_split;   /* default "train" */
+    const char *test_split;    /* default "test"; NULL or "" = no evaluation */
+    const char *out_dir;
+    int resume;                /* continue from out_dir/last.h5 */
+    long max_batches;          /* 0: the cfg's */
+    int batch, subdivisions;   /* 0: the cfg's */
+    float learning_rate;       /* 0: the cfg's */
+    int width, height;         /* 0: the cfg's */
+    int nesterov;
+    uint64_t seed;
+    int eval_every;            /* iterations; 0: at the end only */
+    int ckpt_every;            /* iterations; 0: at the end only */
+    int keep_last;             /* periodic checkpoints kept */
+    int chart_every;           /* iterations between chart redraws */
+    wh_metric metric;
+    int letterbox;             /* training placement keeps the aspect */
+    int prefetch;
+    long stop_after;           /* stop (with a checkpoint) after this many iterations of this run; 0: never */
+    void (*on_event)(void *user, const wh_train_event *ev);
+    void *event_user;
+    wh_train_hooks hooks;
+} wh_train_opts;
+
+void wh_train_opts_default(wh_train_opts *o);
+
+typedef struct wh_train_result {
+    long iterations;     /* iteration reached */
+    double last_loss;    /* per image, of the last iteration */
+    double best_map;     /* NaN when never evaluated */
+    double final_map;
+    double seconds;
+} wh_train_result;
+
+wh_status wh_train(const wh_train_opts *o, wh_train_result *res, wh_ctx *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
