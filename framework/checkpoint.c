@@ -756,36 +756,15 @@ void wh_ckpt_param_name(const wh_layer *l, const wh_param *p, char *buf, size_t 
     snprintf(buf, n, "layers/%03d_%s/%s", l->index, l->ops->type, p->name);
 }
 
-/* A convolution's kernel size and groups. The layer keeps them private; its
- * describe() text ("   32  3x3 /1 g2") is the public view, and the result is
- * accepted only if it explains the weight count exactly. Returns 1 if found. */
-static int wh__conv_geometry(const wh_layer *l, const wh_param *w, int *k, int *groups)
-{
-    if (!l->ops->describe) return 0;
-    char buf[128] = "";
-    l->ops->describe(l, buf, (int)sizeof(buf));
-    int f = 0, k1 = 0, k2 = 0, s = 0, g = 1;
-    int got = sscanf(buf, "%d %dx%d /%d g%d", &f, &k1, &k2, &s, &g);
-    const int oc = l->out_shape.c, ic = l->in_shape[0].c;
-    if (got < 4 || f != oc || k1 != k2 || k1 < 1 || g < 1 || ic % g) return 0;
-    if ((size_t)oc * (size_t)(ic / g) * (size_t)k1 * (size_t)k1 != w->count) return 0;
-    *k = k1;
-    *groups = g;
-    return 1;
-}
-
 int wh_ckpt_param_dims(const wh_layer *l, const wh_param *p, uint64_t *dims)
 {
-    int k, g;
-    if (!strcmp(l->ops->type, "convolutional") && !strcmp(p->name, "weights") &&
-        wh__conv_geometry(l, p, &k, &g)) {
-        dims[0] = (uint64_t)l->out_shape.c;
-        dims[1] = (uint64_t)(l->in_shape[0].c / g);
-        dims[2] = dims[3] = (uint64_t)k;
-        return 4;
+    (void)l;
+    if (p->ndims < 1 || p->ndims > 4) {
+        dims[0] = (uint64_t)p->count;
+        return 1;
     }
-    dims[0] = (uint64_t)p->count;
-    return 1;
+    for (int k = 0; k < p->ndims; k++) dims[k] = (uint64_t)p->dims[k];
+    return p->ndims;
 }
 
 wh_status wh_ckpt_put_net(wh_ckpt_writer *w, const wh_net *net, const char *cfg_text, wh_ctx *ctx)

@@ -55,6 +55,8 @@ int wh_plan_param(wh_plan *p, wh_layer *l, const char *name, size_t count, int f
     pr->name = name;
     pr->count = count;
     pr->flags = flags;
+    pr->ndims = 1;
+    pr->dims[0] = (int)count;
     pr->data = NULL;
     pr->grad = NULL;
     if (wh_plan_buffer(p, WH_ARENA_PARAM, &pr->data, count) != WH_OK) return -1;

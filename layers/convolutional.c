@@ -173,8 +173,13 @@ static wh_status wh_conv_plan(wh_layer *l, wh_plan *p, wh_ctx *ctx)
         wh_plan_param(p, l, "rolling_mean", (size_t)oc, 0);
         wh_plan_param(p, l, "rolling_variance", (size_t)oc, 0);
     }
-    if (wh_plan_param(p, l, "weights", wh__nweights(l), WH_PARAM_TRAIN | WH_PARAM_DECAY | cnt) < 0)
-        return wh_error(ctx, WH_ERR_NOMEM, "out of memory while planning");
+    int wi = wh_plan_param(p, l, "weights", wh__nweights(l), WH_PARAM_TRAIN | WH_PARAM_DECAY | cnt);
+    if (wi < 0) return wh_error(ctx, WH_ERR_NOMEM, "out of memory while planning");
+    wh_param *pw = &l->params[wi];
+    pw->ndims = 4; /* darknet's and oneDNN's oihw order, groups stacked along OC */
+    pw->dims[0] = oc;
+    pw->dims[1] = l->in_shape[0].c / c->groups;
+    pw->dims[2] = pw->dims[3] = c->size;
 
     /* oneDNN primitive descriptors: sizes of the blocked copies come from them. */
     dnnl_memory_desc_t u_src, u_wei, u_dst, a_src, a_wei, a_dst;

@@ -59,6 +59,8 @@ typedef struct wh_param {
     float *grad;        /* count floats, NULL unless WH_PARAM_TRAIN and training */
     size_t count;
     int flags;
+    int ndims;          /* its natural shape: conv weights (OC, IC/groups, K, K) */
+    int dims[4];        /* set by wh_plan_param to (count); layers may refine it */
 } wh_param;
 
 struct wh_layer {
