@@ -46,5 +46,9 @@ int wh_cmd_train(int argc, char **argv);
 void wh_cmd_train_usage(void);
 int wh_cmd_map(int argc, char **argv);
 void wh_cmd_map_usage(void);
+int wh_cmd_eval(int argc, char **argv);
+void wh_cmd_eval_usage(void);
+int wh_cmd_detect(int argc, char **argv);
+void wh_cmd_detect_usage(void);
 
 #endif

@@ -18,7 +18,8 @@ void wh_cmd_train_usage(void)
            "  --resume              continue from DIR/last.h5 exactly where it stopped\n"
            "  --init CKPT           start from these weights\n"
            "  --max-batches N       override [net] max_batches\n"
-           "  --batch N --subdivisions N --lr X --size WxH   override [net]\n"
+           "  --batch N --subdivisions N --lr X --size WxH --burn-in N   override [net]\n"
+           "  --policy P            override [net] policy (steps, cosine, sgdr, poly, ...)\n"
            "  --nesterov            Nesterov momentum\n"
            "  --eval-every N        evaluate on --test-split every N iterations (default: at the end)\n"
            "  --ckpt-every N        checkpoint every N iterations (default 100)\n"
@@ -101,6 +102,10 @@ int wh_cmd_train(int argc, char **argv)
         } else if (!strcmp(a, "--max-batches")) {
             if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 1, 1 << 30, &iv)) return 2;
             o.max_batches = iv;
+        } else if (!strcmp(a, "--burn-in")) {
+            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 0, 1 << 30, &o.burn_in)) return 2;
+        } else if (!strcmp(a, "--policy")) {
+            if (!(o.policy = wh_app_value(argc, argv, &i))) return 2;
         } else if (!strcmp(a, "--stop-after")) {
             if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 1, 1 << 30, &iv)) return 2;
             o.stop_after = iv;

@@ -27,6 +27,7 @@ void wh_train_opts_default(wh_train_opts *o)
     o->chart_every = 10;
     o->metric = WH_METRIC_VOC07;
     o->prefetch = 1;
+    o->burn_in = -1;
 }
 
 static double wh__now(void)
@@ -130,6 +131,19 @@ static wh_status wh__apply_overrides(char **text, const wh_train_opts *o, wh_ctx
         free(*text);
         *text = out;
     }
+    if (o->burn_in >= 0) {
+        char val[32], *out;
+        snprintf(val, sizeof(val), "%d", o->burn_in);
+        WH_TRY(wh_cfg_text_set(*text, "net", "burn_in", val, &out, ctx));
+        free(*text);
+        *text = out;
+    }
+    if (o->policy) {
+        char *out;
+        WH_TRY(wh_cfg_text_set(*text, "net", "policy", o->policy, &out, ctx));
+        free(*text);
+        *text = out;
+    }
     return WH_OK;
 }
 
@@ -193,6 +207,11 @@ static wh_status wh__setup(wh__run *r, wh_ctx *ctx)
         }
     } else {
         if (!o->cfg_path) return wh_error(ctx, WH_ERR_ARG, "train: a cfg is needed (or --resume)");
+        struct stat sb;
+        if (stat(wh__join(r, "last.h5"), &sb) == 0)
+            return wh_error(ctx, WH_ERR_ARG,
+                            "%s already holds a training run: continue it with --resume, or choose another "
+                            "output folder (nothing was changed)", r->path);
         WH_TRY(wh_read_text_file(o->cfg_path, &r->cfg_text, ctx));
     }
     wh_status st = wh__apply_overrides(&r->cfg_text, o, ctx);

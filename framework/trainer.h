@@ -78,6 +78,8 @@ typedef struct wh_train_opts {
     int batch, subdivisions;   /* 0: the cfg's */
     float learning_rate;       /* 0: the cfg's */
     int width, height;         /* 0: the cfg's */
+    int burn_in;               /* -1: the cfg's */
+    const char *policy;        /* NULL: the cfg's; e.g. "cosine" */
     int nesterov;
     uint64_t seed;
     int eval_every;            /* iterations; 0: at the end only */
