@@ -2,7 +2,7 @@
  * the detections of one image, printed one a line and optionally drawn.
  *
  * The image goes through the loader's evaluation path (wh_loader_make on a
- * one-sample dataset built here: letterbox, no augmentation) and the boxes
+ * one-sample dataset built here: placed as in training, no augmentation) and the boxes
  * through wh_detect_batch, so a box printed here is the box `whittle eval`
  * scores for the same image. */
 #include <ctype.h>
@@ -214,6 +214,7 @@ static wh_status wh__detect(const char *ckpt, const char *image_path, const wh_e
     wh_loader_opts_default(&lo, net->in_shape.w, net->in_shape.h, 1);
     lo.train = 0;
     lo.prefetch = 0;
+    lo.letterbox = net->hp.letter_box;
     lo.max_boxes = 1;
     wh_truth truth[1];
     wh_xform xf;

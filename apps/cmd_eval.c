@@ -17,8 +17,8 @@ void wh_cmd_eval_usage(void)
 {
     printf("usage: whittle eval CKPT [--data PATH] [--split NAME] [--metric voc07|voc|coco]\n"
            "                    [--conf X] [--nms X] [--batch N] [--dets-out FILE] [--threads N]\n\n"
-           "Runs the checkpoint's network over every image of a dataset (letterboxed, as\n"
-           "in training's evaluation) and prints the AP of every class and their mean,\n"
+           "Runs the checkpoint's network over every image of a dataset (placed as in\n"
+           "training: letterboxed when the cfg has letter_box=1) and prints the AP of every class and their mean,\n"
            "named by the metric, then the time taken and images per second.\n\n"
            "  --data PATH       VOC root, VOCdevkit or darknet .data (default: %s)\n"
            "  --split NAME      the image set (default test; for a .data file: valid)\n"

@@ -106,6 +106,7 @@ wh_status wh_evaluate(wh_net *net, const wh_dataset *d, const wh_eval_opts *o, w
     wh_loader_opts_default(&lo, net->in_shape.w, net->in_shape.h, net->in_shape.n);
     lo.train = 0;
     lo.prefetch = 1;
+    lo.letterbox = net->hp.letter_box; /* as trained (darknet's validate follows letter_box) */
     wh_loader *ld = NULL;
     WH_TRY(wh_loader_create(d, &lo, &ld, ctx));
     wh_det *dets = NULL;

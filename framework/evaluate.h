@@ -1,6 +1,8 @@
 /* whittle: running a detector over a dataset and scoring it.
  *
- * The network sees each image letterboxed (the loader's evaluation mode);
+ * The network sees each image placed as in training: stretched to the input,
+ * or letterboxed when the cfg says letter_box=1 (darknet's validation does
+ * the same);
  * every [yolo] layer's predictions above conf_thresh become one detection per
  * class whose score (objectness x class probability) is above conf_thresh,
  * boxes are mapped back to the original image (the VOC 1-based inclusive

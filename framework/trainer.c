@@ -131,6 +131,12 @@ static wh_status wh__apply_overrides(char **text, const wh_train_opts *o, wh_ctx
         free(*text);
         *text = out;
     }
+    if (o->letterbox) {
+        char *out;
+        WH_TRY(wh_cfg_text_set(*text, "net", "letter_box", "1", &out, ctx));
+        free(*text);
+        *text = out;
+    }
     if (o->burn_in >= 0) {
         char val[32], *out;
         snprintf(val, sizeof(val), "%d", o->burn_in);
@@ -261,7 +267,7 @@ static wh_status wh__setup(wh__run *r, wh_ctx *ctx)
         lo.saturation = hp->saturation;
         lo.exposure = hp->exposure;
         lo.flip = hp->flip;
-        lo.letterbox = o->letterbox || hp->letter_box;
+        lo.letterbox = hp->letter_box; /* --letterbox was written into the cfg */
         lo.prefetch = o->prefetch;
         for (int i = 0; i < r->net->n_layers; i++) { /* darknet takes the last head's jitter */
             const wh_yolo_params *yp = wh_yolo_get(&r->net->layers[i]);

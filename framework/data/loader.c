@@ -141,7 +141,7 @@ wh_status wh_loader_make(const wh_dataset *d, const wh_loader_opts *o, int sampl
         ch = fmax(ih - pt - pb, 1.0);
     }
     double sx = W / cw, sy = H / ch, ox = 0, oy = 0;
-    if (!o->train || o->letterbox) {
+    if (o->letterbox) {
         double k = fmin(sx, sy);
         sx = sy = k;
         ox = (W - cw * k) / 2;

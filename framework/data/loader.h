@@ -12,8 +12,10 @@
  * grey fill), placed into the network input either stretched or letterboxed
  * (letter_box=1), a horizontal flip with probability 1/2, and HSV jitter
  * (hue shift, saturation and exposure scaled by up to the given factors).
- * Evaluation: letterbox only, dataset order. Boxes follow the image; boxes
- * left smaller than 1 pixel of the input are dropped.
+ * Evaluation: dataset order, the whole image placed as training placed it
+ * (stretched, or letterboxed with letterbox=1, as darknet's validation
+ * follows the cfg's letter_box). Boxes follow the image; boxes left smaller
+ * than 1 pixel of the input are dropped.
  */
 #ifndef WH_LOADER_H
 #define WH_LOADER_H
@@ -32,8 +34,8 @@ typedef struct wh_loader_opts {
     int batch;           /* images per batch */
     int max_boxes;       /* truth slots per image (darknet: 90) */
     uint64_t seed;
-    int train;           /* 1: shuffle and augment; 0: dataset order, letterbox only */
-    int letterbox;       /* training placement keeps the aspect ratio */
+    int train;           /* 1: shuffle and augment; 0: dataset order, no augmentation */
+    int letterbox;       /* placement keeps the aspect ratio (grey bands), else stretches */
     float jitter;        /* crop edges move by up to this share of the image side */
     float hue;           /* hue shift up to +-hue (fraction of the colour circle) */
     float saturation;    /* saturation scaled by a factor in [1/s, s] */
