@@ -295,7 +295,7 @@ int wh_cmd_detect(int argc, char **argv)
         /* blanks would split the name into fields of this line */
         for (char *p = name; *p; p++)
             if (isspace((unsigned char)*p)) *p = '_';
-        printf("%s %.4f %.1f %.1f %.1f %.1f\n", name, d->score, d->xmin, d->ymin, d->xmax, d->ymax);
+        printf("%s %.6f %.1f %.1f %.1f %.1f\n", name, d->score, d->xmin, d->ymin, d->xmax, d->ymax);
     }
     if (out && wh_image_save_png(out, &img, &ctx) != WH_OK) goto done;
     wh_app_print_warnings(&ctx);
