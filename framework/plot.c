@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* 5x7 glyphs: 7 rows, the 5 low bits of each row, bit 4 = leftmost column. */
@@ -66,6 +67,12 @@ static void wh__line(wh_image *img, double x0, double y0, double x1, double y1, 
     }
 }
 
+static int wh__cmp_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
 /* A "nice" axis step (1, 2 or 5 times a power of ten) giving about n ticks. */
 static double wh__nice_step(double range, int n)
 {
@@ -82,9 +89,22 @@ wh_status wh_chart_render(const wh_chart *c, int w, int h, wh_image *out, wh_ctx
     const int L = 70, R = w - 60, T = 40, B = h - 50; /* plot area */
     double xmax = c->max_iter > 0 ? c->max_iter : (c->n ? c->iter[c->n - 1] : 1);
     if (xmax <= 0) xmax = 1;
+    /* The first iterations' loss is often 100x the rest: scale the axis to
+     * 1.5 x the 90th percentile (at most the maximum) and clip the start. */
     double ymax = 0;
+    int nf = 0;
+    float *sorted = c->n > 0 ? malloc((size_t)c->n * sizeof(float)) : NULL;
     for (int i = 0; i < c->n; i++)
-        if (isfinite(c->loss[i]) && c->loss[i] > ymax) ymax = c->loss[i];
+        if (isfinite(c->loss[i])) {
+            if (c->loss[i] > ymax) ymax = c->loss[i];
+            if (sorted) sorted[nf++] = c->loss[i];
+        }
+    if (sorted && nf > 0) {
+        qsort(sorted, (size_t)nf, sizeof(float), wh__cmp_float);
+        double p90 = sorted[(int)(0.9 * (nf - 1))];
+        if (1.5 * p90 < ymax) ymax = 1.5 * p90;
+    }
+    free(sorted);
     if (ymax <= 0) ymax = 1;
     double ystep = wh__nice_step(ymax, 6);
     ymax = ceil(ymax / ystep) * ystep;
