@@ -195,4 +195,64 @@ void check_layer(LayerCase &c, const RefFn &ref, bool train, double fd_step, dou
     upload(c);
 }
 
+void check_tied_inputs(LayerCase &c, const std::function<Vec(const std::vector<Vec> &)> &ref)
+{
+    std::vector<int> producers;          // the distinct in[] entries
+    std::vector<size_t> use(c.l->n_in);  // input k -> its producer's position
+    for (int k = 0; k < c.l->n_in; k++) {
+        auto it = std::find(producers.begin(), producers.end(), c.l->in[k]);
+        use[k] = (size_t)(it - producers.begin());
+        if (it == producers.end()) producers.push_back(c.l->in[k]);
+    }
+    std::vector<Vec> u(producers.size());
+    for (int k = 0; k < c.l->n_in; k++)
+        if (u[use[k]].empty()) u[use[k]] = c.in[k];
+    auto tied = [&]() {
+        std::vector<Vec> in(c.l->n_in);
+        for (int k = 0; k < c.l->n_in; k++) in[k] = u[use[k]];
+        return in;
+    };
+    const Vec want = ref(tied());
+    std::mt19937_64 rng(77);
+    std::uniform_real_distribution<double> dist(-1, 1);
+    Vec R(want.size());
+    for (auto &v : R) v = dist(rng);
+    auto loss = [&]() {
+        Vec o = ref(tied());
+        double s = 0;
+        for (size_t i = 0; i < o.size(); i++) s += o[i] * R[i];
+        return s;
+    };
+    const double h = 1e-6;
+    std::vector<Vec> fd(u.size());
+    for (size_t j = 0; j < u.size(); j++) {
+        fd[j].resize(u[j].size());
+        for (size_t i = 0; i < u[j].size(); i++) {
+            const double keep = u[j][i];
+            u[j][i] = keep + h;
+            const double lp = loss();
+            u[j][i] = keep - h;
+            const double lm = loss();
+            u[j][i] = keep;
+            fd[j][i] = (lp - lm) / (2 * h);
+        }
+    }
+    const int saved = omp_get_max_threads();
+    for (int threads : {1, 2}) {
+        SCOPED_TRACE("threads " + std::to_string(threads));
+        omp_set_num_threads(threads);
+        for (size_t j = 0; j < u.size(); j++)
+            for (size_t i = 0; i < u[j].size(); i++) c.net->layers[producers[j]].out[i] = (float)u[j][i];
+        wh_net_zero_douts(c.net);
+        EXPECT_EQ(wh_net_forward_layer(c.net, c.l->index, 1, &c.ctx), WH_OK) << c.ctx.msg;
+        EXPECT_LT(rel_err(c.l->out, want), 1e-4) << "forward vs float64 reference";
+        for (size_t i = 0; i < R.size(); i++) c.l->dout[i] = (float)R[i];
+        EXPECT_EQ(wh_net_backward_layer(c.net, c.l->index, nullptr, &c.ctx), WH_OK) << c.ctx.msg;
+        for (size_t j = 0; j < u.size(); j++)
+            EXPECT_LT(rel_err(c.net->layers[producers[j]].dout, fd[j]), 1e-4)
+                << "d layer " << producers[j] << " vs finite differences";
+    }
+    omp_set_num_threads(saved);
+}
+
 }  // namespace wht

@@ -55,6 +55,13 @@ void upload(LayerCase &c);
 void check_layer(LayerCase &c, const RefFn &ref, bool train, double fd_step = 1e-6,
                  double tol = 1e-4);
 
+// For a layer that reads the same producer more than once (route -1,-1;
+// shortcut from=-1): the harness's inputs are independent, but here they are
+// tied, so the reference sees the producer's values at every use and the
+// producer's gradient (all uses added) is compared with central differences
+// of the tied reference, with 1 and with 2 threads.
+void check_tied_inputs(LayerCase &c, const std::function<Vec(const std::vector<Vec> &)> &ref);
+
 // Max |a-b| / max(max|b|, tiny): the relative error measure used above.
 double rel_err(const float *a, const Vec &b);
 double rel_err(const Vec &a, const Vec &b);

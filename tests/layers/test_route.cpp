@@ -87,71 +87,6 @@ TEST(Route, MatchesReferenceAndGradients)
     }
 }
 
-// The same producer read twice shares one output and one gradient buffer,
-// while the harness treats inputs as independent. Here the inputs are tied:
-// the reference sees the producer's values at every use, and the producer's
-// gradient (all uses added) is compared with central finite differences of the
-// tied reference, with 1 and with 2 threads.
-void check_tied_inputs(wht::LayerCase &c, const std::function<wht::Vec(const std::vector<wht::Vec> &)> &ref)
-{
-    std::vector<int> producers;          // the distinct in[] entries
-    std::vector<size_t> use(c.l->n_in);  // input k -> its producer's position
-    for (int k = 0; k < c.l->n_in; k++) {
-        auto it = std::find(producers.begin(), producers.end(), c.l->in[k]);
-        use[k] = (size_t)(it - producers.begin());
-        if (it == producers.end()) producers.push_back(c.l->in[k]);
-    }
-    std::vector<wht::Vec> u(producers.size());
-    for (int k = 0; k < c.l->n_in; k++)
-        if (u[use[k]].empty()) u[use[k]] = c.in[k];
-    auto tied = [&]() {
-        std::vector<wht::Vec> in(c.l->n_in);
-        for (int k = 0; k < c.l->n_in; k++) in[k] = u[use[k]];
-        return in;
-    };
-    const wht::Vec want = ref(tied());
-    std::mt19937_64 rng(77);
-    std::uniform_real_distribution<double> dist(-1, 1);
-    wht::Vec R(want.size());
-    for (auto &v : R) v = dist(rng);
-    auto loss = [&]() {
-        wht::Vec o = ref(tied());
-        double s = 0;
-        for (size_t i = 0; i < o.size(); i++) s += o[i] * R[i];
-        return s;
-    };
-    const double h = 1e-6;
-    std::vector<wht::Vec> fd(u.size());
-    for (size_t j = 0; j < u.size(); j++) {
-        fd[j].resize(u[j].size());
-        for (size_t i = 0; i < u[j].size(); i++) {
-            const double keep = u[j][i];
-            u[j][i] = keep + h;
-            const double lp = loss();
-            u[j][i] = keep - h;
-            const double lm = loss();
-            u[j][i] = keep;
-            fd[j][i] = (lp - lm) / (2 * h);
-        }
-    }
-    const int saved = omp_get_max_threads();
-    for (int threads : {1, 2}) {
-        SCOPED_TRACE("threads " + std::to_string(threads));
-        omp_set_num_threads(threads);
-        for (size_t j = 0; j < u.size(); j++)
-            for (size_t i = 0; i < u[j].size(); i++) c.net->layers[producers[j]].out[i] = (float)u[j][i];
-        wh_net_zero_douts(c.net);
-        EXPECT_EQ(wh_net_forward_layer(c.net, c.l->index, 1, &c.ctx), WH_OK) << c.ctx.msg;
-        EXPECT_LT(wht::rel_err(c.l->out, want), 1e-4) << "forward vs float64 reference";
-        for (size_t i = 0; i < R.size(); i++) c.l->dout[i] = (float)R[i];
-        EXPECT_EQ(wh_net_backward_layer(c.net, c.l->index, nullptr, &c.ctx), WH_OK) << c.ctx.msg;
-        for (size_t j = 0; j < u.size(); j++)
-            EXPECT_LT(wht::rel_err(c.net->layers[producers[j]].dout, fd[j]), 1e-4)
-                << "d layer " << producers[j] << " vs finite differences";
-    }
-    omp_set_num_threads(saved);
-}
-
 TEST(Route, SameLayerTwiceAddsBothGradients)
 {
     {
@@ -163,7 +98,7 @@ TEST(Route, SameLayerTwiceAddsBothGradients)
             23));
         ASSERT_EQ(c.l->out_shape.c, 9);
         const RouteCase rc = {"", 2, 3, 4, 5, "", {3, 3, 3}, 1, 0, ""};
-        check_tied_inputs(c, [&](const std::vector<wht::Vec> &in) { return ref_route(in, rc); });
+        wht::check_tied_inputs(c, [&](const std::vector<wht::Vec> &in) { return ref_route(in, rc); });
     }
     {
         // -1 and 0 are the same layer; both take its second half.
@@ -174,7 +109,7 @@ TEST(Route, SameLayerTwiceAddsBothGradients)
                                24));
         ASSERT_EQ(c.l->out_shape.c, 4);
         const RouteCase rc = {"", 3, 4, 3, 3, "", {4, 4}, 2, 1, ""};
-        check_tied_inputs(c, [&](const std::vector<wht::Vec> &in) { return ref_route(in, rc); });
+        wht::check_tied_inputs(c, [&](const std::vector<wht::Vec> &in) { return ref_route(in, rc); });
     }
 }
 
