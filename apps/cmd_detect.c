@@ -135,22 +135,7 @@ static wh_status wh__names_from_data(const char *path, wh__names *nm, wh_ctx *ct
  * neighbouring class indices differ clearly. */
 static void wh__class_rgb(int cls, float rgb[3])
 {
-    double h = fmod(0.13 + cls * 0.618033988749895, 1.0) * 6.0;
-    const double s = 0.85, v = 0.95;
-    int i = (int)h;
-    double f = h - i, p = v * (1 - s), q = v * (1 - s * f), t = v * (1 - s * (1 - f));
-    double r, g, b;
-    switch (i % 6) {
-    case 0: r = v, g = t, b = p; break;
-    case 1: r = q, g = v, b = p; break;
-    case 2: r = p, g = v, b = t; break;
-    case 3: r = p, g = q, b = v; break;
-    case 4: r = t, g = p, b = v; break;
-    default: r = v, g = p, b = q; break;
-    }
-    rgb[0] = (float)r;
-    rgb[1] = (float)g;
-    rgb[2] = (float)b;
+    wh_hsv_to_rgb((float)fmod(0.13 + cls * 0.618033988749895, 1.0), 0.85f, 0.95f, rgb);
 }
 
 /* Box outline (2 px; 3 px and double-size text on images of 600 px and more) with a filled label

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -770,4 +771,23 @@ void wh_image_draw_box(wh_image *img, int x0, int y0, int x1, int y1, int thickn
         wh_image_fill_rect(img, a, b, a, d, rgb); /* left */
         wh_image_fill_rect(img, c, b, c, d, rgb); /* right */
     }
+}
+
+void wh_hsv_to_rgb(float h, float s, float v, float rgb[3])
+{
+    float hs = (h - floorf(h)) * 6.f;
+    int k = (int)hs % 6;
+    float f = hs - floorf(hs), p = v * (1 - s), q = v * (1 - s * f), t = v * (1 - s * (1 - f));
+    float r, g, b;
+    switch (k) {
+    case 0: r = v, g = t, b = p; break;
+    case 1: r = q, g = v, b = p; break;
+    case 2: r = p, g = v, b = t; break;
+    case 3: r = p, g = q, b = v; break;
+    case 4: r = t, g = p, b = v; break;
+    default: r = v, g = p, b = q; break;
+    }
+    rgb[0] = r;
+    rgb[1] = g;
+    rgb[2] = b;
 }

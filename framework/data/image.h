@@ -77,6 +77,9 @@ wh_status wh_image_resize(const wh_image *src, int w, int h, wh_image *dst, wh_c
 wh_status wh_image_letterbox(const wh_image *src, int W, int H, wh_image *dst, float *scale, int *dx,
                              int *dy, wh_ctx *ctx);
 
+/* HSV -> RGB, all in [0,1] (h: fraction of the colour circle, wraps). */
+void wh_hsv_to_rgb(float h, float s, float v, float rgb[3]);
+
 /* Fills the pixels x0..x1, y0..y1 (inclusive, 0-based, clipped to the image)
  * with rgb (channel k < 3 takes rgb[k]; a gray image takes rgb[0]). */
 void wh_image_fill_rect(wh_image *img, int x0, int y0, int x1, int y1, const float rgb[3]);

@@ -60,7 +60,7 @@ static void wh__hsv_jitter(float *img, int w, int h, float dhue, float sat, floa
     const long n = (long)w * h;
     float *R = img, *G = img + n, *B = img + 2 * n;
     for (long i = 0; i < n; i++) {
-        float r = R[i], g = G[i], b = B[i];
+        const float r = R[i], g = G[i], b = B[i];
         float mx = fmaxf(r, fmaxf(g, b)), mn = fminf(r, fminf(g, b)), d = mx - mn;
         float hh = 0.f, s = mx > 0.f ? d / mx : 0.f, v = mx;
         if (d > 0.f) {
@@ -71,23 +71,11 @@ static void wh__hsv_jitter(float *img, int w, int h, float dhue, float sat, floa
             if (hh < 0.f) hh += 1.f;
         }
         hh += dhue;
-        hh -= floorf(hh);
-        s = fminf(s * sat, 1.f);
-        v = fminf(v * expo, 1.f);
-        float hs = hh * 6.f;
-        int k = (int)hs % 6;
-        float f = hs - floorf(hs), p = v * (1 - s), q = v * (1 - s * f), t = v * (1 - s * (1 - f));
-        switch (k) {
-        case 0: r = v, g = t, b = p; break;
-        case 1: r = q, g = v, b = p; break;
-        case 2: r = p, g = v, b = t; break;
-        case 3: r = p, g = q, b = v; break;
-        case 4: r = t, g = p, b = v; break;
-        default: r = v, g = p, b = q; break;
-        }
-        R[i] = r;
-        G[i] = g;
-        B[i] = b;
+        float rgb[3];
+        wh_hsv_to_rgb(hh, fminf(s * sat, 1.f), fminf(v * expo, 1.f), rgb);
+        R[i] = rgb[0];
+        G[i] = rgb[1];
+        B[i] = rgb[2];
     }
 }
 

@@ -636,3 +636,19 @@ TEST_F(ImageTest, FillRectAndDrawBoxCountPixels)
 }
 
 } // namespace
+
+TEST(ImageColour, HsvToRgbHandValues)
+{
+    struct {
+        float h, s, v, r, g, b;
+    } cases[] = {{0.f, 1.f, 1.f, 1.f, 0.f, 0.f},          {1.f / 3, 1.f, 1.f, 0.f, 1.f, 0.f},
+                 {2.f / 3, 1.f, 0.5f, 0.f, 0.f, 0.5f},    {0.f, 0.f, 0.7f, 0.7f, 0.7f, 0.7f},
+                 {1.f / 12, 1.f, 1.f, 1.f, 0.5f, 0.f},    {1.25f, 0.5f, 1.f, 0.75f, 1.f, 0.5f}};
+    for (const auto &c : cases) {
+        float rgb[3];
+        wh_hsv_to_rgb(c.h, c.s, c.v, rgb);
+        EXPECT_NEAR(rgb[0], c.r, 1e-6) << c.h;
+        EXPECT_NEAR(rgb[1], c.g, 1e-6) << c.h;
+        EXPECT_NEAR(rgb[2], c.b, 1e-6) << c.h;
+    }
+}
