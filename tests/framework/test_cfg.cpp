@@ -5,6 +5,7 @@
 // (all whitespace dropped, '#'/';' comments) gives them. Each kind of bad
 // input has its own test that checks both the status and that the message
 // names "file:line".
+#include "test_util.h"
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -31,27 +32,9 @@ struct Parsed {
     std::string msg() const { return ctx.msg; }
 };
 
-bool contains(const std::string &hay, const std::string &needle)
-{
-    return hay.find(needle) != std::string::npos;
-}
+using wht::contains;
 
-// A temporary file that is removed at the end of the test.
-struct TempFile {
-    std::string path;
-    explicit TempFile(const std::string &bytes)
-    {
-        char tmpl[] = "/tmp/whittle_test_cfg_XXXXXX";
-        int fd = mkstemp(tmpl);
-        EXPECT_GE(fd, 0);
-        path = tmpl;
-        if (fd >= 0) {
-            EXPECT_EQ(write(fd, bytes.data(), bytes.size()), (ssize_t)bytes.size());
-            close(fd);
-        }
-    }
-    ~TempFile() { unlink(path.c_str()); }
-};
+using wht::TempFile;
 
 // The good file used by several tests; line numbers on the right.
 const char *kGood =

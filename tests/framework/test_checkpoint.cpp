@@ -5,6 +5,7 @@
 // HDF5 directly, so the documentation and the code cannot drift apart.
 // Corruption tests find the bytes to damage by writing a recognisable
 // pattern (0x5A...) and searching the file for it.
+#include "test_util.h"
 #include <gtest/gtest.h>
 
 #include <dirent.h>
@@ -29,10 +30,7 @@
 
 namespace {
 
-bool contains(const std::string &hay, const std::string &needle)
-{
-    return hay.find(needle) != std::string::npos;
-}
+using wht::contains;
 
 // A fresh folder per test, removed with its files afterwards.
 struct TempDir {

@@ -3,6 +3,7 @@
 // The byte layout is checked against a file written out by hand here; sizes
 // are hand-counted from the cfgs (noted next to each). Round trips compare
 // bit patterns.
+#include "test_util.h"
 #include <gtest/gtest.h>
 
 #include <dirent.h>
@@ -24,10 +25,7 @@
 
 namespace {
 
-bool contains(const std::string &hay, const std::string &needle)
-{
-    return hay.find(needle) != std::string::npos;
-}
+using wht::contains;
 
 struct TempDir {
     std::string path;

@@ -4,6 +4,7 @@
 // which detections are TP, FP or ignored, the cumulative counts, the
 // precision/recall points and the interpolation. Boxes are VOC pixels
 // (1-based, inclusive), so a box (1,1,10,10) is 10 x 10 = 100 pixels.
+#include "test_util.h"
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -76,27 +77,9 @@ struct Eval {
     double ap(int c) const { return res.cls[c].ap; }
 };
 
-bool contains(const std::string &hay, const std::string &needle)
-{
-    return hay.find(needle) != std::string::npos;
-}
+using wht::contains;
 
-// A temporary file removed at the end of the test.
-struct TempFile {
-    std::string path;
-    explicit TempFile(const std::string &bytes)
-    {
-        char tmpl[] = "/tmp/whittle_test_dets_XXXXXX";
-        int fd = mkstemp(tmpl);
-        EXPECT_GE(fd, 0);
-        path = tmpl;
-        if (fd >= 0) {
-            EXPECT_EQ(write(fd, bytes.data(), bytes.size()), (ssize_t)bytes.size());
-            close(fd);
-        }
-    }
-    ~TempFile() { unlink(path.c_str()); }
-};
+using wht::TempFile;
 
 // ---------------------------------------------------------------- overlaps
 

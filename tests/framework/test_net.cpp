@@ -4,6 +4,7 @@
 // type. Shapes are darknet's: out = (in + 2*pad - size) / stride + 1 with
 // pad = size/2 when pad=1. The whole-net gradient is checked against central
 // finite differences of the float32 net itself.
+#include "test_util.h"
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -19,10 +20,7 @@
 
 namespace {
 
-bool contains(const std::string &hay, const std::string &needle)
-{
-    return hay.find(needle) != std::string::npos;
-}
+using wht::contains;
 
 // Parses text and builds a net from it; owns both.
 struct Built {

@@ -6,6 +6,7 @@
 // empty temporary current directory, so relative paths resolve only where
 // the test puts them. Boxes are compared with pixel values worked out by
 // hand from xmin = (xc - w/2) W + 1, xmax = (xc + w/2) W.
+#include "test_util.h"
 #include <gtest/gtest.h>
 
 #include <climits>
@@ -27,10 +28,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-bool contains(const std::string &hay, const std::string &needle)
-{
-    return hay.find(needle) != std::string::npos;
-}
+using wht::contains;
 
 void write_png(const std::string &path, int w, int h)
 {

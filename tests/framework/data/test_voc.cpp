@@ -7,6 +7,7 @@
 // Every parsed field is compared with the value written in the XML. Each kind
 // of bad input has its own test that checks the status and that the message
 // names the file (and the line, where there is one).
+#include "test_util.h"
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -22,10 +23,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-bool contains(const std::string &hay, const std::string &needle)
-{
-    return hay.find(needle) != std::string::npos;
-}
+using wht::contains;
 
 // A temporary folder, removed with everything in it at the end of the test.
 struct TempDir {
