@@ -25,13 +25,16 @@ wh_status wh_act_parse(wh_cfg_section *s, wh_act def, wh_act *out, wh_ctx *ctx)
 
 static inline float wh__sigm(float x) { return 1.f / (1.f + expf(-x)); }
 
-/* softplus with darknet's thresholds against overflow (mish_yashas). */
-static inline float wh__softplus(float x)
+/* tanh(softplus(x)) with one exp: with e = exp(x) and n = e * (e + 2),
+ * tanh(log(1 + e)) = ((1+e)^2 - 1) / ((1+e)^2 + 1) = n / (n + 2).
+ * x is clamped at 20, where the ratio is 1 in float (darknet's mish also
+ * returns x there), so e never overflows. */
+static inline float wh__tanh_softplus(float x, float *e_out)
 {
-    const float t = 20.f;
-    float e = expf(fminf(x, t));
-    float sp = log1pf(e);
-    return x > t ? x : (x < -t ? e : sp);
+    const float e = expf(fminf(x, 20.f));
+    const float n = e * (e + 2.f);
+    *e_out = e;
+    return n / (n + 2.f);
 }
 
 void wh_act_forward(wh_act a, const float *x, float *y, size_t n)
@@ -61,7 +64,10 @@ void wh_act_forward(wh_act a, const float *x, float *y, size_t n)
         break;
     case WH_ACT_MISH:
 #pragma omp parallel for simd schedule(static)
-        for (long i = 0; i < nn; i++) y[i] = x[i] * tanhf(wh__softplus(x[i]));
+        for (long i = 0; i < nn; i++) {
+            float e;
+            y[i] = x[i] * wh__tanh_softplus(x[i], &e);
+        }
         break;
     case WH_ACT_TANH:
 #pragma omp parallel for simd schedule(static)
@@ -86,9 +92,10 @@ static inline float wh__dact(wh_act a, float x)
         return s + x * s * (1.f - s);
     }
     case WH_ACT_MISH: {
-        /* d/dx x*tanh(sp(x)) = tanh(sp) + x * (1 - tanh(sp)^2) * sigmoid(x) */
-        float t = tanhf(wh__softplus(x));
-        return t + x * (1.f - t * t) * wh__sigm(x);
+        /* d/dx x*t(x) = t + x * (1 - t^2) * sigmoid(x), t = tanh(softplus(x)),
+         * sigmoid(x) = e / (1 + e) with the same clamped e */
+        float e, t = wh__tanh_softplus(x, &e);
+        return t + x * (1.f - t * t) * (e / (1.f + e));
     }
     case WH_ACT_TANH: {
         float t = tanhf(x);
