@@ -42,8 +42,15 @@ int wh_cmd_import_darknet(int argc, char **argv);
 void wh_cmd_import_darknet_usage(void);
 int wh_cmd_export_darknet(int argc, char **argv);
 void wh_cmd_export_darknet_usage(void);
+/* Shared by train and the stage commands (apps/cmd_train.c). */
+struct wh_train_opts;
+void wh_app_train_defaults(struct wh_train_opts *o);
+int wh_app_train_option(int argc, char **argv, int *i, struct wh_train_opts *o, int *threads, wh_ctx *ctx);
+int wh_app_run_training(struct wh_train_opts *o, int threads);
 int wh_cmd_train(int argc, char **argv);
 void wh_cmd_train_usage(void);
+int wh_cmd_sparse(int argc, char **argv);
+void wh_cmd_sparse_usage(void);
 int wh_cmd_map(int argc, char **argv);
 void wh_cmd_map_usage(void);
 int wh_cmd_eval(int argc, char **argv);

@@ -73,74 +73,111 @@ static void wh__on_event(void *user, const wh_train_event *ev)
     }
 }
 
+/* One trainer option at argv[*i] (shared by train and the stage commands):
+ * 1 when it was one, 0 when it is not a trainer option, -1 after printing
+ * an error about its value. */
+int wh_app_train_option(int argc, char **argv, int *i, wh_train_opts *o, int *threads, wh_ctx *ctx)
+{
+    const char *a = argv[*i], *v;
+    int iv;
+    if (!strcmp(a, "--cfg")) {
+        if (!(o->cfg_path = wh_app_value(argc, argv, i))) return -1;
+    } else if (!strcmp(a, "--data")) {
+        if (!(o->data = wh_app_value(argc, argv, i))) return -1;
+    } else if (!strcmp(a, "--out")) {
+        if (!(o->out_dir = wh_app_value(argc, argv, i))) return -1;
+    } else if (!strcmp(a, "--init")) {
+        if (!(o->init_ckpt = wh_app_value(argc, argv, i))) return -1;
+    } else if (!strcmp(a, "--resume")) {
+        o->resume = 1;
+    } else if (!strcmp(a, "--nesterov")) {
+        o->nesterov = 1;
+    } else if (!strcmp(a, "--letterbox")) {
+        o->letterbox = 1;
+    } else if (!strcmp(a, "--max-batches")) {
+        if (!(v = wh_app_value(argc, argv, i)) || wh_app_int(a, v, 1, 1 << 30, &iv)) return -1;
+        o->max_batches = iv;
+    } else if (!strcmp(a, "--burn-in")) {
+        if (!(v = wh_app_value(argc, argv, i)) || wh_app_int(a, v, 0, 1 << 30, &o->burn_in)) return -1;
+    } else if (!strcmp(a, "--policy")) {
+        if (!(o->policy = wh_app_value(argc, argv, i))) return -1;
+    } else if (!strcmp(a, "--stop-after")) {
+        if (!(v = wh_app_value(argc, argv, i)) || wh_app_int(a, v, 1, 1 << 30, &iv)) return -1;
+        o->stop_after = iv;
+    } else if (!strcmp(a, "--batch")) {
+        if (!(v = wh_app_value(argc, argv, i)) || wh_app_int(a, v, 1, 1 << 16, &o->batch)) return -1;
+    } else if (!strcmp(a, "--subdivisions")) {
+        if (!(v = wh_app_value(argc, argv, i)) || wh_app_int(a, v, 1, 1 << 16, &o->subdivisions)) return -1;
+    } else if (!strcmp(a, "--lr")) {
+        double d;
+        if (!(v = wh_app_value(argc, argv, i)) || wh_app_double(a, v, 1e-9, 10, &d)) return -1;
+        o->learning_rate = (float)d;
+    } else if (!strcmp(a, "--size")) {
+        if (!(v = wh_app_value(argc, argv, i))) return -1;
+        if (wh_app_parse_size(v, &o->width, &o->height)) {
+            fprintf(stderr, "whittle: error: --size expects WxH or S, got '%s'\n", v);
+            return -1;
+        }
+    } else if (!strcmp(a, "--eval-every")) {
+        if (!(v = wh_app_value(argc, argv, i)) || wh_app_int(a, v, 0, 1 << 30, &o->eval_every)) return -1;
+    } else if (!strcmp(a, "--ckpt-every")) {
+        if (!(v = wh_app_value(argc, argv, i)) || wh_app_int(a, v, 0, 1 << 30, &o->ckpt_every)) return -1;
+    } else if (!strcmp(a, "--metric")) {
+        if (!(v = wh_app_value(argc, argv, i))) return -1;
+        if (wh_metric_parse(v, &o->metric, ctx) != WH_OK) { wh_app_fail(ctx); return -1; }
+    } else if (!strcmp(a, "--train-split")) {
+        if (!(o->train_split = wh_app_value(argc, argv, i))) return -1;
+    } else if (!strcmp(a, "--test-split")) {
+        if (!(o->test_split = wh_app_value(argc, argv, i))) return -1;
+    } else if (!strcmp(a, "--seed")) {
+        if (!(v = wh_app_value(argc, argv, i)) || wh_app_int(a, v, 0, 1 << 30, &iv)) return -1;
+        o->seed = (uint64_t)iv;
+    } else if (!strcmp(a, "--threads")) {
+        if (!(v = wh_app_value(argc, argv, i)) || wh_app_int(a, v, 0, 4096, threads)) return -1;
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
+int wh_app_run_training(wh_train_opts *o, int threads)
+{
+    wh_ctx ctx;
+    wh_ctx_init(&ctx);
+    wh_app_threads(&ctx, threads);
+    if (wh_app_ensure_default_data(o->data)) return 1;
+    wh__printer pr = {isatty(STDOUT_FILENO)};
+    o->on_event = wh__on_event;
+    o->event_user = &pr;
+    wh_train_result res;
+    wh_status st = wh_train(o, &res, &ctx);
+    if (pr.tty) printf("\r\033[K");
+    wh_app_print_warnings(&ctx);
+    if (st != WH_OK) return wh_app_fail(&ctx);
+    printf("done: %ld iterations in %.1f s, last loss %.4f, %s %.4f (best %.4f)\n", res.iterations, res.seconds,
+           res.last_loss, wh_metric_name(o->metric), res.final_map, res.best_map);
+    return 0;
+}
+
+void wh_app_train_defaults(wh_train_opts *o)
+{
+    wh_train_opts_default(o);
+    o->data = WH_DEFAULT_DATA;
+    o->ckpt_every = 100;
+}
+
 int wh_cmd_train(int argc, char **argv)
 {
     wh_ctx ctx;
     wh_ctx_init(&ctx);
     wh_train_opts o;
-    wh_train_opts_default(&o);
-    o.data = WH_DEFAULT_DATA;
-    o.ckpt_every = 100;
+    wh_app_train_defaults(&o);
     int threads = 0;
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v;
-        int iv;
-        if (!strcmp(a, "--cfg")) {
-            if (!(o.cfg_path = wh_app_value(argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--data")) {
-            if (!(o.data = wh_app_value(argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--out")) {
-            if (!(o.out_dir = wh_app_value(argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--init")) {
-            if (!(o.init_ckpt = wh_app_value(argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--resume")) {
-            o.resume = 1;
-        } else if (!strcmp(a, "--nesterov")) {
-            o.nesterov = 1;
-        } else if (!strcmp(a, "--letterbox")) {
-            o.letterbox = 1;
-        } else if (!strcmp(a, "--max-batches")) {
-            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 1, 1 << 30, &iv)) return 2;
-            o.max_batches = iv;
-        } else if (!strcmp(a, "--burn-in")) {
-            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 0, 1 << 30, &o.burn_in)) return 2;
-        } else if (!strcmp(a, "--policy")) {
-            if (!(o.policy = wh_app_value(argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--stop-after")) {
-            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 1, 1 << 30, &iv)) return 2;
-            o.stop_after = iv;
-        } else if (!strcmp(a, "--batch")) {
-            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 1, 1 << 16, &o.batch)) return 2;
-        } else if (!strcmp(a, "--subdivisions")) {
-            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 1, 1 << 16, &o.subdivisions)) return 2;
-        } else if (!strcmp(a, "--lr")) {
-            double d;
-            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_double(a, v, 1e-9, 10, &d)) return 2;
-            o.learning_rate = (float)d;
-        } else if (!strcmp(a, "--size")) {
-            if (!(v = wh_app_value(argc, argv, &i))) return 2;
-            if (wh_app_parse_size(v, &o.width, &o.height)) {
-                fprintf(stderr, "whittle: error: --size expects WxH or S, got '%s'\n", v);
-                return 2;
-            }
-        } else if (!strcmp(a, "--eval-every")) {
-            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 0, 1 << 30, &o.eval_every)) return 2;
-        } else if (!strcmp(a, "--ckpt-every")) {
-            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 0, 1 << 30, &o.ckpt_every)) return 2;
-        } else if (!strcmp(a, "--metric")) {
-            if (!(v = wh_app_value(argc, argv, &i))) return 2;
-            if (wh_metric_parse(v, &o.metric, &ctx) != WH_OK) return wh_app_fail(&ctx);
-        } else if (!strcmp(a, "--train-split")) {
-            if (!(o.train_split = wh_app_value(argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--test-split")) {
-            if (!(o.test_split = wh_app_value(argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--seed")) {
-            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 0, 1 << 30, &iv)) return 2;
-            o.seed = (uint64_t)iv;
-        } else if (!strcmp(a, "--threads")) {
-            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 0, 4096, &threads)) return 2;
-        } else {
-            fprintf(stderr, "whittle: error: train: unknown option '%s' (see whittle train --help)\n", a);
+        int r = wh_app_train_option(argc, argv, &i, &o, &threads, &ctx);
+        if (r < 0) return 2;
+        if (r == 0) {
+            fprintf(stderr, "whittle: error: train: unknown option '%s' (see whittle train --help)\n", argv[i]);
             return 2;
         }
     }
@@ -148,17 +185,5 @@ int wh_cmd_train(int argc, char **argv)
         fprintf(stderr, "whittle: error: train needs --cfg FILE (or --resume)\n");
         return 2;
     }
-    wh_app_threads(&ctx, threads);
-    wh_app_ensure_default_data(o.data);
-    wh__printer pr = {isatty(STDOUT_FILENO)};
-    o.on_event = wh__on_event;
-    o.event_user = &pr;
-    wh_train_result res;
-    wh_status st = wh_train(&o, &res, &ctx);
-    if (pr.tty) printf("\r\033[K");
-    wh_app_print_warnings(&ctx);
-    if (st != WH_OK) return wh_app_fail(&ctx);
-    printf("done: %ld iterations in %.1f s, last loss %.4f, %s %.4f (best %.4f)\n", res.iterations, res.seconds,
-           res.last_loss, wh_metric_name(o.metric), res.final_map, res.best_map);
-    return 0;
+    return wh_app_run_training(&o, threads);
 }

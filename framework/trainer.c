@@ -212,17 +212,23 @@ static wh_status wh__setup(wh__run *r, wh_ctx *ctx)
             return st;
         }
     } else {
-        if (!o->cfg_path) return wh_error(ctx, WH_ERR_ARG, "train: a cfg is needed (or --resume)");
+        if (!o->cfg_path && !o->cfg_text) return wh_error(ctx, WH_ERR_ARG, "train: a cfg is needed (or --resume)");
         struct stat sb;
         if (stat(wh__join(r, "last.h5"), &sb) == 0)
             return wh_error(ctx, WH_ERR_ARG,
                             "%s already holds a training run: continue it with --resume, or choose another "
                             "output folder (nothing was changed)", r->path);
-        WH_TRY(wh_read_text_file(o->cfg_path, &r->cfg_text, ctx));
+        if (o->cfg_text) {
+            r->cfg_text = malloc(strlen(o->cfg_text) + 1);
+            if (!r->cfg_text) return wh_error(ctx, WH_ERR_NOMEM, "out of memory");
+            memcpy(r->cfg_text, o->cfg_text, strlen(o->cfg_text) + 1);
+        } else {
+            WH_TRY(wh_read_text_file(o->cfg_path, &r->cfg_text, ctx));
+        }
     }
     wh_status st = wh__apply_overrides(&r->cfg_text, o, ctx);
     wh_cfg *cfg = NULL;
-    if (st == WH_OK) st = wh_cfg_parse_string(r->cfg_text, o->resume ? r->path : o->cfg_path, &cfg, ctx);
+    if (st == WH_OK) st = wh_cfg_parse_string(r->cfg_text, o->resume ? r->path : o->cfg_path ? o->cfg_path : "<checkpoint cfg>", &cfg, ctx);
     if (st == WH_OK) {
         wh_net_opts no = {.train = 1};
         st = wh_net_create(cfg, &no, &r->net, ctx);

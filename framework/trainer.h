@@ -67,7 +67,8 @@ typedef struct wh_train_hooks {
 } wh_train_hooks;
 
 typedef struct wh_train_opts {
-    const char *cfg_path;      /* a darknet cfg, or NULL with resume / init_ckpt */
+    const char *cfg_path;      /* a darknet cfg, or NULL with resume / cfg_text */
+    const char *cfg_text;      /* the cfg as text (e.g. a checkpoint's), instead of cfg_path */
     const char *init_ckpt;     /* start from these weights (fine-tuning), optional */
     const char *data;          /* VOC root, VOCdevkit or .data */
     const char *train_split;   /* default "train" */

@@ -1,0 +1,37 @@
+/* whittle: stage 1 inside the trainer (a wh_train_hooks implementation).
+ *
+ * After every iteration's backward: |gamma| of the prunable channels -> the
+ * scheduler's rate per channel -> grad(gamma) += batch * s * sign(gamma).
+ * The scheduler's state is saved in (and restored from) the checkpoint under
+ * "sparsity/", so a resumed sparse run is the run that was interrupted.
+ */
+#ifndef WH_SPARSE_TRAIN_H
+#define WH_SPARSE_TRAIN_H
+
+#include "../framework/trainer.h"
+#include "sparsity.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct wh_sparse_hook {
+    wh_sched *sched;
+    int *exclude;
+    int n_exclude;
+    wh_prunable set;  /* found at the first iteration (the net exists then) */
+    int have_set;
+    float *absgamma, *rate;
+    double last_below_1e2; /* share of prunable |gamma| < 1e-2 after the last step */
+} wh_sparse_hook;
+
+wh_status wh_sparse_hook_init(wh_sparse_hook *h, const char *spec, const int *exclude, int n_exclude,
+                              wh_ctx *ctx);
+void wh_sparse_hook_free(wh_sparse_hook *h);
+/* Fills the trainer's hooks with this one's. */
+void wh_sparse_hook_attach(wh_sparse_hook *h, wh_train_hooks *hooks);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
