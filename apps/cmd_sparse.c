@@ -21,6 +21,8 @@ void wh_cmd_sparse_usage(void)
            "        feedback:s=1e-4,target=0.5,thresh=0.01,by=0.8,gain=0.01\n"
            "  --weights CKPT      the trained baseline (its cfg is used unless --cfg)\n"
            "  --exclude I,J       layer indices kept out of the prunable set\n"
+           "  --stats-every N     |gamma| statistics every N iterations (default 50): OUT/gamma.jsonl,\n"
+           "                      OUT/gamma_hist.png, and the history in the checkpoint\n"
            "All options of whittle train apply (--data, --out, --max-batches, --lr, ...).\n",
            names);
 }
@@ -34,12 +36,16 @@ int wh_cmd_sparse(int argc, char **argv)
     o.out_dir = "runs/sparse";
     int threads = 0, exclude[256], n_exclude = 0;
     const char *spec = NULL;
+    int stats_every = 50;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--sched")) {
             if (!(spec = wh_app_value(argc, argv, &i))) return 2;
         } else if (!strcmp(a, "--weights")) {
             if (!(o.init_ckpt = wh_app_value(argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--stats-every")) {
+            const char *v = wh_app_value(argc, argv, &i);
+            if (!v || wh_app_int(a, v, 0, 1 << 30, &stats_every)) return 2;
         } else if (!strcmp(a, "--exclude")) {
             const char *v = wh_app_value(argc, argv, &i);
             if (!v) return 2;
@@ -69,6 +75,7 @@ int wh_cmd_sparse(int argc, char **argv)
     wh_sparse_hook hook;
     if (wh_sparse_hook_init(&hook, spec, exclude, n_exclude, &ctx) != WH_OK) return wh_app_fail(&ctx);
     wh_sparse_hook_attach(&hook, &o.hooks);
+    wh_sparse_hook_stats(&hook, stats_every, o.out_dir);
     char *cfg_from_ckpt = NULL;
     if (!o.cfg_path && !o.resume) {
         /* the baseline's own cfg, as stored in its checkpoint */

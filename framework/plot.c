@@ -21,6 +21,7 @@ static const struct {
     {'/', {0, 1, 2, 4, 8, 16, 0}},       {'(', {2, 4, 8, 8, 8, 4, 2}},
     {')', {8, 4, 2, 2, 2, 4, 8}},        {'@', {14, 17, 1, 13, 21, 21, 14}},
     {'=', {0, 0, 31, 0, 31, 0, 0}},      {'+', {0, 4, 4, 31, 4, 4, 0}},
+    {'|', {4, 4, 4, 4, 4, 4, 4}},
     {'A', {14, 17, 17, 31, 17, 17, 17}}, {'B', {30, 17, 17, 30, 17, 17, 30}},
     {'C', {14, 17, 16, 16, 16, 17, 14}}, {'D', {28, 18, 17, 17, 17, 18, 28}},
     {'E', {31, 16, 16, 30, 16, 16, 31}}, {'F', {31, 16, 16, 30, 16, 16, 16}},
@@ -157,6 +158,56 @@ wh_status wh_chart_save(const wh_chart *c, const char *path, wh_ctx *ctx)
 {
     wh_image img = {0};
     WH_TRY(wh_chart_render(c, 1000, 600, &img, ctx));
+    wh_status st = wh_image_save_png(path, &img, ctx);
+    wh_image_free(&img);
+    return st;
+}
+
+wh_status wh_hist_chart_save(const char *path, const float *rows, const float *iters, int n_rows, int bins,
+                             float x_lo, float x_hi, const char *title, const char *x_label, wh_ctx *ctx)
+{
+    const int w = 1000, h = 600, L = 70, R = w - 40, T = 40, B = h - 50;
+    wh_image img = {0};
+    WH_TRY(wh_image_alloc(&img, w, h, 3, ctx));
+    const float white[3] = {1, 1, 1}, black[3] = {0, 0, 0}, grid[3] = {0.85f, 0.85f, 0.85f};
+    wh_image_fill_rect(&img, 0, 0, w - 1, h - 1, white);
+    double ymax = 0;
+    for (int i = 0; i < n_rows * bins; i++)
+        if (rows[i] > ymax) ymax = rows[i];
+    if (ymax <= 0) ymax = 1;
+    double ystep = wh__nice_step(ymax, 5);
+    ymax = ceil(ymax / ystep) * ystep;
+    char buf[64];
+    for (double v = 0; v <= ymax + 1e-9; v += ystep) {
+        int y = B - (int)lround(v / ymax * (B - T));
+        wh__line(&img, L, y, R, y, 1, grid);
+        snprintf(buf, sizeof(buf), "%g", v);
+        wh_draw_text(&img, L - 6 * (int)strlen(buf) - 6, y - 3, 1, buf, black);
+    }
+    for (int k = (int)ceil(x_lo); k <= (int)floor(x_hi); k++) {
+        int x = L + (int)lround((k - x_lo) / (x_hi - x_lo) * (R - L));
+        wh__line(&img, x, T, x, B, 1, grid);
+        snprintf(buf, sizeof(buf), "%d", k);
+        wh_draw_text(&img, x - 3 * (int)strlen(buf), B + 8, 1, buf, black);
+    }
+    wh__line(&img, L, B, R, B, 2, black);
+    wh__line(&img, L, T, L, B, 2, black);
+    if (x_label) wh_draw_text(&img, (L + R) / 2 - 3 * (int)strlen(x_label), h - 20, 1, x_label, black);
+    if (title) wh_draw_text(&img, L, 12, 2, title, black);
+    const double bw = (x_hi - x_lo) / bins;
+    for (int r = 0; r < n_rows; r++) {
+        const float t = n_rows > 1 ? (float)r / (float)(n_rows - 1) : 1.f;
+        const float col[3] = {0.1f + 0.8f * t, 0.2f, 0.9f - 0.8f * t};
+        for (int b = 1; b < bins; b++) {
+            double x0 = L + (0.5 + b - 1) * bw / (x_hi - x_lo) * (R - L), x1 = L + (0.5 + b) * bw / (x_hi - x_lo) * (R - L);
+            double y0 = B - rows[r * bins + b - 1] / ymax * (B - T), y1 = B - rows[r * bins + b] / ymax * (B - T);
+            wh__line(&img, x0, y0, x1, y1, r == n_rows - 1 ? 2 : 1, col);
+        }
+        if (iters && (r == 0 || r == n_rows - 1)) {
+            snprintf(buf, sizeof(buf), "IT %.0f", iters[r]);
+            wh_draw_text(&img, R - 80, T + 6 + (r == 0 ? 0 : 12), 1, buf, col);
+        }
+    }
     wh_status st = wh_image_save_png(path, &img, ctx);
     wh_image_free(&img);
     return st;

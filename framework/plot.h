@@ -22,12 +22,18 @@ typedef struct wh_chart {
     const float *map_iter;
     const float *map;
     float max_iter;     /* x axis end (0: the last point) */
-    const char *title;  /* upper case letters, digits and . - : % / ( ) @ = only */
+    const char *title;  /* upper case letters, digits and . - : % / ( ) @ = + | only */
 } wh_chart;
 
 /* Draws the chart into a new w x h image (free it with wh_image_free). */
 wh_status wh_chart_render(const wh_chart *c, int w, int h, wh_image *out, wh_ctx *ctx);
 wh_status wh_chart_save(const wh_chart *c, const char *path, wh_ctx *ctx);
+
+/* Histograms over time (e.g. |gamma| during sparse training): row r of
+ * rows (n_rows x bins, shares) is one curve over x in [x_lo, x_hi] (the bin
+ * centres), coloured from blue (first) to red (last); labels say x_label. */
+wh_status wh_hist_chart_save(const char *path, const float *rows, const float *iters, int n_rows, int bins,
+                             float x_lo, float x_hi, const char *title, const char *x_label, wh_ctx *ctx);
 
 /* Text in the 5x7 font at (x, y) (top-left), scale 1 = 6 px per glyph. */
 void wh_draw_text(wh_image *img, int x, int y, int scale, const char *text, const float rgb[3]);

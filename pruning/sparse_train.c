@@ -1,5 +1,8 @@
 #include "sparse_train.h"
 
+#include "../framework/plot.h"
+
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,7 +27,58 @@ void wh_sparse_hook_free(wh_sparse_hook *h)
     free(h->exclude);
     free(h->absgamma);
     free(h->rate);
+    free(h->hist);
+    free(h->hist_iter);
     memset(h, 0, sizeof(*h));
+}
+
+void wh_sparse_hook_stats(wh_sparse_hook *h, int every, const char *out_dir)
+{
+    h->stats_every = every;
+    h->out_dir = out_dir;
+}
+
+static wh_status wh__add_row(wh_sparse_hook *h, float iter, const float *hist, wh_ctx *ctx)
+{
+    if (h->n_rows == h->cap_rows) {
+        int cap = h->cap_rows ? 2 * h->cap_rows : 16;
+        float *a = realloc(h->hist, (size_t)cap * WH_GAMMA_BINS * sizeof(float));
+        if (!a) return wh_error(ctx, WH_ERR_NOMEM, "out of memory");
+        h->hist = a;
+        float *b = realloc(h->hist_iter, (size_t)cap * sizeof(float));
+        if (!b) return wh_error(ctx, WH_ERR_NOMEM, "out of memory");
+        h->hist_iter = b;
+        h->cap_rows = cap;
+    }
+    memcpy(h->hist + (size_t)h->n_rows * WH_GAMMA_BINS, hist, WH_GAMMA_BINS * sizeof(float));
+    h->hist_iter[h->n_rows++] = iter;
+    return WH_OK;
+}
+
+/* One statistics point: the history row, a JSON line, the PNG. */
+static wh_status wh__stats(wh_sparse_hook *h, const wh_net *net, long it, wh_ctx *ctx)
+{
+    wh_gamma_stats gs;
+    wh_gamma_stats_compute(h->absgamma, h->set.n_channels, &gs);
+    WH_TRY(wh__add_row(h, (float)it, gs.hist, ctx));
+    if (!h->out_dir) return WH_OK;
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/gamma.jsonl", h->out_dir);
+    FILE *f = fopen(path, "a");
+    if (!f) return wh_error(ctx, WH_ERR_IO, "%s: cannot open", path);
+    fprintf(f, "{\"iteration\": %ld, \"channels\": %d, \"below_1e-3\": %.6f, \"below_1e-2\": %.6f, \"max\": %.6g, "
+               "\"layers\": [", it, gs.n, gs.below_1e3, gs.below_1e2, gs.max);
+    for (int k = 0; k < h->set.n_layers; k++) {
+        wh_gamma_stats ls;
+        wh_gamma_stats_compute(h->absgamma + h->set.offset[k], net->layers[h->set.layer[k]].out_shape.c, &ls);
+        fprintf(f, "%s{\"layer\": %d, \"below_1e-2\": %.4f, \"max\": %.4g}", k ? ", " : "", h->set.layer[k],
+                ls.below_1e2, ls.max);
+    }
+    fprintf(f, "]}\n");
+    fclose(f);
+    snprintf(path, sizeof(path), "%s/gamma_hist.png", h->out_dir);
+    return wh_hist_chart_save(path, h->hist, h->hist_iter, h->n_rows, WH_GAMMA_BINS, (float)WH_GAMMA_LOG_LO,
+                              (float)WH_GAMMA_LOG_HI, "BN SCALES DURING SPARSE TRAINING", "LOG10 |GAMMA|", ctx);
 }
 
 static wh_status wh__after_backward(void *user, wh_net *net, long it, wh_ctx *ctx)
@@ -42,18 +96,39 @@ static wh_status wh__after_backward(void *user, wh_net *net, long it, wh_ctx *ct
     int below = 0;
     for (int c = 0; c < h->set.n_channels; c++) below += h->absgamma[c] < 1e-2f;
     h->last_below_1e2 = h->set.n_channels ? (double)below / h->set.n_channels : 0.0;
+    if (h->stats_every > 0 && it % h->stats_every == 0) WH_TRY(wh__stats(h, net, it, ctx));
     h->sched->ops->rates(h->sched->state, it, net->hp.max_batches, h->absgamma, h->set.n_channels, h->rate);
     return wh_sparsity_apply(net, &h->set, h->rate, net->hp.batch, ctx);
 }
 
 static wh_status wh__save(void *user, wh_ckpt_writer *w, wh_ctx *ctx)
 {
-    return wh_sched_save(((wh_sparse_hook *)user)->sched, w, "sparsity", ctx);
+    wh_sparse_hook *h = user;
+    WH_TRY(wh_sched_save(h->sched, w, "sparsity", ctx));
+    if (h->n_rows == 0) return WH_OK;
+    uint64_t dims[2] = {(uint64_t)h->n_rows, WH_GAMMA_BINS};
+    WH_TRY(wh_ckpt_put_f32(w, "sparsity/gamma_hist", h->hist, dims, 2, ctx));
+    return wh_ckpt_put_f32(w, "sparsity/gamma_hist_iter", h->hist_iter, dims, 1, ctx);
 }
 
 static wh_status wh__load(void *user, wh_ckpt_reader *r, wh_ctx *ctx)
 {
-    return wh_sched_load(((wh_sparse_hook *)user)->sched, r, "sparsity", ctx);
+    wh_sparse_hook *h = user;
+    WH_TRY(wh_sched_load(h->sched, r, "sparsity", ctx));
+    if (!wh_ckpt_has(r, "sparsity/gamma_hist_iter")) return WH_OK;
+    uint64_t dims[8];
+    int nd = 0;
+    WH_TRY(wh_ckpt_dims(r, "sparsity/gamma_hist_iter", dims, &nd, ctx));
+    const int n = nd ? (int)dims[0] : 1;
+    float *rows = malloc((size_t)n * WH_GAMMA_BINS * sizeof(float)), *iters = malloc((size_t)n * sizeof(float));
+    wh_status st = rows && iters ? WH_OK : wh_error(ctx, WH_ERR_NOMEM, "out of memory");
+    if (st == WH_OK) st = wh_ckpt_get_f32(r, "sparsity/gamma_hist", rows, (size_t)n * WH_GAMMA_BINS, ctx);
+    if (st == WH_OK) st = wh_ckpt_get_f32(r, "sparsity/gamma_hist_iter", iters, (size_t)n, ctx);
+    h->n_rows = 0;
+    for (int i = 0; st == WH_OK && i < n; i++) st = wh__add_row(h, iters[i], rows + (size_t)i * WH_GAMMA_BINS, ctx);
+    free(rows);
+    free(iters);
+    return st;
 }
 
 void wh_sparse_hook_attach(wh_sparse_hook *h, wh_train_hooks *hooks)

@@ -427,3 +427,24 @@ wh_status wh_sparsity_apply(wh_net *net, const wh_prunable *p, const float *s, i
     }
     return WH_OK;
 }
+
+void wh_gamma_stats_compute(const float *absgamma, int n, wh_gamma_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->n = n;
+    if (n <= 0) return;
+    const double w = (WH_GAMMA_LOG_HI - WH_GAMMA_LOG_LO) / WH_GAMMA_BINS;
+    int b3 = 0, b2 = 0;
+    for (int c = 0; c < n; c++) {
+        const double g = absgamma[c];
+        b3 += g < 1e-3;
+        b2 += g < 1e-2;
+        if (g > out->max) out->max = g;
+        int bin = g > 0 ? (int)floor((log10(g) - WH_GAMMA_LOG_LO) / w) : 0;
+        bin = bin < 0 ? 0 : bin >= WH_GAMMA_BINS ? WH_GAMMA_BINS - 1 : bin;
+        out->hist[bin] += 1.f;
+    }
+    for (int b = 0; b < WH_GAMMA_BINS; b++) out->hist[b] /= (float)n;
+    out->below_1e3 = (double)b3 / n;
+    out->below_1e2 = (double)b2 / n;
+}

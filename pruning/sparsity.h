@@ -75,6 +75,23 @@ void wh_sched_names(char *buf, size_t n);
 wh_status wh_sched_save(const wh_sched *s, wh_ckpt_writer *w, const char *group, wh_ctx *ctx);
 wh_status wh_sched_load(wh_sched *s, wh_ckpt_reader *r, const char *group, wh_ctx *ctx);
 
+/* ---- |gamma| statistics: what users look at to choose thresholds ----------- */
+
+/* Bins of log10|gamma| from WH_GAMMA_LOG_LO to WH_GAMMA_LOG_HI, 0.25 wide;
+ * values outside fall in the end bins (0 in the first). */
+#define WH_GAMMA_BINS 32
+#define WH_GAMMA_LOG_LO (-6.0)
+#define WH_GAMMA_LOG_HI 2.0
+
+typedef struct wh_gamma_stats {
+    int n;
+    double below_1e3, below_1e2; /* shares of channels */
+    double max;
+    float hist[WH_GAMMA_BINS];   /* shares of channels per bin (sum 1) */
+} wh_gamma_stats;
+
+void wh_gamma_stats_compute(const float *absgamma, int n, wh_gamma_stats *out);
+
 /* ---- the prunable set and the regulariser ----------------------------------- */
 
 typedef struct wh_prunable {

@@ -13,6 +13,7 @@
 
 extern "C" {
 #include "framework/modelgen.h"
+#include "framework/plot.h"
 #include "pruning/sparsity.h"
 }
 
@@ -232,4 +233,48 @@ TEST(Regulariser, AddsBatchTimesRateTimesSignAndTouchesNothingElse)
     for (int k = 0; k < p.n_layers; k++) EXPECT_EQ(net->layers[p.layer[k]].params[0].grad[0], 0.f);
     wh_prunable_free(&p);
     wh_net_destroy(net);
+}
+
+TEST(GammaStats, SharesMaxAndLogBins)
+{
+    // log10 values: -7 (clamped to bin 0), -5.9 (bin 0), -2.5 (bin 14), -1.5 (bin 18), 0 (bin 24), 5 (bin 31)
+    const float g[6] = {1e-7f, 1.2589e-6f, 3.1623e-3f, 3.1623e-2f, 1.f, 1e5f};
+    wh_gamma_stats s;
+    wh_gamma_stats_compute(g, 6, &s);
+    EXPECT_EQ(s.n, 6);
+    EXPECT_DOUBLE_EQ(s.below_1e3, 2.0 / 6);
+    EXPECT_DOUBLE_EQ(s.below_1e2, 3.0 / 6);
+    EXPECT_FLOAT_EQ((float)s.max, 1e5f);
+    EXPECT_FLOAT_EQ(s.hist[0], 2.f / 6);
+    EXPECT_FLOAT_EQ(s.hist[14], 1.f / 6);
+    EXPECT_FLOAT_EQ(s.hist[18], 1.f / 6);
+    EXPECT_FLOAT_EQ(s.hist[24], 1.f / 6);
+    EXPECT_FLOAT_EQ(s.hist[31], 1.f / 6);
+    float sum = 0;
+    for (float v : s.hist) sum += v;
+    EXPECT_NEAR(sum, 1.f, 1e-6);
+}
+
+TEST(GammaStats, HistogramChartDrawsTheCurve)
+{
+    std::vector<float> rows(2 * WH_GAMMA_BINS, 0.f), iters = {0.f, 100.f};
+    rows[WH_GAMMA_BINS + 16] = 1.f;  // the last row: everything in bin 16 (centre log10 = -1.875)
+    std::string path = ::testing::TempDir() + "gamma_hist_" + std::to_string(getpid()) + ".png";
+    wh_ctx ctx;
+    wh_ctx_init(&ctx);
+    ASSERT_EQ(wh_hist_chart_save(path.c_str(), rows.data(), iters.data(), 2, WH_GAMMA_BINS, -6.f, 2.f, "T", "X", &ctx),
+              WH_OK)
+        << ctx.msg;
+    wh_image im = {};
+    ASSERT_EQ(wh_image_load(path.c_str(), &im, &ctx), WH_OK);
+    // bin 16's centre: x = 70 + 16.5/32 * 890 = 529; peak 1.0 at the top of the plot (y = 40); red (last row)
+    bool found = false;
+    for (int dx = -2; dx <= 2; dx++)
+        for (int dy = -2; dy <= 2; dy++) {
+            float r = im.data[wh_image_index(&im, 529 + dx, 40 + dy, 0)], b = im.data[wh_image_index(&im, 529 + dx, 40 + dy, 2)];
+            found |= r > 0.7f && b < 0.3f;
+        }
+    EXPECT_TRUE(found);
+    wh_image_free(&im);
+    std::remove(path.c_str());
 }
