@@ -18,21 +18,9 @@
 #include <omp.h>
 #endif
 
+#include "bench_util.h"
 #include "framework/modelgen.h"
 #include "framework/net.h"
-
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 int main(int argc, char **argv)
 {
@@ -87,12 +75,12 @@ int main(int argc, char **argv)
             return 1;
         }
     for (int r = 0; r < runs; r++) {
-        double t0 = now_s();
+        double t0 = wh_bench_now();
         if (wh_net_forward(net, 0, &ctx) != WH_OK) {
             fprintf(stderr, "bench_forward: %s\n", ctx.msg);
             return 1;
         }
-        t[r] = now_s() - t0;
+        t[r] = wh_bench_now() - t0;
     }
     if (profile) {
         /* Per-layer medians go to stderr so stdout stays one JSON object. */
@@ -100,14 +88,14 @@ int main(int argc, char **argv)
         if (!lt) return 1;
         for (int r = 0; r < runs; r++)
             for (int i = 0; i < net->n_layers; i++) {
-                double t0 = now_s();
+                double t0 = wh_bench_now();
                 if (wh_net_forward_layer(net, i, 0, &ctx) != WH_OK) return 1;
-                lt[(size_t)i * runs + r] = now_s() - t0;
+                lt[(size_t)i * runs + r] = wh_bench_now() - t0;
             }
         fprintf(stderr, "layer type            median_ms  conv_gflop/s\n");
         for (int i = 0; i < net->n_layers; i++) {
             double *li = lt + (size_t)i * runs;
-            qsort(li, (size_t)runs, sizeof(double), cmp_d);
+            qsort(li, (size_t)runs, sizeof(double), wh_bench_cmp);
             wh_net_cost lc;
             wh_layer_cost(&net->layers[i], &lc);
             fprintf(stderr, "%5d %-14s %9.3f %10.1f\n", i, net->layers[i].ops->type, li[runs / 2] * 1e3,
@@ -115,8 +103,7 @@ int main(int argc, char **argv)
         }
         free(lt);
     }
-    qsort(t, (size_t)runs, sizeof(double), cmp_d);
-    double med = runs % 2 ? t[runs / 2] : 0.5 * (t[runs / 2 - 1] + t[runs / 2]);
+    double med = wh_bench_median(t, runs);
     wh_net_cost cost;
     wh_net_cost_total(net, &cost);
 #ifdef _OPENMP

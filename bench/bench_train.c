@@ -23,6 +23,7 @@
 #include <omp.h>
 #endif
 
+#include "bench_util.h"
 #include "framework/modelgen.h"
 #include "framework/net.h"
 #include "framework/optimizer.h"
@@ -30,25 +31,6 @@
 
 #define MAX_BOXES 8
 enum { PH_FWD, PH_LOSS, PH_BWD, PH_STEP, PH_COUNT };
-
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof(double), cmp_d);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 /* xorshift64*: reproducible inputs without the library's private RNG. */
 static double rnd(uint64_t *s)
@@ -77,10 +59,10 @@ static int arg_num(const char *flag, const char *v, double lo, double hi, double
 static wh_status iteration(wh_net *net, wh_sgd *sgd, const wh_truth *truth, int batch, double t[PH_COUNT],
                            double *loss, wh_ctx *ctx)
 {
-    double t0 = now_s();
+    double t0 = wh_bench_now();
     wh_net_zero_grads(net);
     WH_TRY(wh_net_forward(net, 1, ctx));
-    double t1 = now_s();
+    double t1 = wh_bench_now();
     wh_net_zero_douts(net);
     double sum = 0;
     for (int i = 0; i < net->n_layers; i++) {
@@ -90,13 +72,13 @@ static wh_status iteration(wh_net *net, wh_sgd *sgd, const wh_truth *truth, int 
         WH_TRY(wh_yolo_loss(l, truth, MAX_BOXES, net->in_shape.w, net->in_shape.h, &p, ctx));
         sum += p.loss;
     }
-    double t2 = now_s();
+    double t2 = wh_bench_now();
     WH_TRY(wh_net_backward(net, NULL, ctx));
-    double t3 = now_s();
+    double t3 = wh_bench_now();
     /* A small fixed rate: the schedule's burn-in would make it ~0, and a
      * large one could diverge on random data over a few steps. */
     WH_TRY(wh_sgd_step(sgd, net, 1e-4f, batch, ctx));
-    double t4 = now_s();
+    double t4 = wh_bench_now();
     t[PH_FWD] = t1 - t0;
     t[PH_LOSS] = t2 - t1;
     t[PH_BWD] = t3 - t2;
@@ -194,10 +176,10 @@ int main(int argc, char **argv)
         }
         t[r] = tot;
     }
-    const double min_s = (qsort(t, (size_t)runs, sizeof(double), cmp_d), t[0]);
-    const double med = median(t, runs);
+    const double min_s = (qsort(t, (size_t)runs, sizeof(double), wh_bench_cmp), t[0]);
+    const double med = wh_bench_median(t, runs);
     double pmed[PH_COUNT];
-    for (int p = 0; p < PH_COUNT; p++) pmed[p] = median(t + (size_t)(p + 1) * runs, runs);
+    for (int p = 0; p < PH_COUNT; p++) pmed[p] = wh_bench_median(t + (size_t)(p + 1) * runs, runs);
     wh_net_cost cost;
     wh_net_cost_total(net, &cost);
 #ifdef _OPENMP

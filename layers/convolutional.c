@@ -56,6 +56,7 @@ typedef struct wh__conv {
     /* oneDNN */
     dnnl_primitive_desc_t fwd_pd, bwdd_pd, bwdw_pd;
     dnnl_primitive_t fwd, bwdd, bwdw;
+    dnnl_memory_t pad_fwd, pad_bwdd, pad_bwdw; /* views of pad_scratch, each with its primitive's md */
     wh__darg f_src, f_wei, f_dst;        /* forward */
     wh__darg d_ddst, d_wei, d_dsrc;      /* backward data */
     wh__darg w_src, w_ddst, w_dwei;      /* backward weights */
@@ -292,6 +293,15 @@ static void wh__darg_destroy(wh__darg *a)
     memset(a, 0, sizeof(*a));
 }
 
+/* A view of the shared scratchpad bytes with primitive pd's md. */
+static wh_status wh__pad_view(dnnl_primitive_desc_t pd, wh__conv *c, dnnl_engine_t e, dnnl_memory_t *out,
+                              wh_ctx *ctx)
+{
+    if (!c->pad_bytes) return WH_OK;
+    const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    return wh_dnnl_check(dnnl_memory_create(out, md, e, c->pad_scratch), "scratchpad memory", ctx);
+}
+
 static wh_status wh_conv_bind(wh_layer *l, wh_net *net, wh_ctx *ctx)
 {
     wh__conv *c = wh__c(l);
@@ -300,6 +310,7 @@ static wh_status wh_conv_bind(wh_layer *l, wh_net *net, wh_ctx *ctx)
     WH_TRY(wh__darg_bind(&c->f_src, e, 1, ctx));
     WH_TRY(wh__darg_bind(&c->f_wei, e, 1, ctx));
     WH_TRY(wh__darg_bind(&c->f_dst, e, 0, ctx));
+    WH_TRY(wh__pad_view(c->fwd_pd, c, e, &c->pad_fwd, ctx));
     if (l->train) {
         WH_DNNL(dnnl_primitive_create(&c->bwdd, c->bwdd_pd), "convolution backward-data primitive", ctx);
         WH_DNNL(dnnl_primitive_create(&c->bwdw, c->bwdw_pd), "convolution backward-weights primitive", ctx);
@@ -309,26 +320,24 @@ static wh_status wh_conv_bind(wh_layer *l, wh_net *net, wh_ctx *ctx)
         WH_TRY(wh__darg_bind(&c->w_src, e, 1, ctx));
         WH_TRY(wh__darg_bind(&c->w_ddst, e, 1, ctx));
         WH_TRY(wh__darg_bind(&c->w_dwei, e, 0, ctx));
+        WH_TRY(wh__pad_view(c->bwdd_pd, c, e, &c->pad_bwdd, ctx));
+        WH_TRY(wh__pad_view(c->bwdw_pd, c, e, &c->pad_bwdw, ctx));
     }
     return WH_OK;
 }
 
 /* The scratchpad is one byte buffer of pad_bytes (the largest need of the
- * three primitives): each execution wraps it with its own primitive's md. */
-static wh_status wh__run(dnnl_primitive_t prim, dnnl_primitive_desc_t pd, wh__conv *c, wh_net *net,
-                         dnnl_exec_arg_t *args, int nargs, wh_ctx *ctx)
+ * three primitives); each primitive has its own view of it (made at bind). */
+static wh_status wh__run(dnnl_primitive_t prim, dnnl_memory_t pad, wh_net *net, dnnl_exec_arg_t *args,
+                         int nargs, wh_ctx *ctx)
 {
-    dnnl_memory_t pad = NULL;
-    if (c->pad_bytes) {
-        const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
-        WH_DNNL(dnnl_memory_create(&pad, md, net->engine, c->pad_scratch), "scratchpad", ctx);
+    if (pad) {
         args[nargs].arg = DNNL_ARG_SCRATCHPAD;
         args[nargs].memory = pad;
         nargs++;
     }
     dnnl_status_t s = dnnl_primitive_execute(prim, net->stream, nargs, args);
     if (s == dnnl_success) s = dnnl_stream_wait(net->stream);
-    if (pad) dnnl_memory_destroy(pad);
     return wh_dnnl_check(s, "primitive execution", ctx);
 }
 
@@ -414,7 +423,7 @@ static wh_status wh__conv_fwd(wh_layer *l, const float *x, float *z, wh_net *net
     dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, c->f_src.prim},
                                {DNNL_ARG_WEIGHTS, c->f_wei.prim},
                                {DNNL_ARG_DST, c->f_dst.prim}};
-    WH_TRY(wh__run(c->fwd, c->fwd_pd, c, net, args, 3, ctx));
+    WH_TRY(wh__run(c->fwd, c->pad_fwd, net, args, 3, ctx));
     return wh__darg_out(&c->f_dst, z, net, ctx);
 }
 
@@ -544,7 +553,7 @@ static wh_status wh_conv_backward(wh_layer *l, wh_exec *x)
         dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, c->w_src.prim},
                                    {DNNL_ARG_DIFF_DST, c->w_ddst.prim},
                                    {DNNL_ARG_DIFF_WEIGHTS, c->w_dwei.prim}};
-        WH_TRY(wh__run(c->bwdw, c->bwdw_pd, c, net, args, 3, ctx));
+        WH_TRY(wh__run(c->bwdw, c->pad_bwdw, net, args, 3, ctx));
         WH_TRY(wh__darg_out(&c->w_dwei, c->dw_tmp, net, ctx));
         wh__add_into(pw->grad, c->dw_tmp, pw->count);
     }
@@ -556,7 +565,7 @@ static wh_status wh_conv_backward(wh_layer *l, wh_exec *x)
         dnnl_exec_arg_t args[4] = {{DNNL_ARG_DIFF_DST, c->d_ddst.prim},
                                    {DNNL_ARG_WEIGHTS, c->d_wei.prim},
                                    {DNNL_ARG_DIFF_SRC, c->d_dsrc.prim}};
-        WH_TRY(wh__run(c->bwdd, c->bwdd_pd, c, net, args, 3, ctx));
+        WH_TRY(wh__run(c->bwdd, c->pad_bwdd, net, args, 3, ctx));
         WH_TRY(wh__darg_out(&c->d_dsrc, c->dx_tmp, net, ctx));
         wh__add_into(x->din[0], c->dx_tmp, wh_shape_count(l->in_shape[0]));
     }
@@ -612,6 +621,9 @@ static void wh_conv_destroy(wh_layer *l)
     wh__darg *args[] = {&c->f_src, &c->f_wei, &c->f_dst, &c->d_ddst, &c->d_wei,
                         &c->d_dsrc, &c->w_src, &c->w_ddst, &c->w_dwei};
     for (size_t i = 0; i < sizeof(args) / sizeof(args[0]); i++) wh__darg_destroy(args[i]);
+    dnnl_memory_t pads[] = {c->pad_fwd, c->pad_bwdd, c->pad_bwdw};
+    for (size_t i = 0; i < 3; i++)
+        if (pads[i]) dnnl_memory_destroy(pads[i]);
     if (c->fwd) dnnl_primitive_destroy(c->fwd);
     if (c->bwdd) dnnl_primitive_destroy(c->bwdd);
     if (c->bwdw) dnnl_primitive_destroy(c->bwdw);

@@ -32,33 +32,7 @@ namespace {
 
 using wht::contains;
 
-// A fresh folder per test, removed with its files afterwards.
-struct TempDir {
-    std::string path;
-    TempDir()
-    {
-        char tmpl[] = "/tmp/whittle_test_ckpt_XXXXXX";
-        const char *p = mkdtemp(tmpl);
-        path = p ? p : "";
-    }
-    ~TempDir()
-    {
-        for (const std::string &f : files()) unlink((path + "/" + f).c_str());
-        rmdir(path.c_str());
-    }
-    std::string operator/(const std::string &name) const { return path + "/" + name; }
-    std::vector<std::string> files() const
-    {
-        std::vector<std::string> out;
-        DIR *d = opendir(path.c_str());
-        if (!d) return out;
-        while (dirent *e = readdir(d))
-            if (std::strcmp(e->d_name, ".") && std::strcmp(e->d_name, "..")) out.push_back(e->d_name);
-        closedir(d);
-        std::sort(out.begin(), out.end());
-        return out;
-    }
-};
+using wht::TempDir;
 
 std::vector<unsigned char> read_bytes(const std::string &path)
 {

@@ -27,26 +27,7 @@ namespace {
 
 using wht::contains;
 
-struct TempDir {
-    std::string path;
-    TempDir()
-    {
-        char tmpl[] = "/tmp/whittle_test_dkw_XXXXXX";
-        const char *p = mkdtemp(tmpl);
-        path = p ? p : "";
-    }
-    ~TempDir()
-    {
-        if (DIR *d = opendir(path.c_str())) {
-            while (dirent *e = readdir(d))
-                if (std::strcmp(e->d_name, ".") && std::strcmp(e->d_name, ".."))
-                    unlink((path + "/" + e->d_name).c_str());
-            closedir(d);
-        }
-        rmdir(path.c_str());
-    }
-    std::string operator/(const std::string &name) const { return path + "/" + name; }
-};
+using wht::TempDir;
 
 std::vector<unsigned char> read_bytes(const std::string &path)
 {
