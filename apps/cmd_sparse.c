@@ -21,8 +21,8 @@ void wh_cmd_sparse_usage(void)
            "        feedback:s=1e-4,target=0.5,thresh=0.01,by=0.8,gain=0.01\n"
            "  --weights CKPT      the trained baseline (its cfg is used unless --cfg)\n"
            "  --exclude I,J       layer indices kept out of the prunable set\n"
-           "  --stats-every N     |gamma| statistics every N iterations (default 50): OUT/gamma.jsonl,\n"
-           "                      OUT/gamma_hist.png, and the history in the checkpoint\n"
+           "  --stats-every N     |gamma| statistics every N iterations (default 0: every epoch and at\n"
+           "                      the end): OUT/gamma.jsonl, OUT/gamma_hist.png, the history in the checkpoint\n"
            "All options of whittle train apply (--data, --out, --max-batches, --lr, ...).\n",
            names);
 }
@@ -36,7 +36,7 @@ int wh_cmd_sparse(int argc, char **argv)
     o.out_dir = "runs/sparse";
     int threads = 0, exclude[256], n_exclude = 0;
     const char *spec = NULL;
-    int stats_every = 50;
+    int stats_every = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--sched")) {

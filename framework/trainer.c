@@ -433,6 +433,7 @@ wh_status wh_train(const wh_train_opts *o, wh_train_result *res, wh_ctx *ctx)
                  cost.params / 1e6, cost.conv_flops / 1e9, r.it);
         wh_train_event ev = {.kind = WH_EV_START, .iteration = r.it, .max_batches = hp->max_batches, .text = text};
         wh__emit(&r, &ev);
+        if (o->hooks.begin) st = o->hooks.begin(o->hooks.user, r.net, r.train->n, ctx);
     }
     double ema_dt = 0;
     while (st == WH_OK && r.it < r.net->hp.max_batches) {

@@ -57,6 +57,9 @@ typedef struct wh_train_event {
 /* Hooks let later stages join the loop without the trainer knowing them. */
 typedef struct wh_train_hooks {
     void *user;
+    /* Once, after the net and the data exist, before the first iteration:
+     * train_images = images in one epoch of the training split. */
+    wh_status (*begin)(void *user, wh_net *net, long train_images, wh_ctx *ctx);
     /* After all subdivisions' backward, before the optimizer step. */
     wh_status (*after_backward)(void *user, wh_net *net, long iteration, wh_ctx *ctx);
     /* Extra loss terms per mini-batch, after the forward, before backward:

@@ -66,8 +66,10 @@ static wh_status wh__stats(wh_sparse_hook *h, const wh_net *net, long it, wh_ctx
     snprintf(path, sizeof(path), "%s/gamma.jsonl", h->out_dir);
     FILE *f = fopen(path, "a");
     if (!f) return wh_error(ctx, WH_ERR_IO, "%s: cannot open", path);
-    fprintf(f, "{\"iteration\": %ld, \"channels\": %d, \"below_1e-3\": %.6f, \"below_1e-2\": %.6f, \"max\": %.6g, "
-               "\"layers\": [", it, gs.n, gs.below_1e3, gs.below_1e2, gs.max);
+    fprintf(f, "{\"iteration\": %ld, \"epoch\": %.3f, \"channels\": %d, \"below_1e-3\": %.6f, \"below_1e-2\": %.6f, "
+               "\"p10\": %.6g, \"median\": %.6g, \"max\": %.6g, \"layers\": [",
+            it, h->epoch_images > 0 ? (double)it * net->hp.batch / h->epoch_images : 0.0, gs.n, gs.below_1e3,
+            gs.below_1e2, gs.p10, gs.median, gs.max);
     for (int k = 0; k < h->set.n_layers; k++) {
         wh_gamma_stats ls;
         wh_gamma_stats_compute(h->absgamma + h->set.offset[k], net->layers[h->set.layer[k]].out_shape.c, &ls);
@@ -79,6 +81,25 @@ static wh_status wh__stats(wh_sparse_hook *h, const wh_net *net, long it, wh_ctx
     snprintf(path, sizeof(path), "%s/gamma_hist.png", h->out_dir);
     return wh_hist_chart_save(path, h->hist, h->hist_iter, h->n_rows, WH_GAMMA_BINS, (float)WH_GAMMA_LOG_LO,
                               (float)WH_GAMMA_LOG_HI, "BN SCALES DURING SPARSE TRAINING", "LOG10 |GAMMA|", ctx);
+}
+
+/* Statistics at iteration it (0-based, before its step)? */
+static int wh__stats_due(const wh_sparse_hook *h, const wh_net *net, long it)
+{
+    if (h->stats_every > 0) return it % h->stats_every == 0 || it == net->hp.max_batches - 1;
+    if (h->stats_every < 0) return 0;
+    if (it == 0 || it == net->hp.max_batches - 1) return 1;
+    if (h->epoch_images <= 0) return 0;
+    const long b = net->hp.batch; /* an epoch starts when it * b crosses a multiple of the split */
+    return (it * b) / h->epoch_images != ((it - 1) * b) / h->epoch_images;
+}
+
+static wh_status wh__begin(void *user, wh_net *net, long train_images, wh_ctx *ctx)
+{
+    (void)net;
+    (void)ctx;
+    ((wh_sparse_hook *)user)->epoch_images = train_images;
+    return WH_OK;
 }
 
 static wh_status wh__after_backward(void *user, wh_net *net, long it, wh_ctx *ctx)
@@ -96,7 +117,7 @@ static wh_status wh__after_backward(void *user, wh_net *net, long it, wh_ctx *ct
     int below = 0;
     for (int c = 0; c < h->set.n_channels; c++) below += h->absgamma[c] < 1e-2f;
     h->last_below_1e2 = h->set.n_channels ? (double)below / h->set.n_channels : 0.0;
-    if (h->stats_every > 0 && it % h->stats_every == 0) WH_TRY(wh__stats(h, net, it, ctx));
+    if (wh__stats_due(h, net, it)) WH_TRY(wh__stats(h, net, it, ctx));
     h->sched->ops->rates(h->sched->state, it, net->hp.max_batches, h->absgamma, h->set.n_channels, h->rate);
     return wh_sparsity_apply(net, &h->set, h->rate, net->hp.batch, ctx);
 }
@@ -134,6 +155,7 @@ static wh_status wh__load(void *user, wh_ckpt_reader *r, wh_ctx *ctx)
 void wh_sparse_hook_attach(wh_sparse_hook *h, wh_train_hooks *hooks)
 {
     hooks->user = h;
+    hooks->begin = wh__begin;
     hooks->after_backward = wh__after_backward;
     hooks->save = wh__save;
     hooks->load = wh__load;

@@ -23,9 +23,11 @@ typedef struct wh_sparse_hook {
     int have_set;
     float *absgamma, *rate;
     double last_below_1e2; /* share of prunable |gamma| < 1e-2 after the last step */
-    /* statistics every stats_every iterations: gamma.jsonl, gamma_hist.png
-     * in out_dir, and the history in the checkpoint (sparsity/gamma_*) */
+    /* statistics every stats_every iterations (0: at every epoch start and
+     * at the last iteration): gamma.jsonl, gamma_hist.png in out_dir, and the
+     * history in the checkpoint (sparsity/gamma_*) */
     int stats_every;
+    long epoch_images; /* training images per epoch (from the trainer) */
     const char *out_dir;
     int n_rows, cap_rows;
     float *hist;       /* n_rows x WH_GAMMA_BINS */
@@ -34,7 +36,7 @@ typedef struct wh_sparse_hook {
 
 wh_status wh_sparse_hook_init(wh_sparse_hook *h, const char *spec, const int *exclude, int n_exclude,
                               wh_ctx *ctx);
-/* Statistics every n iterations into out_dir (0: none). */
+/* Statistics every n iterations into out_dir (0: every epoch; -1: none). */
 void wh_sparse_hook_stats(wh_sparse_hook *h, int every, const char *out_dir);
 void wh_sparse_hook_free(wh_sparse_hook *h);
 /* Fills the trainer's hooks with this one's. */

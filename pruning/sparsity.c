@@ -445,6 +445,29 @@ void wh_gamma_stats_compute(const float *absgamma, int n, wh_gamma_stats *out)
         out->hist[bin] += 1.f;
     }
     for (int b = 0; b < WH_GAMMA_BINS; b++) out->hist[b] /= (float)n;
+    out->p10 = wh_quantile(absgamma, n, 0.1);
+    out->median = wh_quantile(absgamma, n, 0.5);
     out->below_1e3 = (double)b3 / n;
     out->below_1e2 = (double)b2 / n;
+}
+
+static int wh__cmp_float(const void *a, const void *b)
+{
+    const float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+double wh_quantile(const float *v, int n, double q)
+{
+    if (n <= 0) return 0.0;
+    float *t = malloc((size_t)n * sizeof(float));
+    if (!t) return NAN;
+    memcpy(t, v, (size_t)n * sizeof(float));
+    qsort(t, (size_t)n, sizeof(float), wh__cmp_float);
+    /* nearest rank: the smallest value with at least q*n values <= it */
+    long k = (long)ceil(q * n) - 1;
+    k = k < 0 ? 0 : k >= n ? n - 1 : k;
+    const double r = t[k];
+    free(t);
+    return r;
 }

@@ -87,10 +87,13 @@ typedef struct wh_gamma_stats {
     int n;
     double below_1e3, below_1e2; /* shares of channels */
     double max;
+    double p10, median;          /* quantiles of |gamma| */
     float hist[WH_GAMMA_BINS];   /* shares of channels per bin (sum 1) */
 } wh_gamma_stats;
 
 void wh_gamma_stats_compute(const float *absgamma, int n, wh_gamma_stats *out);
+/* The q-quantile (0..1, nearest rank) of n values; 0 when n == 0. */
+double wh_quantile(const float *v, int n, double q);
 
 /* ---- the prunable set and the regulariser ----------------------------------- */
 

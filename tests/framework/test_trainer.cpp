@@ -19,6 +19,8 @@ extern "C" {
 #include "framework/fileio.h"
 #include "framework/modelgen.h"
 #include "framework/trainer.h"
+#include "framework/data/dataset.h"
+#include "pruning/sparse_train.h"
 }
 
 namespace {
@@ -153,4 +155,85 @@ TEST(Trainer, NonFiniteLossStopsNamingIterationAndLayer)
     EXPECT_LT(it, 8);
     EXPECT_EQ((size_t)it, l.loss.size());
     wh_ckpt_close(r);
+}
+
+// Stage 1 inside the trainer: the statistics come once per epoch (and at the
+// last iteration), and an interrupted sparse run resumed from its checkpoint
+// ends with the same BN scales, bit for bit (1 thread), as the whole run:
+// the stateful feedback scheduler's state travels in the checkpoint.
+TEST(Trainer, SparseRunLogsEveryEpochAndResumesBitForBit)
+{
+    omp_set_num_threads(1);
+    Fixture f("sparse");
+    wh_ctx ctx;
+    wh_ctx_init(&ctx);
+    const char *spec = "feedback:s=1,target=0.9,thresh=0.5,by=0.5,gain=0.2";
+    auto run = [&](const std::string &out, long stop_after, int resume, Losses *l) {
+        wh_sparse_hook h;
+        EXPECT_EQ(wh_sparse_hook_init(&h, spec, nullptr, 0, &ctx), WH_OK) << ctx.msg;
+        wh_sparse_hook_stats(&h, 0, out.c_str());
+        wh_train_opts o = opts(f, out, l);
+        o.out_dir = out.c_str();
+        o.max_batches = 6;
+        o.stop_after = stop_after;
+        o.resume = resume;
+        wh_sparse_hook_attach(&h, &o.hooks);
+        wh_train_result r;
+        EXPECT_EQ(wh_train(&o, &r, &ctx), WH_OK) << ctx.msg;
+        wh_sparse_hook_free(&h);
+    };
+    auto scales = [&](const std::string &ckpt) {
+        wh_net *net = nullptr;
+        EXPECT_EQ(wh_ckpt_build_net(ckpt.c_str(), nullptr, &net, nullptr, &ctx), WH_OK) << ctx.msg;
+        std::vector<float> all;
+        for (int i = 0; net && i < net->n_layers; i++)
+            for (int p = 0; p < net->layers[i].n_params; p++)
+                if (!strcmp(net->layers[i].params[p].name, "scales"))
+                    all.insert(all.end(), net->layers[i].params[p].data,
+                               net->layers[i].params[p].data + net->layers[i].params[p].count);
+        wh_net_destroy(net);
+        return all;
+    };
+    Losses whole, first, rest, plain;
+    std::string a = f.dir + "/a", b = f.dir + "/b", c = f.dir + "/c";
+    run(a, 0, 0, &whole);
+    // One line per epoch start plus the last iteration: the split's training
+    // images n and batch 4 give epoch starts where it*4 crosses a multiple of n.
+    wh_dataset *ds = nullptr;
+    ASSERT_EQ(wh_dataset_open(f.data.c_str(), "train", &ds, &ctx), WH_OK) << ctx.msg;
+    const long n = ds->n;
+    wh_dataset_free(ds);
+    std::vector<long> want;
+    for (long it = 0; it < 6; it++)
+        if (it == 0 || it == 5 || (it * 4) / n != ((it - 1) * 4) / n) want.push_back(it);
+    std::vector<long> got;
+    FILE *fp = fopen((a + "/gamma.jsonl").c_str(), "r");
+    ASSERT_NE(fp, nullptr);
+    char line[1 << 14];
+    while (fgets(line, sizeof(line), fp)) got.push_back(strtol(strstr(line, "\"iteration\": ") + 13, nullptr, 10));
+    fclose(fp);
+    EXPECT_EQ(got, want) << "n = " << n;
+
+    run(b, 3, 0, &first);
+    run(b, 0, 1, &rest);
+    std::vector<float> sw = scales(a + "/last.h5"), sr = scales(b + "/last.h5");
+    ASSERT_EQ(sw.size(), sr.size());
+    ASSERT_FALSE(sw.empty());
+    for (size_t i = 0; i < sw.size(); i++) ASSERT_EQ(sw[i], sr[i]) << "scale " << i;
+
+    // and the regulariser did something: plain training ends elsewhere, with
+    // a larger sum of |gamma|
+    wh_train_opts o = opts(f, c, &plain);
+    o.out_dir = c.c_str();
+    o.max_batches = 6;
+    wh_train_result r;
+    ASSERT_EQ(wh_train(&o, &r, &ctx), WH_OK) << ctx.msg;
+    std::vector<float> sp = scales(c + "/last.h5");
+    double l1_sparse = 0, l1_plain = 0;
+    for (size_t i = 0; i < sw.size(); i++) {
+        l1_sparse += std::fabs(sw[i]);
+        l1_plain += std::fabs(sp[i]);
+    }
+    EXPECT_LT(l1_sparse, l1_plain - 0.01 * sw.size());
+    omp_set_num_threads(2);
 }

@@ -138,6 +138,61 @@ TEST(Schedulers, FeedbackSteersAndResumesThroughACheckpoint)
     for (wh_sched *s : {f, again, other}) wh_sched_destroy(s);
 }
 
+TEST(Schedulers, EveryPlugInResumesToTheSameRates)
+{
+    // Run each scheduler 0..19, save at 20, reload into a fresh one, and the
+    // rates of 20..59 must equal those of the uninterrupted instance. The
+    // gammas change with it so stateful schedulers really carry state.
+    const char *specs[] = {"constant:s=1e-3", "step:s=1e-2,at=0.5,factor=0.1", "linear:s=1e-2,end=1e-3",
+                           "cosine:s=1e-2,end=0", "dynamic:s=1e-3,part=0.4,share=0.35,factor=0.01",
+                           "feedback:s=1e-4,target=0.5,thresh=0.01,by=0.5,gain=0.1"};
+    char names[256];
+    wh_sched_names(names, sizeof(names));
+    int covered = 0;
+    for (const char *spec : specs) {
+        covered += contains(names, std::string(spec).substr(0, std::string(spec).find(':')));
+        auto gam = [](long it) {
+            std::vector<float> g(16);
+            for (int c = 0; c < 16; c++) g[c] = 0.002f * (float)(((c * 5 + it) % 16) + 1) / (1.f + 0.05f * it);
+            return g;
+        };
+        wh_sched *a = make(spec);
+        for (long it = 0; it < 20; it++) rates(a, it, 60, gam(it));
+        std::string path = ::testing::TempDir() + "sched_all_" + std::to_string(getpid()) + ".h5";
+        wh_ctx ctx;
+        wh_ctx_init(&ctx);
+        wh_ckpt_writer *w = nullptr;
+        ASSERT_EQ(wh_ckpt_create(path.c_str(), &w, &ctx), WH_OK);
+        ASSERT_EQ(wh_sched_save(a, w, "sparsity", &ctx), WH_OK) << ctx.msg;
+        ASSERT_EQ(wh_ckpt_commit(w, &ctx), WH_OK) << ctx.msg;
+        wh_sched *b = make(spec);
+        wh_ckpt_reader *r = nullptr;
+        ASSERT_EQ(wh_ckpt_open(path.c_str(), &r, &ctx), WH_OK) << ctx.msg;
+        ASSERT_EQ(wh_sched_load(b, r, "sparsity", &ctx), WH_OK) << spec << ": " << ctx.msg;
+        wh_ckpt_close(r);
+        std::remove(path.c_str());
+        for (long it = 20; it < 60; it++) {
+            std::vector<float> ra = rates(a, it, 60, gam(it)), rb = rates(b, it, 60, gam(it));
+            for (int c = 0; c < 16; c++) ASSERT_EQ(ra[c], rb[c]) << spec << " it " << it << " c " << c;
+        }
+        wh_sched_destroy(a);
+        wh_sched_destroy(b);
+    }
+    EXPECT_EQ(covered, 6) << "a registered scheduler is missing from this test: " << names;
+    EXPECT_TRUE(contains(names, "constant, step, linear, cosine, dynamic, feedback")) << names;
+}
+
+TEST(GammaStats, QuantilesByNearestRank)
+{
+    const float v[] = {0.5f, 0.1f, 0.9f, 0.3f, 0.7f, 0.2f, 0.4f, 0.8f, 0.6f, 1.0f};
+    EXPECT_FLOAT_EQ((float)wh_quantile(v, 10, 0.1), 0.1f);
+    EXPECT_FLOAT_EQ((float)wh_quantile(v, 10, 0.5), 0.5f);
+    EXPECT_FLOAT_EQ((float)wh_quantile(v, 10, 0.55), 0.6f);
+    EXPECT_FLOAT_EQ((float)wh_quantile(v, 10, 1.0), 1.0f);
+    EXPECT_FLOAT_EQ((float)wh_quantile(v, 10, 0.0), 0.1f);
+    EXPECT_EQ(wh_quantile(v, 0, 0.5), 0.0);
+}
+
 namespace {
 wh_net *build(const char *model, int classes, int size, int train)
 {
