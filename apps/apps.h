@@ -18,6 +18,9 @@ int wh_app_fail(const wh_ctx *ctx);
 void wh_app_print_warnings(const wh_ctx *ctx);
 /* Parses "WxH" or "S" into w, h; returns 0 on success. */
 int wh_app_parse_size(const char *s, int *w, int *h);
+/* "a,b,c" into out (at most max values in [lo, hi]); -1 after printing the error. */
+int wh_app_double_list(const char *flag, const char *val, double lo, double hi, double *out, int max, int *n);
+int wh_app_int_list(const char *flag, const char *val, int lo, int hi, int *out, int max, int *n);
 /* Strict integer / float parsing of a flag's value; prints an error naming the flag. */
 int wh_app_int(const char *flag, const char *val, int lo, int hi, int *out);
 int wh_app_double(const char *flag, const char *val, double lo, double hi, double *out);
@@ -51,6 +54,8 @@ int wh_cmd_train(int argc, char **argv);
 void wh_cmd_train_usage(void);
 int wh_cmd_sparse(int argc, char **argv);
 void wh_cmd_sparse_usage(void);
+int wh_cmd_prune(int argc, char **argv);
+void wh_cmd_prune_usage(void);
 int wh_cmd_map(int argc, char **argv);
 void wh_cmd_map_usage(void);
 int wh_cmd_eval(int argc, char **argv);

@@ -49,16 +49,7 @@ int wh_cmd_sparse(int argc, char **argv)
         } else if (!strcmp(a, "--exclude")) {
             const char *v = wh_app_value(argc, argv, &i);
             if (!v) return 2;
-            for (const char *p = v; *p && n_exclude < 256;) {
-                char *end;
-                long x = strtol(p, &end, 10);
-                if (end == p || x < 0 || (*end && *end != ',')) {
-                    fprintf(stderr, "whittle: error: --exclude expects layer indices like 3,17, got '%s'\n", v);
-                    return 2;
-                }
-                exclude[n_exclude++] = (int)x;
-                p = *end ? end + 1 : end;
-            }
+            if (wh_app_int_list(a, v, 0, 1 << 20, exclude, 256, &n_exclude)) return 2;
         } else {
             int r = wh_app_train_option(argc, argv, &i, &o, &threads, &ctx);
             if (r < 0) return 2;

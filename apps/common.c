@@ -49,6 +49,43 @@ int wh_app_double(const char *flag, const char *val, double lo, double hi, doubl
     return 0;
 }
 
+int wh_app_double_list(const char *flag, const char *val, double lo, double hi, double *out, int max, int *n)
+{
+    *n = 0;
+    for (const char *p = val; *p;) {
+        char *end;
+        errno = 0;
+        const double v = strtod(p, &end);
+        if (end == p || errno || !isfinite(v) || v < lo || v > hi || (*end && *end != ',') || *n == max) {
+            fprintf(stderr, "whittle: error: %s expects up to %d numbers in [%g, %g] separated by commas, got '%s'\n",
+                    flag, max, lo, hi, val);
+            return -1;
+        }
+        out[(*n)++] = v;
+        p = *end ? end + 1 : end;
+    }
+    if (*n == 0) {
+        fprintf(stderr, "whittle: error: %s expects a list of numbers, got '%s'\n", flag, val);
+        return -1;
+    }
+    return 0;
+}
+
+int wh_app_int_list(const char *flag, const char *val, int lo, int hi, int *out, int max, int *n)
+{
+    double d[1024];
+    if (max > 1024) max = 1024;
+    if (wh_app_double_list(flag, val, lo, hi, d, max, n)) return -1;
+    for (int k = 0; k < *n; k++) {
+        if (d[k] != (int)d[k]) {
+            fprintf(stderr, "whittle: error: %s expects integers, got '%s'\n", flag, val);
+            return -1;
+        }
+        out[k] = (int)d[k];
+    }
+    return 0;
+}
+
 int wh_app_parse_size(const char *s, int *w, int *h)
 {
     char *end;

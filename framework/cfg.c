@@ -217,15 +217,17 @@ static void wh__line_key(const char *line, size_t len, char *buf, size_t cap)
     buf[k] = 0;
 }
 
-wh_status wh_cfg_text_set(const char *text, const char *section, const char *key, const char *value,
-                          char **out, wh_ctx *ctx)
+/* section != NULL: the first [section]; else the layer-th section after the
+ * first one ([net]). */
+static wh_status wh__text_set(const char *text, const char *section, int layer, const char *key, const char *value,
+                              char **out, wh_ctx *ctx)
 {
     *out = NULL;
     size_t tl = strlen(text), kl = strlen(key), vl = strlen(value);
     char *res = malloc(tl + kl + vl + 4);
     if (!res) return wh_error(ctx, WH_ERR_NOMEM, "out of memory");
     size_t w = 0;
-    int in_sec = 0, done = 0, seen_sec = 0;
+    int in_sec = 0, done = 0, seen_sec = 0, n_headers = 0;
     const char *p = text;
     while (*p) {
         const char *nl = strchr(p, '\n');
@@ -235,9 +237,10 @@ wh_status wh_cfg_text_set(const char *text, const char *section, const char *key
         int is_header = head[0] == '[';
         if (is_header) {
             char name[128];
-            snprintf(name, sizeof(name), "[%s]", section);
-            in_sec = !seen_sec && strcmp(head, name) == 0;
+            snprintf(name, sizeof(name), "[%s]", section ? section : "");
+            in_sec = !seen_sec && (section ? strcmp(head, name) == 0 : n_headers == layer + 1);
             if (in_sec) seen_sec = 1;
+            n_headers++;
         }
         int replace = in_sec && !done && !is_header && memchr(p, '=', len) && strcmp(head, key) == 0;
         if (replace) {
@@ -273,10 +276,24 @@ wh_status wh_cfg_text_set(const char *text, const char *section, const char *key
     res[w] = 0;
     if (!seen_sec) {
         free(res);
+        if (!section) return wh_error(ctx, WH_ERR_CFG, "no layer %d to set '%s' in", layer, key);
         return wh_error(ctx, WH_ERR_CFG, "no [%s] section to set '%s' in", section, key);
     }
     *out = res;
     return WH_OK;
+}
+
+wh_status wh_cfg_text_set(const char *text, const char *section, const char *key, const char *value,
+                          char **out, wh_ctx *ctx)
+{
+    return wh__text_set(text, section, 0, key, value, out, ctx);
+}
+
+wh_status wh_cfg_text_set_layer(const char *text, int layer, const char *key, const char *value, char **out,
+                                wh_ctx *ctx)
+{
+    if (layer < 0) return wh_error(ctx, WH_ERR_ARG, "no layer %d to set '%s' in", layer, key);
+    return wh__text_set(text, NULL, layer, key, value, out, ctx);
 }
 
 wh_cfg_kv *wh_cfg_find(wh_cfg_section *s, const char *key)

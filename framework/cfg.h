@@ -76,6 +76,9 @@ wh_status wh_cfg_choice(wh_cfg_section *s, const char *key, const char *const *c
  * are. No such section: WH_ERR_CFG. */
 wh_status wh_cfg_text_set(const char *text, const char *section, const char *key, const char *value,
                           char **out, wh_ctx *ctx);
+/* The same in layer `layer`'s section (0-based, the sections after [net]). */
+wh_status wh_cfg_text_set_layer(const char *text, int layer, const char *key, const char *value, char **out,
+                                wh_ctx *ctx);
 /* Reads a whole text file (cfg, lists) into a malloc'd NUL-terminated string. */
 wh_status wh_read_text_file(const char *path, char **out, wh_ctx *ctx);
 

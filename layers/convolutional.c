@@ -634,9 +634,19 @@ static void wh_conv_destroy(wh_layer *l)
     l->priv = NULL;
 }
 
+static void wh__conv_facts(const wh_layer *l, wh_layer_facts *f)
+{
+    const wh__conv *c = l->priv;
+    f->act = c->act;
+    f->bn = c->bn;
+    f->conv_groups = c->groups;
+    f->ksize = c->size;
+}
+
 const wh_layer_ops wh_conv_ops = {
     .type = "convolutional",
     .flow = WH_FLOW_NEW,
+    .facts = wh__conv_facts,
     .layouts_in = WH_LAYOUT_BIT(WH_LAYOUT_NCHW),
     .init = wh_conv_init,
     .shape = wh_conv_shape,

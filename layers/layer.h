@@ -26,6 +26,7 @@
 #include "../framework/cfg.h"
 #include "../framework/status.h"
 #include "../framework/tensor.h"
+#include "activation.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -91,6 +92,18 @@ typedef struct wh_exec {
     wh_ctx *ctx;
 } wh_exec;
 
+/* Structural facts the channel-dependency analysis and surgery read
+ * (pruning/), beyond the flow: what a channel's constant value becomes and how
+ * a route slices. wh_layer_facts_get fills the defaults first. */
+typedef struct wh_layer_facts {
+    wh_act act;          /* applied last (conv after BN, shortcut after the sum); default linear */
+    int bn;              /* conv: batch norm (its "biases" are then the BN shift beta) */
+    int conv_groups;     /* conv: channel groups (1: dense) */
+    int ksize;           /* conv: kernel size */
+    int slice_groups;    /* route: each input is cut into slice_groups parts ... */
+    int slice_id;        /* ... and part slice_id is taken (1, 0: the whole input) */
+} wh_layer_facts;
+
 typedef struct wh_layer_ops {
     const char *type;            /* darknet section name: "convolutional" */
     wh_flow flow;
@@ -106,7 +119,10 @@ typedef struct wh_layer_ops {
     double (*flops)(const wh_layer *);  /* darknet's count for this layer, batch 1 */
     void (*describe)(const wh_layer *, char *buf, int n); /* "32 3x3/1" for tables */
     void (*destroy)(wh_layer *);
+    void (*facts)(const wh_layer *, wh_layer_facts *); /* optional */
 } wh_layer_ops;
+
+void wh_layer_facts_get(const wh_layer *l, wh_layer_facts *f);
 
 /* --- planning: layers declare, the net allocates ------------------------- */
 typedef enum wh_arena_kind {

@@ -135,9 +135,17 @@ static void wh__route_destroy(wh_layer *l)
     l->priv = NULL;
 }
 
+static void wh__route_facts(const wh_layer *l, wh_layer_facts *f)
+{
+    const wh_route *r = l->priv;
+    f->slice_groups = r->groups;
+    f->slice_id = r->group_id;
+}
+
 const wh_layer_ops wh_route_ops = {
     .type = "route",
     .flow = WH_FLOW_CONCAT,
+    .facts = wh__route_facts,
     .layouts_in = WH_LAYOUT_BIT(WH_LAYOUT_NCHW),
     .init = wh__route_init,
     .shape = wh__route_shape,

@@ -157,9 +157,15 @@ static void wh__shortcut_destroy(wh_layer *l)
     l->priv = NULL;
 }
 
+static void wh__shortcut_facts(const wh_layer *l, wh_layer_facts *f)
+{
+    f->act = ((const wh_shortcut *)l->priv)->act;
+}
+
 const wh_layer_ops wh_shortcut_ops = {
     .type = "shortcut",
     .flow = WH_FLOW_ADD,
+    .facts = wh__shortcut_facts,
     .layouts_in = WH_LAYOUT_BIT(WH_LAYOUT_NCHW),
     .init = wh__shortcut_init,
     .shape = wh__shortcut_shape,

@@ -351,7 +351,7 @@ static int wh__param(const wh_layer *l, const char *name)
  * consumer's type and shapes only: a maxpool that keeps the spatial size
  * (SPP), an upsample, or a route that outputs fewer channels than its inputs
  * hold (a grouped route takes a slice). */
-static int wh__blocked_by_consumer(const wh_net *net, int i)
+int wh_prunable_blocked(const wh_net *net, int i)
 {
     for (int j = i + 1; j < net->n_layers; j++) {
         const wh_layer *c = &net->layers[j];
@@ -388,7 +388,7 @@ wh_status wh_prunable_find(const wh_net *net, const int *exclude, int n_exclude,
         if (l->ops->flow != WH_FLOW_NEW || wh__param(l, "scales") < 0) continue; /* conv with BN */
         int excluded = 0;
         for (int e = 0; e < n_exclude; e++) excluded |= exclude[e] == i;
-        if (excluded || wh__blocked_by_consumer(net, i)) continue;
+        if (excluded || wh_prunable_blocked(net, i)) continue;
         out->layer[out->n_layers] = i;
         out->offset[out->n_layers] = out->n_channels;
         out->n_layers++;

@@ -108,6 +108,9 @@ typedef struct wh_prunable {
 wh_status wh_prunable_find(const wh_net *net, const int *exclude, int n_exclude, wh_prunable *out,
                            wh_ctx *ctx);
 void wh_prunable_free(wh_prunable *p);
+/* Whether layer i is kept out by the default rules: its output feeds a
+ * same-size maxpool (SPP), an upsample, or a route taking a slice. */
+int wh_prunable_blocked(const wh_net *net, int i);
 
 /* absgamma[c] = |gamma| of every prunable channel, in the flat order. */
 void wh_prunable_absgamma(const wh_net *net, const wh_prunable *p, float *absgamma);

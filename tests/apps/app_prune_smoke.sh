@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Stages 1 and 2 from the command line on a tiny dataset and model:
+# train -> sparse (3 iterations) -> prune (scale-module, ratios) -> the
+# pruned network's cfg counts what the report says, eval reads its
+# checkpoint, darknet weights have the right size; and bad input: a used
+# output folder (left untouched), unknown grouping, bad flags, a wrong number
+# of ratios, a truncated checkpoint.
+set -u
+W="$1"
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+fail=0
+check() { # description, condition result
+    if [ "$2" -eq 0 ]; then echo "ok: $1"; else echo "FAIL: $1"; fail=1; fi
+}
+export OMP_WAIT_POLICY=passive
+
+"$W" mkdata --out "$T/d" --images 12 --size 96 --seed 3 > /dev/null
+"$W" model yolov4-tiny --classes 5 --size 96 --width-multiple 0.5 -o "$T/m.cfg" 2> /dev/null
+"$W" train --cfg "$T/m.cfg" --data "$T/d" --out "$T/run" --batch 4 --subdivisions 1 --max-batches 2 \
+    --eval-every 0 > /dev/null 2>&1
+check "train a baseline" $?
+"$W" sparse --weights "$T/run/last.h5" --data "$T/d" --out "$T/sp" --sched dynamic:s=0.01 --batch 4 \
+    --subdivisions 1 --max-batches 3 --eval-every 0 > "$T/sparse.txt" 2>&1
+check "sparse exits 0" $?
+[ "$(wc -l < "$T/sp/gamma.jsonl")" -ge 2 ]; check "sparse logs |gamma| statistics (per epoch and at the end)" $?
+[ -s "$T/sp/gamma_hist.png" ]; check "sparse draws the histogram PNG" $?
+
+# ---- prune ----
+"$W" prune "$T/sp/last.h5" --groups scale-module --ratio 0.4 --round-to 4 --bench-runs 1 --darknet \
+    -o "$T/pr" > "$T/prune.txt" 2> "$T/prune.err"
+check "prune exits 0" $?
+for f in pruned.cfg pruned.h5 pruned.weights report.md report.json; do
+    [ -s "$T/pr/$f" ]; check "prune writes $f" $?
+done
+after=$(sed -n 's/^  "params": \[\([0-9]*\), \([0-9]*\)\],/\2/p' "$T/pr/report.json")
+before=$(sed -n 's/^  "params": \[\([0-9]*\), \([0-9]*\)\],/\1/p' "$T/pr/report.json")
+info=$("$W" info "$T/pr/pruned.cfg" | sed -n 's/^Total parameters: \([0-9]*\) .*/\1/p')
+[ -n "$after" ] && [ "$after" = "$info" ]; check "the report's parameters after ($after) = whittle info of pruned.cfg ($info)" $?
+[ -n "$before" ] && [ "$after" -lt "$before" ]; check "fewer parameters ($before -> $after)" $?
+grep -q "^| parameters | $before | $after |" "$T/pr/report.md"; check "report.md states the totals" $?
+grep -q "latency batch 8" "$T/pr/report.md"; check "report.md has latency at batch 8" $?
+grep -q "Output error of the compact network" "$T/pr/report.md"; check "report.md prints the output error" $?
+awk -F'|' '/^\| [0-9]+ \| / { if (($5 + 0) % 4 != 0 && $5 + 0 != $4 + 0) bad = 1 } END { exit bad }' "$T/pr/report.md"
+check "round-to 4: every pruned layer keeps a multiple of 4" $?
+# darknet .weights: 20-byte header + 4 bytes per parameter (BN layers also store 2 running stats)
+"$W" eval "$T/pr/pruned.h5" --data "$T/d" > "$T/eval.txt" 2>&1; check "eval reads the pruned checkpoint" $?
+grep -q "^voc07 mAP@0.5" "$T/eval.txt"; check "eval of the pruned network names its metric" $?
+
+# ---- dry run and bad input ----
+"$W" prune "$T/sp/last.h5" --groups global --ratio 0.3 --bench-runs 0 --dry-run > "$T/dry.txt" 2>&1
+check "--dry-run exits 0" $?
+grep -q "^| all |" "$T/dry.txt"; check "--dry-run prints the report (group 'all')" $?
+sum_before=$(md5sum "$T/pr/pruned.h5")
+"$W" prune "$T/sp/last.h5" --groups global -o "$T/pr" > /dev/null 2> "$T/err.txt"; rc=$?
+[ $rc -eq 2 ] && grep -q "not an empty folder" "$T/err.txt"; check "a used -o folder exits 2" $?
+[ "$(md5sum "$T/pr/pruned.h5")" = "$sum_before" ]; check "and leaves its files untouched" $?
+"$W" prune "$T/sp/last.h5" --groups bogus --dry-run > /dev/null 2> "$T/err.txt"; rc=$?
+[ $rc -eq 1 ] && grep -q "unknown grouping 'bogus' (known: global, layer, scale, scale-module, file)" "$T/err.txt"
+check "an unknown grouping exits 1 listing the known ones" $?
+"$W" prune "$T/sp/last.h5" --groups global --merge vote --dry-run > /dev/null 2> "$T/err.txt"; rc=$?
+[ $rc -eq 2 ] && grep -q "union or majority" "$T/err.txt"; check "--merge vote exits 2" $?
+"$W" prune "$T/sp/last.h5" --groups global --ratios 0.1,0.2 --dry-run --bench-runs 0 > /dev/null 2> "$T/err.txt"; rc=$?
+[ $rc -eq 1 ] && grep -q "2 ratios given for 1 groups (all)" "$T/err.txt"; check "a wrong number of ratios exits 1 naming the groups" $?
+"$W" prune "$T/sp/last.h5" --groups global --target-params 120% --dry-run > /dev/null 2> "$T/err.txt"; rc=$?
+[ $rc -eq 2 ]; check "--target-params 120% exits 2" $?
+head -c 5000 "$T/sp/last.h5" > "$T/trunc.h5"
+"$W" prune "$T/trunc.h5" --groups global --dry-run > /dev/null 2> "$T/err.txt"; rc=$?
+[ $rc -eq 1 ] && grep -q "trunc.h5" "$T/err.txt"; check "a truncated checkpoint exits 1 naming it" $?
+exit $fail
