@@ -1,6 +1,6 @@
 /* bench_forward: inference forward pass of a generated model, timed.
  *
- *   bench_forward [--model yolov4-tiny] [--size 416] [--batch 1] [--runs 20]
+ *   bench_forward [--model yolov4-tiny | --cfg FILE] [--size 416] [--batch 1] [--runs 20]
  *                 [--threads N] [--peak-gflops-per-core 117] [--profile 1]
  *
  * Prints one JSON object: median and min latency over the runs (after two
@@ -28,6 +28,8 @@ int main(int argc, char **argv)
     wh_model_opts_default(&mo);
     mo.name = "yolov4-tiny";
     int batch = 1, runs = 20, threads = 0, profile = 0;
+    const char *cfg_path = NULL;
+    int size_given = 0; /* with --cfg: 0 keeps the cfg's input size */
     double peak_core = 117.0; /* GFLOP/s per core measured with oneDNN on this CPU */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -36,7 +38,8 @@ int main(int argc, char **argv)
             return 2;
         }
         if (!strcmp(a, "--model")) mo.name = v;
-        else if (!strcmp(a, "--size")) mo.width = mo.height = atoi(v);
+        else if (!strcmp(a, "--cfg")) cfg_path = v;
+        else if (!strcmp(a, "--size")) mo.width = mo.height = size_given = atoi(v);
         else if (!strcmp(a, "--batch")) batch = atoi(v);
         else if (!strcmp(a, "--runs")) runs = atoi(v);
         else if (!strcmp(a, "--threads")) threads = atoi(v);
@@ -59,8 +62,10 @@ int main(int argc, char **argv)
     wh_cfg *cfg = NULL;
     wh_net *net = NULL;
     wh_net_opts no = {.batch = batch, .train = 0};
-    if (wh_model_generate(&mo, &text, &ctx) != WH_OK ||
-        wh_cfg_parse_string(text, mo.name, &cfg, &ctx) != WH_OK ||
+    if (cfg_path) no.width = no.height = size_given;
+    if ((cfg_path ? wh_cfg_parse_file(cfg_path, &cfg, &ctx)
+                  : (wh_model_generate(&mo, &text, &ctx) != WH_OK ? ctx.status
+                                                                  : wh_cfg_parse_string(text, mo.name, &cfg, &ctx))) != WH_OK ||
         wh_net_create(cfg, &no, &net, &ctx) != WH_OK) {
         fprintf(stderr, "bench_forward: %s\n", ctx.msg);
         return 1;
@@ -117,7 +122,7 @@ int main(int argc, char **argv)
            "\"omp_wait_policy\": \"%s\", \"runs\": %d, \"median_ms\": %.3f, \"min_ms\": %.3f, "
            "\"img_per_s\": %.2f, \"conv_gflop_per_img\": %.3f, \"gflop_per_s\": %.1f, "
            "\"peak_gflop_per_s\": %.1f, \"pct_of_peak\": %.1f}\n",
-           mo.name, mo.width, batch, nt, wait ? wait : "default", runs, med * 1e3, t[0] * 1e3,
+           cfg_path ? cfg_path : mo.name, net->in_shape.w, batch, nt, wait ? wait : "default", runs, med * 1e3, t[0] * 1e3,
            batch / med, cost.conv_flops / 1e9, gflops, peak_core * nt, 100.0 * gflops / (peak_core * nt));
     free(t);
     free(text);

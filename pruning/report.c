@@ -86,6 +86,19 @@ static const char *wh__flags_text(int f, char *buf, size_t n)
     return buf;
 }
 
+/* a JSON string literal (paths may hold quotes or backslashes) */
+static void wh__json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; s && *s; s++) {
+        const unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+        else if (c < 0x20) fprintf(f, "\\u%04x", c);
+        else fputc(c, f);
+    }
+    fputc('"', f);
+}
+
 static double wh__pct(double after, double before) { return before > 0 ? 100.0 * (after - before) / before : 0.0; }
 
 wh_status wh_prune_report(const wh_net *net, const wh_depgraph *g, const wh_prune_plan *p, const wh_prune_info *in,
@@ -124,12 +137,15 @@ wh_status wh_prune_report(const wh_net *net, const wh_depgraph *g, const wh_prun
             wh__pct(p->after.conv_flops, p->before.conv_flops));
     fprintf(m, "| darknet GFLOPs | %.3f | %.3f | %+.1f %% |\n", p->before.darknet_flops / 1e9,
             p->after.darknet_flops / 1e9, wh__pct(p->after.darknet_flops, p->before.darknet_flops));
-    if (in->bytes_before > 0)
-        fprintf(m, "| checkpoint MB | %.2f | %.2f | %+.1f %% |\n", in->bytes_before / 1e6, in->bytes_after / 1e6,
-                wh__pct(in->bytes_after, in->bytes_before));
+    fprintf(m, "| float32 parameters MB | %.2f | %.2f | %+.1f %% |\n", 4e-6 * (double)p->before.params,
+            4e-6 * (double)p->after.params, wh__pct((double)p->after.params, (double)p->before.params));
     for (int b = 0; in->lat_runs > 0 && b < 2; b++)
         fprintf(m, "| latency batch %d (ms) | %.1f | %.1f | %+.1f %% |\n", in->lat_batch[b], 1e3 * in->lat_before[b],
                 1e3 * in->lat_after[b], wh__pct(in->lat_after[b], in->lat_before[b]));
+    if (in->bytes_after > 0)
+        fprintf(m, "\nThe compact checkpoint takes %.2f MB on disk (network only; the source file, %.2f MB, may also "
+                   "hold training state).\n",
+                in->bytes_after / 1e6, in->bytes_before / 1e6);
     if (in->lat_runs > 0)
         fprintf(m, "\nLatency: median of %d forward passes after a warm-up, %d threads, OMP_WAIT_POLICY=%s. "
                    "Time ratio batch %d: %.3f, batch %d: %.3f; conv FLOP ratio %.3f.\n",
@@ -169,11 +185,13 @@ wh_status wh_prune_report(const wh_net *net, const wh_depgraph *g, const wh_prun
         }
 
     /* ---- JSON ---- */
-    fprintf(j, "{\n  \"source\": \"%s\",\n  \"grouping\": \"%s\",\n  \"merge\": \"%s\",\n  \"round_to\": %d,\n"
-               "  \"min_keep\": %d,\n  \"fold\": %d,\n  \"target_params\": %g,\n  \"target_flops\": %g,\n"
-               "  \"scale\": %.6f,\n",
-            in->source ? in->source : "", in->grouping, merge, o->round_to, o->min_keep, in->fold, o->target_params,
-            o->target_flops, p->scale);
+    fprintf(j, "{\n  \"source\": ");
+    wh__json_str(j, in->source);
+    fprintf(j, ",\n  \"grouping\": ");
+    wh__json_str(j, in->grouping);
+    fprintf(j, ",\n  \"merge\": \"%s\",\n  \"round_to\": %d,\n  \"min_keep\": %d,\n  \"fold\": %d,\n"
+               "  \"target_params\": %g,\n  \"target_flops\": %g,\n  \"scale\": %.6f,\n",
+            merge, o->round_to, o->min_keep, in->fold, o->target_params, o->target_flops, p->scale);
     fprintf(j, "  \"params\": [%zu, %zu],\n  \"conv_flops\": [%.0f, %.0f],\n  \"darknet_flops\": [%.0f, %.0f],\n",
             p->before.params, p->after.params, p->before.conv_flops, p->after.conv_flops, p->before.darknet_flops,
             p->after.darknet_flops);
@@ -185,15 +203,20 @@ wh_status wh_prune_report(const wh_net *net, const wh_depgraph *g, const wh_prun
                 in->lat_batch[1], in->lat_before[0], in->lat_before[1], in->lat_after[0], in->lat_after[1]);
     if (in->err_ref >= 0) fprintf(j, "  \"output_error\": {\"max_abs\": %.6g, \"max_ref\": %.6g},\n", in->err_abs, in->err_ref);
     fprintf(j, "  \"groups\": [\n");
-    for (int k = 0; k < p->n_groups; k++)
-        fprintf(j, "    {\"name\": \"%s\", \"channels\": %d, \"kept\": %d, \"ratio\": %.6f, \"threshold\": %.6g}%s\n",
-                p->group_name[k], p->group_channels[k], p->group_kept[k], p->group_ratio[k], p->group_threshold[k],
+    for (int k = 0; k < p->n_groups; k++) {
+        fprintf(j, "    {\"name\": ");
+        wh__json_str(j, p->group_name[k]);
+        fprintf(j, ", \"channels\": %d, \"kept\": %d, \"ratio\": %.6f, \"threshold\": %.6g}%s\n",
+                p->group_channels[k], p->group_kept[k], p->group_ratio[k], p->group_threshold[k],
                 k + 1 < p->n_groups ? "," : "");
+    }
     fprintf(j, "  ],\n  \"layers\": [\n");
-    for (int u = 0; u < g->n_units; u++)
-        fprintf(j, "    {\"layer\": %d, \"group\": \"%s\", \"channels\": %d, \"kept\": %d, \"flags\": %d}%s\n",
-                g->unit_layer[u], p->group_name[p->unit_group[u]], g->unit_off[u + 1] - g->unit_off[u],
+    for (int u = 0; u < g->n_units; u++) {
+        fprintf(j, "    {\"layer\": %d, \"group\": ", g->unit_layer[u]);
+        wh__json_str(j, p->group_name[p->unit_group[u]]);
+        fprintf(j, ", \"channels\": %d, \"kept\": %d, \"flags\": %d}%s\n", g->unit_off[u + 1] - g->unit_off[u],
                 p->unit_kept[u], p->unit_flags[u], u + 1 < g->n_units ? "," : "");
+    }
     fprintf(j, "  ]\n}\n");
     (void)net;
     fclose(m);

@@ -21,8 +21,8 @@ for sched in "constant:s=$S" "dynamic:s=$S"; do
         --eval-every $((IT / 2)) --threads 1 > "$OUT/$name.log" 2>&1 &
 done
 wait
-share() { tail -1 "$1/gamma.jsonl" | sed 's/.*"below_1e-2": \([0-9.]*\).*/\1/'; }
-share0() { head -1 "$1/gamma.jsonl" | sed 's/.*"below_1e-2": \([0-9.]*\).*/\1/'; }
+share() { tail -1 "$1/gamma.jsonl" | sed 's/.*"channels": [0-9]*, "below_1e-3": [0-9.]*, "below_1e-2": \([0-9.]*\).*/\1/'; }
+share0() { head -1 "$1/gamma.jsonl" | sed 's/.*"channels": [0-9]*, "below_1e-3": [0-9.]*, "below_1e-2": \([0-9.]*\).*/\1/'; }
 map() { $W eval "$1" --data "$DATA" --metric voc07 | sed -n 's/^voc07 mAP@0.5 .* = \([0-9.]*\).*/\1/p'; }
 M0=$(map "$BASE")
 echo "| scheduler | s | iterations | share |gamma|<1e-2 before -> after | VOC07 mAP@0.5 before -> after |"

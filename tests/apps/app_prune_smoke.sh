@@ -39,6 +39,10 @@ info=$("$W" info "$T/pr/pruned.cfg" | sed -n 's/^Total parameters: \([0-9]*\) .*
 [ -n "$after" ] && [ "$after" = "$info" ]; check "the report's parameters after ($after) = whittle info of pruned.cfg ($info)" $?
 [ -n "$before" ] && [ "$after" -lt "$before" ]; check "fewer parameters ($before -> $after)" $?
 grep -q "^| parameters | $before | $after |" "$T/pr/report.md"; check "report.md states the totals" $?
+if command -v python3 > /dev/null; then
+    python3 -c "import json,sys; d=json.load(open(sys.argv[1])); assert d['params'][1] == $after" "$T/pr/report.json"
+    check "report.json is valid JSON with the same totals" $?
+fi
 grep -q "latency batch 8" "$T/pr/report.md"; check "report.md has latency at batch 8" $?
 grep -q "Output error of the compact network" "$T/pr/report.md"; check "report.md prints the output error" $?
 awk -F'|' '/^\| [0-9]+ \| / { if (($5 + 0) % 4 != 0 && $5 + 0 != $4 + 0) bad = 1 } END { exit bad }' "$T/pr/report.md"
