@@ -1,6 +1,8 @@
 #include "activation.h"
 
 #include <math.h>
+#include <stdint.h>
+#include <string.h>
 
 static const char *const wh__act_names[] = {"linear", "leaky", "mish", "logistic",
                                             "relu",   "swish", "tanh", NULL};
@@ -23,7 +25,34 @@ wh_status wh_act_parse(wh_cfg_section *s, wh_act def, wh_act *out, wh_ctx *ctx)
 /* Darknet's leaky slope. */
 #define WH_LEAKY 0.1f
 
-static inline float wh__sigm(float x) { return 1.f / (1.f + expf(-x)); }
+/* exp(x) inside the vectorised loops below. libm's expf (and fmaxf, fminf
+ * without -ffast-math) are calls, and a call keeps "omp simd" from
+ * vectorising: leaky, mish and logistic then ran at about 7 ns per element,
+ * 10x slower than memory (bench: 5.5 M elements, 40 ms). This is Cephes'
+ * expf: n = round(x / ln 2), r = x - n ln 2 in two parts, a degree-6
+ * polynomial for exp(r), 2^n from the exponent bits. Within 2 ulp of expf on
+ * [-87, 88], where x is clamped (2^n stays a normal float). */
+static inline float wh__exp(float x)
+{
+    x = x < -87.f ? -87.f : x > 88.f ? 88.f : x;
+    const float t = x * 1.44269504088896341f;
+    /* round to nearest: t + 128.5 > 0 here, so truncation is floor */
+    const float n = (float)((int32_t)(t + 128.5f) - 128);
+    const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    const float y = p * r * r + r + 1.f;
+    const int32_t bits = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof(scale));
+    return y * scale;
+}
+
+static inline float wh__sigm(float x) { return 1.f / (1.f + wh__exp(-x)); }
 
 /* tanh(softplus(x)) with one exp: with e = exp(x) and n = e * (e + 2),
  * tanh(log(1 + e)) = ((1+e)^2 - 1) / ((1+e)^2 + 1) = n / (n + 2).
@@ -31,7 +60,7 @@ static inline float wh__sigm(float x) { return 1.f / (1.f + expf(-x)); }
  * returns x there), so e never overflows. */
 static inline float wh__tanh_softplus(float x, float *e_out)
 {
-    const float e = expf(fminf(x, 20.f));
+    const float e = wh__exp(x < 20.f ? x : 20.f);
     const float n = e * (e + 2.f);
     *e_out = e;
     return n / (n + 2.f);
@@ -48,11 +77,11 @@ void wh_act_forward(wh_act a, const float *x, float *y, size_t n)
         break;
     case WH_ACT_LEAKY:
 #pragma omp parallel for simd schedule(static)
-        for (long i = 0; i < nn; i++) y[i] = fmaxf(x[i], 0.f) + WH_LEAKY * fminf(x[i], 0.f);
+        for (long i = 0; i < nn; i++) y[i] = x[i] > 0.f ? x[i] : WH_LEAKY * x[i];
         break;
     case WH_ACT_RELU:
 #pragma omp parallel for simd schedule(static)
-        for (long i = 0; i < nn; i++) y[i] = fmaxf(x[i], 0.f);
+        for (long i = 0; i < nn; i++) y[i] = x[i] > 0.f ? x[i] : 0.f;
         break;
     case WH_ACT_LOGISTIC:
 #pragma omp parallel for simd schedule(static)

@@ -44,3 +44,25 @@ TEST(Activation, BackwardAccumulatesWhenAsked)
     EXPECT_FLOAT_EQ(dx[1], 12.f);
     EXPECT_FLOAT_EQ(dx[2], 9.f);
 }
+
+TEST(Activation, ExpBasedOnesAreRelativelyAccurateEverywhere)
+{
+    // The elementwise loops use their own vectorisable exp (Cephes' expf);
+    // tiny outputs (logistic at -80 is 1.8e-35) must still be right to a few
+    // ulp relative, not just within an absolute tolerance.
+    std::vector<float> x;
+    for (float v = -86.f; v <= 86.f; v += 0.0173f) x.push_back(v);
+    const size_t n = x.size();
+    for (wh_act a : {WH_ACT_LOGISTIC, WH_ACT_MISH, WH_ACT_SWISH}) {
+        const std::string name = wh_act_name(a);
+        std::vector<float> y(n);
+        wh_act_forward(a, x.data(), y.data(), n);
+        double worst = 0;
+        for (size_t i = 0; i < n; i++) {
+            const double want = wht::act_ref(name, x[i]);
+            if (want == 0.0) continue;
+            worst = std::max(worst, std::fabs(y[i] - want) / std::fabs(want));
+        }
+        EXPECT_LT(worst, 1e-6) << name;
+    }
+}
