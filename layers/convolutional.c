@@ -52,6 +52,12 @@ typedef struct wh__conv {
     float *dx_tmp; /* scratch (N,C,H,W): backward-data result before accumulation */
     float *dw_tmp; /* scratch (weights): backward-weights result before accumulation */
     void *pad_scratch; /* oneDNN scratchpad (user mode), the largest of the three */
+    /* Inference nets: BN (or the bias) and the activation run as post-ops of
+     * the convolution primitive: dst = act(conv * k + off) per channel, one
+     * pass over the output instead of three. k, off: (OC), this call only. */
+    int fused;
+    float *fk, *foff;
+    dnnl_memory_t m_k, m_off;
     size_t pad_bytes;
     /* oneDNN */
     dnnl_primitive_desc_t fwd_pd, bwdd_pd, bwdw_pd;
@@ -161,6 +167,39 @@ static wh_status wh__darg_request(wh__darg *a, wh_plan *p)
     return wh_plan_bytes(p, WH_ARENA_SCRATCH, &a->buf, dnnl_memory_desc_get_size(&a->prim_md));
 }
 
+/* (1, OC, 1, 1) per-channel operand of the binary post-ops */
+static void wh__chan_md(const wh__conv *c, dnnl_memory_desc_t *md)
+{
+    const dnnl_dims_t d = {1, c->filters, 1, 1};
+    dnnl_memory_desc_init_by_tag(md, 4, d, dnnl_f32, dnnl_nchw);
+}
+
+/* Post-ops: * k, + off (per channel), then the activation. */
+static dnnl_status_t wh__fused_attr(const wh__conv *c, dnnl_primitive_attr_t *out)
+{
+    dnnl_status_t s = dnnl_primitive_attr_create(out);
+    if (s != dnnl_success) return s;
+    dnnl_primitive_attr_set_scratchpad_mode(*out, dnnl_scratchpad_mode_user);
+    dnnl_post_ops_t po;
+    if ((s = dnnl_post_ops_create(&po)) != dnnl_success) return s;
+    dnnl_memory_desc_t md;
+    wh__chan_md(c, &md);
+    s = dnnl_post_ops_append_binary(po, dnnl_binary_mul, &md);
+    if (s == dnnl_success) s = dnnl_post_ops_append_binary(po, dnnl_binary_add, &md);
+    const struct {
+        wh_act act;
+        dnnl_alg_kind_t alg;
+        float alpha;
+    } map[] = {{WH_ACT_LEAKY, dnnl_eltwise_relu, 0.1f},     {WH_ACT_RELU, dnnl_eltwise_relu, 0.f},
+               {WH_ACT_MISH, dnnl_eltwise_mish, 0.f},       {WH_ACT_LOGISTIC, dnnl_eltwise_logistic, 0.f},
+               {WH_ACT_SWISH, dnnl_eltwise_swish, 1.f},     {WH_ACT_TANH, dnnl_eltwise_tanh, 0.f}};
+    for (size_t i = 0; s == dnnl_success && i < sizeof(map) / sizeof(map[0]); i++)
+        if (map[i].act == c->act) s = dnnl_post_ops_append_eltwise(po, 1.f, map[i].alg, map[i].alpha, 0.f);
+    if (s == dnnl_success) s = dnnl_primitive_attr_set_post_ops(*out, po);
+    dnnl_post_ops_destroy(po);
+    return s;
+}
+
 static wh_status wh_conv_plan(wh_layer *l, wh_plan *p, wh_ctx *ctx)
 {
     wh__conv *c = wh__c(l);
@@ -196,7 +235,17 @@ static wh_status wh_conv_plan(wh_layer *l, wh_plan *p, wh_ctx *ctx)
                            dnnl_convolution_direct, &a_src, &a_wei, NULL, &a_dst, c->strides,
                            c->pad_l, c->pad_r),
                        "convolution forward descriptor", ctx);
-    if (st == WH_OK)
+    c->fused = 0;
+    if (st == WH_OK && !l->train) {
+        /* the fused inference primitive; if this oneDNN lacks it for the
+         * shape, the plain one below (and separate BN/activation passes) */
+        dnnl_primitive_attr_t fattr = NULL;
+        if (wh__fused_attr(c, &fattr) == dnnl_success &&
+            dnnl_primitive_desc_create(&c->fwd_pd, &fd, fattr, p->engine, NULL) == dnnl_success)
+            c->fused = 1;
+        if (fattr) dnnl_primitive_attr_destroy(fattr);
+    }
+    if (st == WH_OK && !c->fused)
         st = wh_dnnl_check(dnnl_primitive_desc_create(&c->fwd_pd, &fd, attr, p->engine, NULL),
                            "convolution forward primitive descriptor", ctx);
     if (st == WH_OK && l->train) {
@@ -253,6 +302,10 @@ static wh_status wh_conv_plan(wh_layer *l, wh_plan *p, wh_ctx *ctx)
     WH_TRY(wh__darg_request(&c->f_wei, p));
     WH_TRY(wh__darg_request(&c->f_dst, p));
     if (c->pad_bytes) WH_TRY(wh_plan_bytes(p, WH_ARENA_SCRATCH, &c->pad_scratch, c->pad_bytes));
+    if (c->fused) {
+        WH_TRY(wh_plan_buffer(p, WH_ARENA_SCRATCH, &c->fk, (size_t)oc));
+        WH_TRY(wh_plan_buffer(p, WH_ARENA_SCRATCH, &c->foff, (size_t)oc));
+    }
     if (l->train) {
         WH_TRY(wh_plan_buffer(p, WH_ARENA_SCRATCH, &c->dz, n_out));
         WH_TRY(wh_plan_buffer(p, WH_ARENA_SCRATCH, &c->dx_tmp, n_in));
@@ -311,6 +364,12 @@ static wh_status wh_conv_bind(wh_layer *l, wh_net *net, wh_ctx *ctx)
     WH_TRY(wh__darg_bind(&c->f_wei, e, 1, ctx));
     WH_TRY(wh__darg_bind(&c->f_dst, e, 0, ctx));
     WH_TRY(wh__pad_view(c->fwd_pd, c, e, &c->pad_fwd, ctx));
+    if (c->fused) {
+        dnnl_memory_desc_t md;
+        wh__chan_md(c, &md);
+        WH_DNNL(dnnl_memory_create(&c->m_k, &md, e, c->fk), "memory", ctx);
+        WH_DNNL(dnnl_memory_create(&c->m_off, &md, e, c->foff), "memory", ctx);
+    }
     if (l->train) {
         WH_DNNL(dnnl_primitive_create(&c->bwdd, c->bwdd_pd), "convolution backward-data primitive", ctx);
         WH_DNNL(dnnl_primitive_create(&c->bwdw, c->bwdw_pd), "convolution backward-weights primitive", ctx);
@@ -434,6 +493,30 @@ static wh_status wh_conv_forward(wh_layer *l, wh_exec *x)
     const int hw = o.h * o.w;
     const size_t n_out = wh_shape_count(o);
     float *bias = l->params[P_BIASES].data;
+    if (c->fused) {
+        /* the same k and off as the separate passes below (darknet adds eps
+         * to the standard deviation) */
+        for (int k = 0; k < o.c; k++) {
+            if (c->bn) {
+                const float sdv = sqrtf(fmaxf(l->params[P_VAR].data[k], 0.f));
+                c->fk[k] = l->params[P_SCALES].data[k] / (sdv + WH_BN_EPS);
+                c->foff[k] = bias[k] - c->fk[k] * l->params[P_MEAN].data[k];
+            } else {
+                c->fk[k] = 1.f;
+                c->foff[k] = bias[k];
+            }
+        }
+        WH_TRY(wh__darg_in(&c->f_src, x->in[0], x->net, x->ctx));
+        WH_TRY(wh__darg_in(&c->f_wei, l->params[c->bn ? P_WEIGHTS : 1].data, x->net, x->ctx));
+        WH_DNNL(dnnl_memory_set_data_handle(c->f_dst.user, l->out), "set handle", x->ctx);
+        dnnl_exec_arg_t args[6] = {{DNNL_ARG_SRC, c->f_src.prim},
+                                   {DNNL_ARG_WEIGHTS, c->f_wei.prim},
+                                   {DNNL_ARG_DST, c->f_dst.prim},
+                                   {DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, c->m_k},
+                                   {DNNL_ARG_ATTR_MULTIPLE_POST_OP(1) | DNNL_ARG_SRC_1, c->m_off}};
+        WH_TRY(wh__run(c->fwd, c->pad_fwd, x->net, args, 5, x->ctx));
+        return wh__darg_out(&c->f_dst, l->out, x->net, x->ctx);
+    }
     if (!x->train) {
         WH_TRY(wh__conv_fwd(l, x->in[0], l->out, x->net, x->ctx));
         if (c->bn) {
@@ -624,6 +707,8 @@ static void wh_conv_destroy(wh_layer *l)
     dnnl_memory_t pads[] = {c->pad_fwd, c->pad_bwdd, c->pad_bwdw};
     for (size_t i = 0; i < 3; i++)
         if (pads[i]) dnnl_memory_destroy(pads[i]);
+    if (c->m_k) dnnl_memory_destroy(c->m_k);
+    if (c->m_off) dnnl_memory_destroy(c->m_off);
     if (c->fwd) dnnl_primitive_destroy(c->fwd);
     if (c->bwdd) dnnl_primitive_destroy(c->bwdd);
     if (c->bwdw) dnnl_primitive_destroy(c->bwdw);

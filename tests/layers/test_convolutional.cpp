@@ -177,3 +177,58 @@ TEST(Convolutional, BadKeysNameTheLine)
         wh_cfg_free(cfg);
     }
 }
+
+namespace {
+// An inference network (no training buffers) runs BN or the bias and the
+// activation as post-ops of the oneDNN convolution; its forward must match
+// the float64 darknet layer as the separate passes do.
+void run_inference_net(const ConvSpec &s, uint64_t seed)
+{
+    wh_ctx ctx;
+    wh_ctx_init(&ctx);
+    wh_cfg *cfg = nullptr;
+    ASSERT_EQ(wh_cfg_parse_string(cfg_for(s).c_str(), "conv.cfg", &cfg, &ctx), WH_OK) << ctx.msg;
+    wh_net_opts no = {};
+    no.batch = s.n;
+    no.train = 0;
+    wh_net *net = nullptr;
+    ASSERT_EQ(wh_net_create(cfg, &no, &net, &ctx), WH_OK) << ctx.msg;
+    wh_cfg_free(cfg);
+    wh_layer *l = &net->layers[1];
+    uint64_t r = seed * 2654435761u + 1;
+    auto uni = [&]() {
+        r = r * 6364136223846793005ull + 1442695040888963407ull;
+        return (double)(r >> 11) / 9007199254740992.0;
+    };
+    std::vector<Vec> p(l->n_params);
+    for (int k = 0; k < l->n_params; k++) {
+        const bool var = !strcmp(l->params[k].name, "rolling_variance");
+        p[k].resize(l->params[k].count);
+        for (size_t i = 0; i < p[k].size(); i++) {
+            p[k][i] = var ? 0.2 + uni() : 2 * uni() - 1;
+            l->params[k].data[i] = (float)p[k][i];
+        }
+    }
+    const size_t nin = (size_t)s.n * s.c * s.h * s.w;
+    Vec x(nin);
+    for (size_t i = 0; i < nin; i++) net->input[i] = (float)(x[i] = 4 * uni() - 2);
+    ASSERT_EQ(wh_net_forward(net, 0, &ctx), WH_OK) << ctx.msg;
+    const Vec want = conv_ref(s, x, p, false);
+    ASSERT_EQ(want.size(), wh_shape_count(l->out_shape));
+    for (size_t i = 0; i < want.size(); i++)
+        ASSERT_NEAR(l->out[i], want[i], 1e-4 * (1 + std::fabs(want[i]))) << s.act << " bn " << s.bn << " at " << i;
+    wh_net_destroy(net);
+}
+}  // namespace
+
+TEST(Convolutional, InferenceNetFusedPostOpsMatchReference)
+{
+    const char *acts[] = {"linear", "leaky", "relu", "mish", "logistic", "swish", "tanh"};
+    uint64_t seed = 40;
+    for (const char *a : acts)
+        for (int bn = 0; bn < 2; bn++) {
+            run_inference_net({2, 3, 9, 7, 5, 3, 1, 1, 1, bn, a}, seed++);
+            run_inference_net({1, 4, 8, 8, 6, 3, 2, 1, 2, bn, a}, seed++);  // grouped, stride 2
+            run_inference_net({1, 16, 5, 5, 32, 1, 1, 0, 1, bn, a}, seed++); // blocked-layout sizes
+        }
+}
