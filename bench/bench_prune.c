@@ -11,7 +11,8 @@
  * network when none is at hand. For each round-to value the budget search
  * finds the ratios (the given ones, scaled) that remove the target share of
  * parameters; the compact network is built (constants folded) and timed
- * against the full one. One JSON line per round-to value: parameters, conv
+ * against the full one, alternating the two networks' passes (medians).
+ * One JSON line per round-to value: parameters, conv
  * FLOPs, latency at batch 1 (and 8), and the ratios of each; the group
  * table of the first goes to stderr.
  */
@@ -48,14 +49,39 @@ static wh_status wh__build(const char *text, int batch, wh_net **net, wh_ctx *ct
     return st;
 }
 
-static wh_status wh__time(const char *text, int batch, int runs, double *s, wh_ctx *ctx)
+static wh_status wh__ready(const char *text, int batch, wh_net **net, wh_ctx *ctx)
 {
-    wh_net *net = NULL;
-    WH_TRY(wh__build(text, batch, &net, ctx));
-    wh_net_init_weights(net, 2);
-    for (size_t i = 0; i < wh_shape_count(net->in_shape); i++) net->input[i] = (float)(i % 251) / 251.f;
-    wh_status st = wh_prune_time_forward(net, runs, s, ctx);
-    wh_net_destroy(net);
+    WH_TRY(wh__build(text, batch, net, ctx));
+    wh_net_init_weights(*net, 2);
+    for (size_t i = 0; i < wh_shape_count((*net)->in_shape); i++) (*net)->input[i] = (float)(i % 251) / 251.f;
+    return wh_net_forward(*net, 0, ctx); /* warm-up */
+}
+
+/* Median seconds of runs forwards of a and of b, alternating a, b, a, b, ...
+ * so that a shared machine's slow spells hit both alike. */
+static wh_status wh__time_ab(const char *ta, const char *tb, int batch, int runs, double *sa, double *sb,
+                             wh_ctx *ctx)
+{
+    wh_net *a = NULL, *b = NULL;
+    double *t = malloc(2 * (size_t)runs * sizeof(double));
+    wh_status st = t ? WH_OK : wh_error(ctx, WH_ERR_NOMEM, "out of memory");
+    if (st == WH_OK) st = wh__ready(ta, batch, &a, ctx);
+    if (st == WH_OK) st = wh__ready(tb, batch, &b, ctx);
+    for (int r = 0; st == WH_OK && r < runs; r++) {
+        double t0 = wh_bench_now();
+        st = wh_net_forward(a, 0, ctx);
+        t[r] = wh_bench_now() - t0;
+        t0 = wh_bench_now();
+        if (st == WH_OK) st = wh_net_forward(b, 0, ctx);
+        t[runs + r] = wh_bench_now() - t0;
+    }
+    if (st == WH_OK) {
+        *sa = wh_bench_median(t, runs);
+        *sb = wh_bench_median(t + runs, runs);
+    }
+    free(t);
+    wh_net_destroy(a);
+    wh_net_destroy(b);
     return st;
 }
 
@@ -123,10 +149,6 @@ int main(int argc, char **argv)
         return 1;
     }
     double full_s[2] = {0, 0};
-    if (wh__time(text, 1, runs, &full_s[0], &ctx) != WH_OK || (batch8 && wh__time(text, 8, runs, &full_s[1], &ctx) != WH_OK)) {
-        fprintf(stderr, "bench_prune: %s\n", ctx.msg);
-        return 1;
-    }
 #ifdef _OPENMP
     const int nt = omp_get_max_threads();
 #else
@@ -147,8 +169,8 @@ int main(int argc, char **argv)
         double t[2] = {0, 0};
         if (wh_prune_plan_make(net, &g, &gr, &o, &p, &ctx) != WH_OK ||
             wh_prune_build(net, text, &g, p.keep, 1, &no, &small_cfg, &small, &ctx) != WH_OK ||
-            wh__time(small_cfg, 1, runs, &t[0], &ctx) != WH_OK ||
-            (batch8 && wh__time(small_cfg, 8, runs, &t[1], &ctx) != WH_OK)) {
+            wh__time_ab(text, small_cfg, 1, runs, &full_s[0], &t[0], &ctx) != WH_OK ||
+            (batch8 && wh__time_ab(text, small_cfg, 8, runs, &full_s[1], &t[1], &ctx) != WH_OK)) {
             fprintf(stderr, "bench_prune: %s\n", ctx.msg);
             return 1;
         }

@@ -47,9 +47,14 @@ grep -q "latency batch 8" "$T/pr/report.md"; check "report.md has latency at bat
 grep -q "Output error of the compact network" "$T/pr/report.md"; check "report.md prints the output error" $?
 awk -F'|' '/^\| [0-9]+ \| / { if (($5 + 0) % 4 != 0 && $5 + 0 != $4 + 0) bad = 1 } END { exit bad }' "$T/pr/report.md"
 check "round-to 4: every pruned layer keeps a multiple of 4" $?
-# darknet .weights: 20-byte header + 4 bytes per parameter (BN layers also store 2 running stats)
 "$W" eval "$T/pr/pruned.h5" --data "$T/d" > "$T/eval.txt" 2>&1; check "eval reads the pruned checkpoint" $?
 grep -q "^voc07 mAP@0.5" "$T/eval.txt"; check "eval of the pruned network names its metric" $?
+# darknet's pair: pruned.cfg + pruned.weights load back (exact size check) and evaluate the same
+"$W" import-darknet "$T/pr/pruned.cfg" "$T/pr/pruned.weights" -o "$T/dn.h5" > /dev/null 2>&1
+check "pruned.cfg + pruned.weights import as a darknet pair" $?
+"$W" eval "$T/dn.h5" --data "$T/d" > "$T/eval_dn.txt" 2>&1
+[ "$(grep '^voc07 mAP' "$T/eval.txt")" = "$(grep '^voc07 mAP' "$T/eval_dn.txt")" ]
+check "and give the same mAP as pruned.h5" $?
 
 # ---- dry run and bad input ----
 "$W" prune "$T/sp/last.h5" --groups global --ratio 0.3 --bench-runs 0 --dry-run > "$T/dry.txt" 2>&1
