@@ -8,6 +8,7 @@
 #include <string>
 
 #include "framework/darknet_count.h"
+#include "model_util.h"
 
 extern "C" {
 #include "framework/modelgen.h"
@@ -24,25 +25,9 @@ struct Built {
 
 void build(Built &b, const char *name, int classes, int size, double wm)
 {
-    wh_ctx ctx;
-    wh_ctx_init(&ctx);
-    wh_model_opts o;
-    wh_model_opts_default(&o);
-    o.name = name;
-    o.classes = classes;
-    o.width = o.height = size;
-    o.width_multiple = wm;
-    char *text = nullptr;
-    ASSERT_EQ(wh_model_generate(&o, &text, &ctx), WH_OK) << ctx.msg;
-    b.text = text;
-    free(text);
-    wh_cfg *cfg = nullptr;
-    ASSERT_EQ(wh_cfg_parse_string(b.text.c_str(), name, &cfg, &ctx), WH_OK) << ctx.msg;
-    wh_net_opts no = {};
-    no.batch = 1;
-    EXPECT_EQ(wh_net_create(cfg, &no, &b.net, &ctx), WH_OK) << ctx.msg;
-    EXPECT_EQ(ctx.n_warn_total, 0) << (ctx.n_warn ? ctx.warn[0] : "");
-    wh_cfg_free(cfg);
+    b.text = wht::model_cfg(name, classes, size, wm);
+    b.net = wht::cfg_net(b.text);
+    ASSERT_NE(b.net, nullptr);
 }
 
 void compare_layer_by_layer(const char *name, int classes, int size, double wm)

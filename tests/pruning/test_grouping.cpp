@@ -2,6 +2,7 @@
 // sets worked out by hand from darknet's cfgs), the five groups of the paper
 // on yolov4 from the graph and from models/yolov4.groups, the simple
 // plug-ins' counts, and what a bad groups file says.
+#include "model_util.h"
 #include "test_util.h"
 
 #include <gtest/gtest.h>
@@ -12,7 +13,6 @@
 #include <vector>
 
 extern "C" {
-#include "framework/modelgen.h"
 #include "pruning/prune.h"
 }
 
@@ -20,29 +20,7 @@ using wht::contains;
 
 namespace {
 
-wh_net *build(const char *model, int classes, int size)
-{
-    wh_ctx ctx;
-    wh_ctx_init(&ctx);
-    wh_model_opts o;
-    wh_model_opts_default(&o);
-    o.name = model;
-    o.classes = classes;
-    o.width = o.height = size;
-    o.width_multiple = 0.25;
-    char *text = nullptr;
-    EXPECT_EQ(wh_model_generate(&o, &text, &ctx), WH_OK) << ctx.msg;
-    wh_cfg *cfg = nullptr;
-    EXPECT_EQ(wh_cfg_parse_string(text, model, &cfg, &ctx), WH_OK) << ctx.msg;
-    free(text);
-    wh_net_opts no = {};
-    no.batch = 1;
-    no.train = 0;
-    wh_net *net = nullptr;
-    EXPECT_EQ(wh_net_create(cfg, &no, &net, &ctx), WH_OK) << ctx.msg;
-    wh_cfg_free(cfg);
-    return net;
-}
+wh_net *build(const char *model, int classes, int size) { return wht::model_net(model, classes, size, 0.25); }
 
 // Owns a net and its roles.
 struct Roles {

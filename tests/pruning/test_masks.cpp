@@ -2,6 +2,7 @@
 // quantiles, the union and majority merges of a shortcut-coupled set, the
 // minimum and round-to give known keep sets; and the budget search on YOLOv4
 // with the authors' group ratios lands on the asked parameter reduction.
+#include "model_util.h"
 #include "test_util.h"
 
 #include <gtest/gtest.h>
@@ -12,7 +13,6 @@
 #include <vector>
 
 extern "C" {
-#include "framework/modelgen.h"
 #include "pruning/prune.h"
 }
 
@@ -71,12 +71,7 @@ struct Hand {
     Hand()
     {
         wh_ctx_init(&ctx);
-        wh_cfg *cfg = nullptr;
-        EXPECT_EQ(wh_cfg_parse_string(kNet, "hand.cfg", &cfg, &ctx), WH_OK) << ctx.msg;
-        wh_net_opts no = {};
-        no.batch = 1;
-        EXPECT_EQ(wh_net_create(cfg, &no, &net, &ctx), WH_OK) << ctx.msg;
-        wh_cfg_free(cfg);
+        net = wht::cfg_net(kNet);
         // |gamma| by hand, all distinct within a layer: L0 0.01(c+1); L1 1+0.01c
         // for even c else 0.001(c+1); L2 0.001(c+1) for c < 6 else 1+0.01c; L4
         // 0.001(c+1) for c % 3 == 0 else 1+0.01c; L6 0.1(c+1). Signs
@@ -254,20 +249,8 @@ TEST(Masks, BudgetOnYolov4WithTheAuthorsRatios)
     // one percentage point, every group losing at most its asked ratio.
     wh_ctx ctx;
     wh_ctx_init(&ctx);
-    wh_model_opts mo;
-    wh_model_opts_default(&mo);
-    mo.classes = 20;
-    mo.width = mo.height = 64;
-    char *text = nullptr;
-    ASSERT_EQ(wh_model_generate(&mo, &text, &ctx), WH_OK);
-    wh_cfg *cfg = nullptr;
-    ASSERT_EQ(wh_cfg_parse_string(text, "yolov4", &cfg, &ctx), WH_OK);
-    free(text);
-    wh_net_opts no = {};
-    no.batch = 1;
-    wh_net *net = nullptr;
-    ASSERT_EQ(wh_net_create(cfg, &no, &net, &ctx), WH_OK) << ctx.msg;
-    wh_cfg_free(cfg);
+    wh_net *net = wht::model_net("yolov4", 20, 64, 1.0);
+    ASSERT_NE(net, nullptr);
     uint64_t s = 3;
     for (int i = 0; i < net->n_layers; i++)
         for (int p = 0; p < net->layers[i].n_params; p++)

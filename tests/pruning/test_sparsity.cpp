@@ -2,6 +2,7 @@
 // (rates per channel against hand-worked values, state through a
 // checkpoint), the prunable set of real YOLO graphs (known counts), and the
 // L1 regulariser's update.
+#include "model_util.h"
 #include "test_util.h"
 
 #include <gtest/gtest.h>
@@ -12,7 +13,6 @@
 #include <vector>
 
 extern "C" {
-#include "framework/modelgen.h"
 #include "framework/plot.h"
 #include "pruning/sparsity.h"
 }
@@ -196,26 +196,7 @@ TEST(GammaStats, QuantilesByNearestRank)
 namespace {
 wh_net *build(const char *model, int classes, int size, int train)
 {
-    wh_ctx ctx;
-    wh_ctx_init(&ctx);
-    wh_model_opts o;
-    wh_model_opts_default(&o);
-    o.name = model;
-    o.classes = classes;
-    o.width = o.height = size;
-    o.width_multiple = 0.25;
-    char *text = nullptr;
-    EXPECT_EQ(wh_model_generate(&o, &text, &ctx), WH_OK);
-    wh_cfg *cfg = nullptr;
-    EXPECT_EQ(wh_cfg_parse_string(text, model, &cfg, &ctx), WH_OK);
-    free(text);
-    wh_net_opts no = {};
-    no.batch = 1;
-    no.train = train;
-    wh_net *net = nullptr;
-    EXPECT_EQ(wh_net_create(cfg, &no, &net, &ctx), WH_OK) << ctx.msg;
-    wh_cfg_free(cfg);
-    return net;
+    return wht::model_net(model, classes, size, 0.25, train);
 }
 }  // namespace
 

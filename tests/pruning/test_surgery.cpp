@@ -3,6 +3,7 @@
 // full network computes (exactly with zero betas; with nonzero betas after
 // folding, exactly where no zero padding interferes), and the analytic cost
 // of a mask equals the cost of the network built from it.
+#include "model_util.h"
 #include "test_util.h"
 
 #include <gtest/gtest.h>
@@ -13,43 +14,14 @@
 #include <vector>
 
 extern "C" {
-#include "framework/modelgen.h"
 #include "pruning/prune.h"
 }
 
 namespace {
 
-std::string model_cfg(const char *model, int size, double wm)
-{
-    wh_ctx ctx;
-    wh_ctx_init(&ctx);
-    wh_model_opts o;
-    wh_model_opts_default(&o);
-    o.name = model;
-    o.classes = 3;
-    o.width = o.height = size;
-    o.width_multiple = wm;
-    char *text = nullptr;
-    EXPECT_EQ(wh_model_generate(&o, &text, &ctx), WH_OK) << ctx.msg;
-    std::string s = text ? text : "";
-    free(text);
-    return s;
-}
+std::string model_cfg(const char *model, int size, double wm) { return wht::model_cfg(model, 3, size, wm); }
 
-wh_net *build_text(const std::string &text, int batch = 1)
-{
-    wh_ctx ctx;
-    wh_ctx_init(&ctx);
-    wh_cfg *cfg = nullptr;
-    EXPECT_EQ(wh_cfg_parse_string(text.c_str(), "test.cfg", &cfg, &ctx), WH_OK) << ctx.msg;
-    if (!cfg) return nullptr;
-    wh_net_opts no = {};
-    no.batch = batch;
-    wh_net *net = nullptr;
-    EXPECT_EQ(wh_net_create(cfg, &no, &net, &ctx), WH_OK) << ctx.msg;
-    wh_cfg_free(cfg);
-    return net;
-}
+wh_net *build_text(const std::string &text) { return wht::cfg_net(text); }
 
 uint64_t mix(uint64_t x)
 {

@@ -1,0 +1,58 @@
+// Generated YOLO models as networks, for tests across the folders.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <string>
+
+extern "C" {
+#include "framework/modelgen.h"
+#include "framework/net.h"
+}
+
+namespace wht {
+
+// The cfg text whittle model writes for model (classes, square size, width multiple).
+inline std::string model_cfg(const char *model, int classes, int size, double wm)
+{
+    wh_ctx ctx;
+    wh_ctx_init(&ctx);
+    wh_model_opts o;
+    wh_model_opts_default(&o);
+    o.name = model;
+    o.classes = classes;
+    o.width = o.height = size;
+    o.width_multiple = wm;
+    char *text = nullptr;
+    EXPECT_EQ(wh_model_generate(&o, &text, &ctx), WH_OK) << ctx.msg;
+    std::string s = text ? text : "";
+    free(text);
+    return s;
+}
+
+// A network from cfg text (nullptr after a failed EXPECT); the cfg must
+// build without warnings (an unknown key would be one).
+inline wh_net *cfg_net(const std::string &text, int batch = 1, int train = 0)
+{
+    wh_ctx ctx;
+    wh_ctx_init(&ctx);
+    wh_cfg *cfg = nullptr;
+    EXPECT_EQ(wh_cfg_parse_string(text.c_str(), "test.cfg", &cfg, &ctx), WH_OK) << ctx.msg;
+    if (!cfg) return nullptr;
+    wh_net_opts no = {};
+    no.batch = batch;
+    no.train = train;
+    wh_net *net = nullptr;
+    EXPECT_EQ(wh_net_create(cfg, &no, &net, &ctx), WH_OK) << ctx.msg;
+    EXPECT_EQ(ctx.n_warn_total, 0) << (ctx.n_warn ? ctx.warn[0] : "");
+    wh_cfg_free(cfg);
+    return net;
+}
+
+inline wh_net *model_net(const char *model, int classes, int size, double wm, int train = 0)
+{
+    return cfg_net(model_cfg(model, classes, size, wm), 1, train);
+}
+
+}  // namespace wht
