@@ -175,7 +175,7 @@ static wh_status wh__detect(const char *ckpt, const char *image_path, const wh_e
                             wh_det **dets, int *n, int *n_classes, wh_ctx *ctx)
 {
     wh_net *net = NULL;
-    const wh_net_opts no = {.batch = 1, .train = 0};
+    const wh_net_opts no = {.batch = 1, .train = 0, .blocked = 1};
     WH_TRY(wh_ckpt_build_net(ckpt, &no, &net, NULL, ctx));
     wh_status st = WH_OK;
     *n_classes = 0;

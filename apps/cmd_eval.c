@@ -116,7 +116,7 @@ int wh_cmd_eval(int argc, char **argv)
     int n_dets = 0;
     wh_map_result res = {0};
     char *text = NULL;
-    const wh_net_opts no = {.batch = batch, .train = 0};
+    const wh_net_opts no = {.batch = batch, .train = 0, .blocked = 1};
     if (wh_ckpt_build_net(ckpt, &no, &net, NULL, &ctx) != WH_OK) goto done;
     if (wh_dataset_open(data, split, &ds, &ctx) != WH_OK) goto done;
     if (wh__check_classes(net, ckpt, ds, &ctx) != WH_OK) goto done;

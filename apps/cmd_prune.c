@@ -80,7 +80,7 @@ static wh_status wh__rebatch(const wh_net *src, const char *cfg_text, int batch,
 {
     *out = NULL;
     wh_cfg *cfg = NULL;
-    wh_net_opts no = {.batch = batch};
+    wh_net_opts no = {.batch = batch, .blocked = 1};
     WH_TRY(wh_cfg_parse_string(cfg_text, "pruned.cfg", &cfg, ctx));
     wh_status st = wh_net_create(cfg, &no, out, ctx);
     wh_cfg_free(cfg);
@@ -200,7 +200,7 @@ int wh_cmd_prune(int argc, char **argv)
     wh_depgraph g = {0};
     wh_grouping gr = {0};
     wh_prune_plan plan = {0};
-    wh_net_opts no = {.batch = 1};
+    wh_net_opts no = {.batch = 1, .blocked = 1};
     wh_status st = wh_ckpt_build_net(ckpt, &no, &full, &cfg_text, &ctx);
     if (st == WH_OK) st = wh_depgraph_build(full, &dgo, &g, &ctx);
     if (st == WH_OK) st = wh_grouping_make(gname, garg, full, &g, &gr, &ctx);

@@ -1,7 +1,7 @@
 /* bench_forward: inference forward pass of a generated model, timed.
  *
  *   bench_forward [--model yolov4-tiny | --cfg FILE] [--size 416] [--batch 1] [--runs 20]
- *                 [--threads N] [--peak-gflops-per-core 117] [--profile 1]
+ *                 [--threads N] [--peak-gflops-per-core 117] [--profile 1] [--blocked 1]
  *
  * Prints one JSON object: median and min latency over the runs (after two
  * warm-up passes), images per second, the convolution GFLOP/s (2 per
@@ -30,6 +30,7 @@ int main(int argc, char **argv)
     int batch = 1, runs = 20, threads = 0, profile = 0;
     const char *cfg_path = NULL;
     int size_given = 0; /* with --cfg: 0 keeps the cfg's input size */
+    int blocked = 1;    /* activations in oneDNN's blocked layout between layers (0: NCHW) */
     double peak_core = 117.0; /* GFLOP/s per core measured with oneDNN on this CPU */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -45,6 +46,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--threads")) threads = atoi(v);
         else if (!strcmp(a, "--peak-gflops-per-core")) peak_core = atof(v);
         else if (!strcmp(a, "--profile")) profile = atoi(v);
+        else if (!strcmp(a, "--blocked")) blocked = atoi(v);
         else {
             fprintf(stderr, "bench_forward: unknown option %s\n", a);
             return 2;
@@ -61,7 +63,7 @@ int main(int argc, char **argv)
     char *text = NULL;
     wh_cfg *cfg = NULL;
     wh_net *net = NULL;
-    wh_net_opts no = {.batch = batch, .train = 0};
+    wh_net_opts no = {.batch = batch, .train = 0, .blocked = blocked};
     if (cfg_path) no.width = no.height = size_given;
     if ((cfg_path ? wh_cfg_parse_file(cfg_path, &cfg, &ctx)
                   : (wh_model_generate(&mo, &text, &ctx) != WH_OK ? ctx.status
@@ -119,10 +121,10 @@ int main(int argc, char **argv)
     const char *wait = getenv("OMP_WAIT_POLICY");
     double gflops = cost.conv_flops * batch / med / 1e9;
     printf("{\"bench\": \"forward\", \"model\": \"%s\", \"size\": %d, \"batch\": %d, \"threads\": %d, "
-           "\"omp_wait_policy\": \"%s\", \"runs\": %d, \"median_ms\": %.3f, \"min_ms\": %.3f, "
+           "\"omp_wait_policy\": \"%s\", \"blocked\": %d, \"runs\": %d, \"median_ms\": %.3f, \"min_ms\": %.3f, "
            "\"img_per_s\": %.2f, \"conv_gflop_per_img\": %.3f, \"gflop_per_s\": %.1f, "
            "\"peak_gflop_per_s\": %.1f, \"pct_of_peak\": %.1f}\n",
-           cfg_path ? cfg_path : mo.name, net->in_shape.w, batch, nt, wait ? wait : "default", runs, med * 1e3, t[0] * 1e3,
+           cfg_path ? cfg_path : mo.name, net->in_shape.w, batch, nt, wait ? wait : "default", blocked, runs, med * 1e3, t[0] * 1e3,
            batch / med, cost.conv_flops / 1e9, gflops, peak_core * nt, 100.0 * gflops / (peak_core * nt));
     free(t);
     free(text);

@@ -42,7 +42,7 @@ static int wh__list(const char *v, double *out, int max)
 static wh_status wh__build(const char *text, int batch, wh_net **net, wh_ctx *ctx)
 {
     wh_cfg *cfg = NULL;
-    wh_net_opts no = {.batch = batch};
+    wh_net_opts no = {.batch = batch, .blocked = 1};
     WH_TRY(wh_cfg_parse_string(text, "bench.cfg", &cfg, ctx));
     wh_status st = wh_net_create(cfg, &no, net, ctx);
     wh_cfg_free(cfg);
@@ -165,7 +165,7 @@ int main(int argc, char **argv)
         wh_prune_plan p;
         char *small_cfg = NULL;
         wh_net *small = NULL;
-        wh_net_opts no = {.batch = 1};
+        wh_net_opts no = {.batch = 1, .blocked = 1};
         double t[2] = {0, 0};
         if (wh_prune_plan_make(net, &g, &gr, &o, &p, &ctx) != WH_OK ||
             wh_prune_build(net, text, &g, p.keep, 1, &no, &small_cfg, &small, &ctx) != WH_OK ||

@@ -40,6 +40,7 @@ static wh_status wh__build_layers(wh_net *net, wh_cfg *cfg, wh_ctx *ctx)
         l->index = i;
         l->line = s->line;
         l->train = net->train;
+        l->blocked = net->blocked;
         l->out_layout = WH_LAYOUT_NCHW;
         const wh_layer_ops *ops = wh_layer_find(s->type);
         if (!ops) {
@@ -76,13 +77,15 @@ static wh_status wh__infer_shapes(wh_net *net, wh_cfg *cfg, wh_ctx *ctx)
                 int first = 0;
                 while (!(ok & WH_LAYOUT_BIT(first))) first++;
                 l->in_layout[k] = (wh_layout)first;
-                net->n_layout_cvt++;
             }
         }
         wh_status st = l->ops->shape(l, ctx);
         if (st != WH_OK)
             return wh_error_prefix(ctx, "%s:%d: layer %d [%s]: ", cfg->file, l->line, i,
                                    l->ops->type);
+        /* counted after shape: a layer may ask for NCHW there */
+        for (int k = 0; k < l->n_in; k++)
+            net->n_layout_cvt += l->in_layout[k] != (l->in[k] < 0 ? WH_LAYOUT_NCHW : net->layers[l->in[k]].out_layout);
         const wh_shape o = l->out_shape;
         if (o.n < 1 || o.c < 1 || o.h < 1 || o.w < 1)
             return wh_error(ctx, WH_ERR_SHAPE,
@@ -148,6 +151,10 @@ wh_status wh_net_create(wh_cfg *cfg, const wh_net_opts *opts, wh_net **out, wh_c
     wh_net *net = calloc(1, sizeof(*net));
     if (!net) return wh_error(ctx, WH_ERR_NOMEM, "out of memory");
     net->train = o.train ? 1 : 0;
+    /* the blocked layout oneDNN's convolutions use on this CPU */
+    net->blocked = !o.blocked || o.train ? WH_LAYOUT_NCHW
+                   : dnnl_get_effective_cpu_isa() >= dnnl_cpu_isa_avx512_core ? WH_LAYOUT_NCHW16C
+                                                                             : WH_LAYOUT_NCHW8C;
     wh_status st = wh_hparams_parse(s0, &net->hp, ctx);
     if (st == WH_OK) {
         wh_cfg_warn_unused(s0, ctx);

@@ -4,9 +4,10 @@
 
 size_t wh_layout_count(wh_shape s, wh_layout layout)
 {
-    if (layout == WH_LAYOUT_NCHW16C) {
+    const int B = wh_layout_block(layout);
+    if (B > 1) {
         wh_shape p = s;
-        p.c = (s.c + 15) / 16 * 16;
+        p.c = (s.c + B - 1) / B * B;
         return wh_shape_count(p);
     }
     return wh_shape_count(s);
@@ -19,7 +20,7 @@ void wh_tensor_reorder(const wh_tensor *src, wh_tensor *dst)
         memcpy(dst->data, src->data, wh_layout_count(s, src->layout) * sizeof(float));
         return;
     }
-    if (dst->layout == WH_LAYOUT_NCHW16C)
+    if (wh_layout_block(dst->layout) > 1)
         memset(dst->data, 0, wh_layout_count(s, dst->layout) * sizeof(float));
 #pragma omp parallel for collapse(2) schedule(static)
     for (int n = 0; n < s.n; n++)
@@ -47,6 +48,7 @@ const char *wh_layout_name(wh_layout l)
     switch (l) {
     case WH_LAYOUT_NCHW: return "nchw";
     case WH_LAYOUT_NCHW16C: return "nChw16c";
+    case WH_LAYOUT_NCHW8C: return "nChw8c";
     default: return "?";
     }
 }

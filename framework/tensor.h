@@ -19,6 +19,7 @@ extern "C" {
 typedef enum wh_layout {
     WH_LAYOUT_NCHW = 0,    /* plain: ((n*C + c)*H + h)*W + w */
     WH_LAYOUT_NCHW16C = 1, /* blocked: (((n*Cb + c/16)*H + h)*W + w)*16 + c%16 */
+    WH_LAYOUT_NCHW8C = 2,  /* the same with blocks of 8 channels (oneDNN's AVX2 layout) */
     WH_LAYOUT_COUNT
 } wh_layout;
 
@@ -44,16 +45,23 @@ static inline int wh_shape_eq(wh_shape a, wh_shape b)
     return a.n == b.n && a.c == b.c && a.h == b.h && a.w == b.w;
 }
 
+/* Channels per block: 1 for NCHW, 16 or 8 for the blocked layouts. */
+static inline int wh_layout_block(wh_layout l)
+{
+    return l == WH_LAYOUT_NCHW16C ? 16 : l == WH_LAYOUT_NCHW8C ? 8 : 1;
+}
+
 /* Floats a tensor of this shape occupies in this layout (blocked layouts pad C). */
 size_t wh_layout_count(wh_shape s, wh_layout layout);
 
 static inline size_t wh_tensor_offset(const wh_tensor *t, int n, int c, int h, int w)
 {
     const wh_shape s = t->shape;
-    if (t->layout == WH_LAYOUT_NCHW16C) {
-        const size_t cb = (size_t)(s.c + 15) / 16;
-        return ((((size_t)n * cb + (size_t)(c / 16)) * (size_t)s.h + (size_t)h) * (size_t)s.w +
-                (size_t)w) * 16 + (size_t)(c % 16);
+    const int B = wh_layout_block(t->layout);
+    if (B > 1) {
+        const size_t cb = (size_t)(s.c + B - 1) / (size_t)B;
+        return ((((size_t)n * cb + (size_t)(c / B)) * (size_t)s.h + (size_t)h) * (size_t)s.w +
+                (size_t)w) * (size_t)B + (size_t)(c % B);
     }
     return (((size_t)n * (size_t)s.c + (size_t)c) * (size_t)s.h + (size_t)h) * (size_t)s.w +
            (size_t)w;

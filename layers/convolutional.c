@@ -119,6 +119,11 @@ static wh_status wh_conv_shape(wh_layer *l, wh_ctx *ctx)
         return wh_error(ctx, WH_ERR_SHAPE, "kernel %dx%d larger than the padded input %dx%d",
                         c->size, c->size, in.w + 2 * c->pad, in.h + 2 * c->pad);
     l->out_shape = (wh_shape){in.n, c->filters, oh, ow};
+    /* Blocked input only in inference nets and without padding channels
+     * (training keeps NCHW: BN statistics and gradients assume it). */
+    wh_layer_keep_blocked(l, 0);
+    /* blocked output where the net allows it and no channel is padding */
+    if (l->blocked != WH_LAYOUT_NCHW && c->filters % wh_layout_block(l->blocked) == 0) l->out_layout = l->blocked;
     c->strides[0] = c->strides[1] = c->stride;
     c->pad_l[0] = c->pad_l[1] = c->pad;
     /* Right/bottom padding that makes oneDNN's size equation exact; darknet
@@ -135,6 +140,11 @@ static size_t wh__nweights(const wh_layer *l)
            (size_t)c->size;
 }
 
+static dnnl_format_tag_t wh__tag(wh_layout lay)
+{
+    return lay == WH_LAYOUT_NCHW16C ? dnnl_nChw16c : lay == WH_LAYOUT_NCHW8C ? dnnl_nChw8c : dnnl_nchw;
+}
+
 /* Memory descriptors in our layouts. */
 static void wh__user_mds(const wh_layer *l, dnnl_memory_desc_t *src, dnnl_memory_desc_t *wei,
                          dnnl_memory_desc_t *dst, dnnl_format_tag_t tag_any_or_plain)
@@ -143,8 +153,9 @@ static void wh__user_mds(const wh_layer *l, dnnl_memory_desc_t *src, dnnl_memory
     const wh_shape in = l->in_shape[0], out = l->out_shape;
     int any = tag_any_or_plain == dnnl_format_tag_any;
     dnnl_dims_t ds = {in.n, in.c, in.h, in.w}, dd = {out.n, out.c, out.h, out.w};
-    dnnl_memory_desc_init_by_tag(src, 4, ds, dnnl_f32, any ? dnnl_format_tag_any : dnnl_nchw);
-    dnnl_memory_desc_init_by_tag(dst, 4, dd, dnnl_f32, any ? dnnl_format_tag_any : dnnl_nchw);
+    const dnnl_format_tag_t ts = wh__tag(l->in_layout[0]), td = wh__tag(l->out_layout);
+    dnnl_memory_desc_init_by_tag(src, 4, ds, dnnl_f32, any ? dnnl_format_tag_any : ts);
+    dnnl_memory_desc_init_by_tag(dst, 4, dd, dnnl_f32, any ? dnnl_format_tag_any : td);
     if (c->groups == 1) {
         dnnl_dims_t dw = {c->filters, in.c, c->size, c->size};
         dnnl_memory_desc_init_by_tag(wei, 4, dw, dnnl_f32, any ? dnnl_format_tag_any : dnnl_oihw);
@@ -461,6 +472,39 @@ static void wh__bn_apply(const float *x, float *y, int n, int oc, int hw, const 
         }
 }
 
+/* y = k[c] * y + off[c] for a (N, C, H, W) tensor in either layout. */
+static void wh__affine(float *y, wh_shape o, wh_layout lay, const float *k, const float *off)
+{
+    const size_t hw = (size_t)o.h * o.w;
+    const int B = wh_layout_block(lay);
+    if (B > 1) {
+        const int cb = (o.c + B - 1) / B;
+#pragma omp parallel for collapse(2) schedule(static)
+        for (int b = 0; b < o.n; b++)
+            for (int q = 0; q < cb; q++) {
+                float kk[16], oo[16];
+                for (int t = 0; t < B; t++) {
+                    const int ch = q * B + t;
+                    kk[t] = ch < o.c ? k[ch] : 0.f; /* padding channels stay 0 */
+                    oo[t] = ch < o.c ? off[ch] : 0.f;
+                }
+                float *p = y + ((size_t)b * cb + (size_t)q) * hw * B;
+                for (size_t i = 0; i < hw; i++)
+#pragma omp simd
+                    for (int t = 0; t < B; t++) p[i * B + t] = kk[t] * p[i * B + t] + oo[t];
+            }
+        return;
+    }
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < o.n; b++)
+        for (int q = 0; q < o.c; q++) {
+            float *p = y + ((size_t)b * o.c + (size_t)q) * hw;
+            const float kq = k[q], oq = off[q];
+#pragma omp simd
+            for (size_t i = 0; i < hw; i++) p[i] = kq * p[i] + oq;
+        }
+}
+
 static void wh__add_bias(float *y, int n, int oc, int hw, const float *bias)
 {
 #pragma omp parallel for collapse(2) schedule(static)
@@ -518,20 +562,20 @@ static wh_status wh_conv_forward(wh_layer *l, wh_exec *x)
         return wh__darg_out(&c->f_dst, l->out, x->net, x->ctx);
     }
     if (!x->train) {
+        /* unfused: the convolution, then y = k * z + off per channel in the
+         * output's layout, then the activation (elementwise, any layout) */
         WH_TRY(wh__conv_fwd(l, x->in[0], l->out, x->net, x->ctx));
-        if (c->bn) {
-            /* running variance -> standard deviation for the shared kernel */
-            const float *rv = l->params[P_VAR].data;
-            float sd[1024], *sdp = o.c <= 1024 ? sd : malloc((size_t)o.c * sizeof(float));
-            if (!sdp) return wh_error(x->ctx, WH_ERR_NOMEM, "out of memory");
-            for (int k = 0; k < o.c; k++) sdp[k] = sqrtf(fmaxf(rv[k], 0.f));
-            wh__bn_apply(l->out, l->out, o.n, o.c, hw, l->params[P_MEAN].data, sdp,
-                         l->params[P_SCALES].data, bias);
-            if (sdp != sd) free(sdp);
-        } else {
-            wh__add_bias(l->out, o.n, o.c, hw, bias);
+        float *k = malloc(2 * (size_t)o.c * sizeof(float));
+        if (!k) return wh_error(x->ctx, WH_ERR_NOMEM, "out of memory");
+        float *off = k + o.c;
+        for (int q = 0; q < o.c; q++) {
+            k[q] = c->bn ? l->params[P_SCALES].data[q] / (sqrtf(fmaxf(l->params[P_VAR].data[q], 0.f)) + WH_BN_EPS)
+                         : 1.f;
+            off[q] = c->bn ? bias[q] - k[q] * l->params[P_MEAN].data[q] : bias[q];
         }
-        wh_act_forward(c->act, l->out, l->out, n_out);
+        wh__affine(l->out, o, l->out_layout, k, off);
+        free(k);
+        wh_act_forward(c->act, l->out, l->out, wh_layout_count(o, l->out_layout));
         return WH_OK;
     }
     if (!l->train) return wh_error(x->ctx, WH_ERR_STATE, "training forward in an inference net");
@@ -732,7 +776,7 @@ const wh_layer_ops wh_conv_ops = {
     .type = "convolutional",
     .flow = WH_FLOW_NEW,
     .facts = wh__conv_facts,
-    .layouts_in = WH_LAYOUT_BIT(WH_LAYOUT_NCHW),
+    .layouts_in = WH_LAYOUTS_ALL,
     .init = wh_conv_init,
     .shape = wh_conv_shape,
     .plan = wh_conv_plan,

@@ -10,7 +10,9 @@
  *   shape   given the input shapes, set l->out_shape (and l->out_layout when
  *           not NCHW) or fail naming layers. Inputs arrive in l->in_layout[k]:
  *           the producer's layout when ops->layouts_in accepts it, else the
- *           net reorders into the first accepted layout (and the gradient back)
+ *           net reorders into the first accepted layout (and the gradient back);
+ *           shape may set l->in_layout[k] to NCHW to ask for that reorder
+ *           (a route whose inputs disagree)
  *   plan    declare parameters and buffers (sizes only, no allocation)
  *   bind    (optional) all pointers are now valid: create oneDNN objects
  *   forward / backward
@@ -81,6 +83,7 @@ struct wh_layer {
     int n_params;
     wh_param params[WH_MAX_PARAMS];
     int train;                   /* the net was built for training (buffers exist) */
+    wh_layout blocked;           /* the blocked layout the net allows (NCHW: none) */
     void *priv;                  /* the layer type's own state */
 };
 
@@ -123,6 +126,20 @@ typedef struct wh_layer_ops {
 } wh_layer_ops;
 
 void wh_layer_facts_get(const wh_layer *l, wh_layer_facts *f);
+
+/* Every layout, for layers that handle the blocked ones too. */
+#define WH_LAYOUTS_ALL (WH_LAYOUT_BIT(WH_LAYOUT_NCHW) | WH_LAYOUT_BIT(WH_LAYOUT_NCHW16C) | WH_LAYOUT_BIT(WH_LAYOUT_NCHW8C))
+
+/* For shape(): keeps input k blocked only in the net's blocked layout, in an
+ * inference net, with channels filling whole blocks; else asks for NCHW.
+ * Returns the layout input k arrives in. */
+static inline wh_layout wh_layer_keep_blocked(wh_layer *l, int k)
+{
+    const wh_layout in = l->in_layout[k];
+    const int B = wh_layout_block(in);
+    if (B > 1 && (l->train || in != l->blocked || l->in_shape[k].c % B)) l->in_layout[k] = WH_LAYOUT_NCHW;
+    return l->in_layout[k];
+}
 
 /* --- planning: layers declare, the net allocates ------------------------- */
 typedef enum wh_arena_kind {

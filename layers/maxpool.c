@@ -65,6 +65,8 @@ static wh_status wh__maxpool_shape(wh_layer *l, wh_ctx *ctx)
                         "windows without any pixel (input too small or padding too large)",
                         mp->size, mp->size, mp->stride, mp->pad, in.w, in.h);
     l->out_shape = (wh_shape){in.n, in.c, oh, ow};
+    /* blocked in, blocked out (inference nets; C a multiple of 16) */
+    l->out_layout = wh_layer_keep_blocked(l, 0);
     return WH_OK;
 }
 
@@ -79,9 +81,43 @@ static wh_status wh__maxpool_plan(wh_layer *l, wh_plan *p, wh_ctx *ctx)
 static inline int wh__imax(int a, int b) { return a > b ? a : b; }
 static inline int wh__imin(int a, int b) { return a < b ? a : b; }
 
+/* (N, C/B, H, W, B): the same windows, B channels at a time. */
+static void wh__maxpool_blocked(const wh_layer *l, const wh_maxpool *mp, const float *in, float *out)
+{
+    const wh_shape is = l->in_shape[0], os = l->out_shape;
+    const int B = wh_layout_block(l->out_layout);
+    const int H = is.h, W = is.w, OH = os.h, OW = os.w;
+    const int size = mp->size, stride = mp->stride, off = -(mp->pad / 2);
+    const long planes = (long)os.n * (os.c / B);
+#pragma omp parallel for collapse(2) schedule(static)
+    for (long p = 0; p < planes; p++)
+        for (int oy = 0; oy < OH; oy++) {
+            const float *ip = in + (size_t)p * H * W * B;
+            float *op = out + ((size_t)p * OH + (size_t)oy) * OW * B;
+            const int y0 = wh__imax(oy * stride + off, 0), y1 = wh__imin(oy * stride + off + size, H);
+            for (int ox = 0; ox < OW; ox++) {
+                const int x0 = wh__imax(ox * stride + off, 0), x1 = wh__imin(ox * stride + off + size, W);
+                float m[16];
+                for (int t = 0; t < B; t++) m[t] = -FLT_MAX;
+                for (int y = y0; y < y1; y++)
+                    for (int xx = x0; xx < x1; xx++) {
+                        const float *v = ip + ((size_t)y * W + (size_t)xx) * B;
+#pragma omp simd
+                        for (int t = 0; t < B; t++) m[t] = v[t] > m[t] ? v[t] : m[t];
+                    }
+                for (int t = 0; t < B; t++) op[(size_t)ox * B + t] = m[t];
+            }
+        }
+}
+
 static wh_status wh__maxpool_forward(wh_layer *l, wh_exec *x)
 {
     wh_maxpool *mp = l->priv;
+    if (l->out_layout != WH_LAYOUT_NCHW) {
+        wh__maxpool_blocked(l, mp, x->in[0], l->out);
+        mp->have_argmax = 0;
+        return WH_OK;
+    }
     const wh_shape is = l->in_shape[0], os = l->out_shape;
     const int H = is.h, W = is.w, OH = os.h, OW = os.w;
     const int size = mp->size, stride = mp->stride, off = -(mp->pad / 2);
@@ -163,7 +199,7 @@ static void wh__maxpool_destroy(wh_layer *l)
 const wh_layer_ops wh_maxpool_ops = {
     .type = "maxpool",
     .flow = WH_FLOW_SAME,
-    .layouts_in = WH_LAYOUT_BIT(WH_LAYOUT_NCHW),
+    .layouts_in = WH_LAYOUTS_ALL,
     .init = wh__maxpool_init,
     .shape = wh__maxpool_shape,
     .plan = wh__maxpool_plan,

@@ -62,6 +62,15 @@ static wh_status wh__route_shape(wh_layer *l, wh_ctx *ctx)
         c += b.c / r->groups;
     }
     l->out_shape = (wh_shape){a.n, c, a.h, a.w};
+    /* Blocked only if every input is and every slice is whole blocks;
+     * otherwise every input in NCHW (the net reorders the blocked ones). */
+    const int B = wh_layout_block(l->blocked);
+    int blocked = !l->train && B > 1;
+    for (int k = 0; k < l->n_in; k++)
+        blocked &= l->in_layout[k] == l->blocked && (l->in_shape[k].c / r->groups) % B == 0;
+    for (int k = 0; k < l->n_in; k++)
+        if (!blocked) l->in_layout[k] = WH_LAYOUT_NCHW;
+    l->out_layout = blocked ? l->blocked : WH_LAYOUT_NCHW;
     return WH_OK;
 }
 
@@ -71,6 +80,21 @@ static wh_status wh__route_forward(wh_layer *l, wh_exec *x)
     const wh_shape os = l->out_shape;
     const size_t plane = (size_t)os.h * os.w;
     int oc0 = 0;  /* first output channel of input k's slice */
+    const int B = wh_layout_block(l->out_layout);
+    if (B > 1) {
+        /* whole blocks of B channels: one memcpy of H*W*B floats each */
+        const int ocb = os.c / B;
+        for (int k = 0; k < l->n_in; k++) {
+            const int cb = l->in_shape[k].c / B, part = cb / r->groups, first = r->group_id * part;
+#pragma omp parallel for collapse(2) schedule(static)
+            for (int n = 0; n < os.n; n++)
+                for (int q = 0; q < part; q++)
+                    memcpy(l->out + ((size_t)n * ocb + (size_t)(oc0 + q)) * plane * B,
+                           x->in[k] + ((size_t)n * cb + (size_t)(first + q)) * plane * B, plane * B * sizeof(float));
+            oc0 += part;
+        }
+        return WH_OK;
+    }
     for (int k = 0; k < l->n_in; k++) {
         const int C = l->in_shape[k].c, part = C / r->groups, first = r->group_id * part;
         const float *in = x->in[k];   /* (N, C, H, W) */
@@ -146,7 +170,7 @@ const wh_layer_ops wh_route_ops = {
     .type = "route",
     .flow = WH_FLOW_CONCAT,
     .facts = wh__route_facts,
-    .layouts_in = WH_LAYOUT_BIT(WH_LAYOUT_NCHW),
+    .layouts_in = WH_LAYOUTS_ALL,
     .init = wh__route_init,
     .shape = wh__route_shape,
     .forward = wh__route_forward,

@@ -78,6 +78,12 @@ static wh_status wh__shortcut_shape(wh_layer *l, wh_ctx *ctx)
         }
     }
     l->out_shape = a;
+    /* elementwise: any layout, as long as all inputs share it */
+    int same = !l->train && a.c % wh_layout_block(l->in_layout[0]) == 0;
+    for (int k = 0; k < l->n_in; k++) same &= l->in_layout[k] == l->in_layout[0];
+    for (int k = 0; k < l->n_in; k++)
+        if (!same) l->in_layout[k] = WH_LAYOUT_NCHW;
+    l->out_layout = l->in_layout[0];
     return WH_OK;
 }
 
@@ -166,7 +172,7 @@ const wh_layer_ops wh_shortcut_ops = {
     .type = "shortcut",
     .flow = WH_FLOW_ADD,
     .facts = wh__shortcut_facts,
-    .layouts_in = WH_LAYOUT_BIT(WH_LAYOUT_NCHW),
+    .layouts_in = WH_LAYOUTS_ALL,
     .init = wh__shortcut_init,
     .shape = wh__shortcut_shape,
     .plan = wh__shortcut_plan,

@@ -8,6 +8,7 @@
  */
 #include <float.h>
 #include <limits.h>
+#include <string.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -49,6 +50,7 @@ static wh_status wh__upsample_shape(wh_layer *l, wh_ctx *ctx)
         return wh_error(ctx, WH_ERR_SHAPE, "%dx%d upsampled %dx is too large", in.w, in.h,
                         up->stride);
     l->out_shape = (wh_shape){in.n, in.c, in.h * up->stride, in.w * up->stride};
+    l->out_layout = wh_layer_keep_blocked(l, 0);
     return WH_OK;
 }
 
@@ -60,6 +62,22 @@ static wh_status wh__upsample_forward(wh_layer *l, wh_exec *x)
     const float scale = up->scale;
     const float *in = x->in[0];  /* (N, C, H, W) */
     float *out = l->out;         /* (N, C, H*s, W*s) */
+    const int B = wh_layout_block(l->out_layout);
+    if (B > 1) {
+        /* rows of W pixels of B channels: the same replication per pixel */
+        const long brows = (long)is.n * (is.c / B) * is.h;
+#pragma omp parallel for schedule(static)
+        for (long r = 0; r < brows; r++) {
+            const float *src = in + (size_t)r * W * B;
+            float *dst = out + (size_t)r * s * OW * B;
+            for (int ix = 0; ix < W; ix++)
+                for (int k = 0; k < s; k++)
+#pragma omp simd
+                    for (int t = 0; t < B; t++) dst[((size_t)ix * s + k) * B + t] = scale * src[(size_t)ix * B + t];
+            for (int k = 1; k < s; k++) memcpy(dst + (size_t)k * OW * B, dst, (size_t)OW * B * sizeof(float));
+        }
+        return WH_OK;
+    }
     const long rows = (long)is.n * is.c * is.h;
     /* One input row makes s identical output rows: build the first, copy it. */
 #pragma omp parallel for schedule(static)
@@ -133,7 +151,7 @@ static void wh__upsample_destroy(wh_layer *l)
 const wh_layer_ops wh_upsample_ops = {
     .type = "upsample",
     .flow = WH_FLOW_SAME,
-    .layouts_in = WH_LAYOUT_BIT(WH_LAYOUT_NCHW),
+    .layouts_in = WH_LAYOUTS_ALL,
     .init = wh__upsample_init,
     .shape = wh__upsample_shape,
     .forward = wh__upsample_forward,

@@ -4,6 +4,11 @@
 // plain-NCHW layers; the results must equal the plain computation.
 #include <gtest/gtest.h>
 
+#include <set>
+#include <string>
+
+#include "model_util.h"
+
 #include <random>
 #include <string>
 #include <vector>
@@ -112,4 +117,99 @@ TEST(Layout, RegisteringAKnownNameFails)
     wh_ctx_init(&ctx);
     EXPECT_EQ(wh_layer_register(&bs_ops, &ctx), WH_ERR_ARG);
     EXPECT_NE(std::string(ctx.msg).find("already registered"), std::string::npos);
+}
+
+namespace {
+// Plain and blocked inference networks of one model with the same random
+// parameters and input: every layer's output, brought to NCHW, must agree.
+void compare_blocked(const char *model, const std::string &text, int min_blocked, bool mixed)
+{
+    wh_net *a = wht::cfg_net(text, 2, 0, 0), *b = wht::cfg_net(text, 2, 0, 1);
+    ASSERT_NE(a, nullptr);
+    ASSERT_NE(b, nullptr);
+    wh_net_init_weights(a, 7);
+    std::mt19937 rng(11);
+    std::uniform_real_distribution<float> u(-1, 1);
+    for (int i = 0; i < a->n_layers; i++)
+        for (int p = 0; p < a->layers[i].n_params; p++) {
+            wh_param *pa = &a->layers[i].params[p];
+            const bool var = !strcmp(pa->name, "rolling_variance"), scal = !strcmp(pa->name, "scales");
+            for (size_t t = 0; t < pa->count; t++) {
+                if (var) pa->data[t] = 0.5f + 0.5f * (u(rng) + 1.f);
+                else if (scal || !strcmp(pa->name, "biases") || !strcmp(pa->name, "rolling_mean"))
+                    pa->data[t] = 0.3f * u(rng) + (scal ? 1.f : 0.f);
+            }
+            memcpy(b->layers[i].params[p].data, pa->data, pa->count * sizeof(float));
+        }
+    const size_t n = wh_shape_count(a->in_shape);
+    for (size_t t = 0; t < n; t++) a->input[t] = b->input[t] = 0.5f * (u(rng) + 1.f);
+    wh_ctx ctx;
+    wh_ctx_init(&ctx);
+    ASSERT_EQ(wh_net_forward(a, 0, &ctx), WH_OK) << ctx.msg;
+    ASSERT_EQ(wh_net_forward(b, 0, &ctx), WH_OK) << ctx.msg;
+    int blocked = 0;
+    std::set<std::string> types;
+    for (int i = 0; i < a->n_layers; i++) {
+        const wh_layer *la = &a->layers[i], *lb = &b->layers[i];
+        ASSERT_EQ(la->out_layout, WH_LAYOUT_NCHW) << "plain nets stay NCHW";
+        const size_t m = wh_shape_count(la->out_shape);
+        std::vector<float> got(m);
+        wh_tensor src = {lb->out, lb->out_shape, lb->out_layout}, dst = {got.data(), la->out_shape, WH_LAYOUT_NCHW};
+        wh_tensor_reorder(&src, &dst);
+        double err = 0, ref = 0;
+        for (size_t t = 0; t < m; t++) {
+            err = std::max(err, (double)std::fabs(got[t] - la->out[t]));
+            ref = std::max(ref, (double)std::fabs(la->out[t]));
+        }
+        EXPECT_LE(err, 1e-4 * (1 + ref)) << model << " layer " << i << " " << la->ops->type;
+        if (lb->out_layout != WH_LAYOUT_NCHW) {
+            blocked++;
+            types.insert(lb->ops->type);
+        }
+        if (!strcmp(lb->ops->type, "yolo")) {
+            EXPECT_EQ(lb->out_layout, WH_LAYOUT_NCHW);
+        }
+    }
+    EXPECT_GE(blocked, min_blocked) << model;
+    // only the detection convs (3 * (2 + 5) = 21 filters) stay NCHW, unless
+    // a conv of 20 filters mixes the layouts
+    int plain_convs = 0, heads = 0;
+    for (int i = 0; i < b->n_layers; i++) {
+        plain_convs += b->layers[i].out_layout == WH_LAYOUT_NCHW && !strcmp(b->layers[i].ops->type, "convolutional");
+        heads += !strcmp(b->layers[i].ops->type, "yolo");
+    }
+    if (!mixed) {
+        EXPECT_EQ(plain_convs, heads) << model;
+    } else {
+        EXPECT_GT(plain_convs, heads) << model;
+    }
+    if (min_blocked > 0) {
+        EXPECT_TRUE(types.count("convolutional") && types.count("route")) << model;
+    }
+    std::string seen;
+    for (const auto &t : types) seen += t + " ";
+    ::testing::Test::RecordProperty(std::string(model) + "_blocked_layers", blocked);
+    ::testing::Test::RecordProperty(std::string(model) + "_blocked_types", seen);
+    wh_net_destroy(a);
+    wh_net_destroy(b);
+}
+}  // namespace
+
+TEST(Layout, BlockedInferenceNetsComputeWhatPlainOnesDo)
+{
+    // Width 0.5: every non-head conv a multiple of 16 (and of 8), blocked end
+    // to end through pools, upsamples, routes (grouped ones too) and
+    // shortcuts, in the block oneDNN uses on this CPU (8 on AVX2, 16 on
+    // AVX-512). Then yolov4-tiny with a 20-filter conv before its first
+    // grouped route: that conv and the route stay NCHW, the net reorders.
+    compare_blocked("yolov4-tiny", wht::model_cfg("yolov4-tiny", 2, 96, 0.5), 30, false);
+    compare_blocked("yolov4", wht::model_cfg("yolov4", 2, 96, 0.5), 150, false);
+    compare_blocked("yolov3", wht::model_cfg("yolov3", 2, 96, 0.5), 95, false);
+    wh_ctx ctx;
+    wh_ctx_init(&ctx);
+    char *mixed = nullptr;
+    ASSERT_EQ(wh_cfg_text_set_layer(wht::model_cfg("yolov4-tiny", 2, 96, 0.5).c_str(), 2, "filters", "20", &mixed, &ctx),
+              WH_OK);
+    compare_blocked("yolov4-tiny/20", mixed, 20, true);
+    free(mixed);
 }
