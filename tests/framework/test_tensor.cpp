@@ -92,17 +92,19 @@ TEST(Tensor, LayoutCountPadsChannelsTo16)
     EXPECT_EQ(wh_shape_count({3, 33, 1, 1}), 99u);
 }
 
-// Round trip NCHW -> nChw16c -> NCHW for one shape, checking every element
-// lands where the hand formula says and the padding is zero.
-void round_trip(wh_shape s)
+// Round trip NCHW -> nChw16c (or nChw8c) -> NCHW for one shape, checking
+// every element lands where the hand formula says and the padding is zero;
+// then blocked -> the other blocked layout -> NCHW.
+void round_trip(wh_shape s, wh_layout lay = WH_LAYOUT_NCHW16C)
 {
-    const size_t n_plain = wh_shape_count(s), n_blk = wh_layout_count(s, WH_LAYOUT_NCHW16C);
-    const int cb = (s.c + 15) / 16;
-    ASSERT_EQ(n_blk, (size_t)s.n * cb * 16 * s.h * s.w);
+    const int B = lay == WH_LAYOUT_NCHW16C ? 16 : 8;
+    const size_t n_plain = wh_shape_count(s), n_blk = wh_layout_count(s, lay);
+    const int cb = (s.c + B - 1) / B;
+    ASSERT_EQ(n_blk, (size_t)s.n * cb * B * s.h * s.w);
     std::vector<float> plain(n_plain), blk(n_blk, NAN), back(n_plain, -7.f);
     for (size_t i = 0; i < n_plain; i++) plain[i] = 0.5f + (float)i; // distinct, non-zero
     wh_tensor a = view(plain.data(), s, WH_LAYOUT_NCHW);
-    wh_tensor b = view(blk.data(), s, WH_LAYOUT_NCHW16C);
+    wh_tensor b = view(blk.data(), s, lay);
     wh_tensor c = view(back.data(), s, WH_LAYOUT_NCHW);
     wh_tensor_reorder(&a, &b);
     size_t nonpad = 0;
@@ -110,9 +112,9 @@ void round_trip(wh_shape s)
         for (int cb_i = 0; cb_i < cb; cb_i++)
             for (int h = 0; h < s.h; h++)
                 for (int w = 0; w < s.w; w++)
-                    for (int ci = 0; ci < 16; ci++) {
-                        const size_t o = ((((size_t)n * cb + cb_i) * s.h + h) * s.w + w) * 16 + ci;
-                        const int ch = cb_i * 16 + ci;
+                    for (int ci = 0; ci < B; ci++) {
+                        const size_t o = ((((size_t)n * cb + cb_i) * s.h + h) * s.w + w) * B + ci;
+                        const int ch = cb_i * B + ci;
                         if (ch < s.c) {
                             const size_t p = (((size_t)n * s.c + ch) * s.h + h) * s.w + w;
                             ASSERT_EQ(blk[o], plain[p]) << n << "," << ch << "," << h << "," << w;
@@ -124,12 +126,20 @@ void round_trip(wh_shape s)
     EXPECT_EQ(nonpad, n_plain);
     wh_tensor_reorder(&b, &c);
     for (size_t i = 0; i < n_plain; i++) ASSERT_EQ(back[i], plain[i]) << i;
+    const wh_layout other = lay == WH_LAYOUT_NCHW16C ? WH_LAYOUT_NCHW8C : WH_LAYOUT_NCHW16C;
+    std::vector<float> blk2(wh_layout_count(s, other), NAN), back2(n_plain, -7.f);
+    wh_tensor b2 = view(blk2.data(), s, other), c2 = view(back2.data(), s, WH_LAYOUT_NCHW);
+    wh_tensor_reorder(&b, &b2);
+    wh_tensor_reorder(&b2, &c2);
+    for (size_t i = 0; i < n_plain; i++) ASSERT_EQ(back2[i], plain[i]) << "via the other block, " << i;
 }
 
 TEST(Tensor, ReorderRoundTripWithPadding) { round_trip({2, 20, 3, 5}); }
 TEST(Tensor, ReorderRoundTripFewChannels) { round_trip({1, 3, 4, 7}); }
 TEST(Tensor, ReorderRoundTripExactBlocks) { round_trip({2, 32, 2, 3}); }
 TEST(Tensor, ReorderRoundTripManyBlocks) { round_trip({3, 50, 5, 2}); }
+TEST(Tensor, ReorderRoundTripBlocksOf8) { round_trip({2, 20, 3, 5}, WH_LAYOUT_NCHW8C); }
+TEST(Tensor, ReorderRoundTripBlocksOf8Exact) { round_trip({1, 24, 4, 3}, WH_LAYOUT_NCHW8C); }
 
 TEST(Tensor, ReorderSameLayoutCopies)
 {
