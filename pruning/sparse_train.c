@@ -29,6 +29,10 @@ void wh_sparse_hook_free(wh_sparse_hook *h)
     free(h->rate);
     free(h->hist);
     free(h->hist_iter);
+    wh_grouping_free(&h->groups);
+    free(h->layer_group);
+    free(h->layer_stats);
+    free(h->group_stats);
     memset(h, 0, sizeof(*h));
 }
 
@@ -75,7 +79,28 @@ static wh_status wh__stats(wh_sparse_hook *h, const wh_net *net, long it, wh_ctx
         wh_gamma_stats_compute(h->absgamma + h->set.offset[k], net->layers[h->set.layer[k]].out_shape.c, &ls);
         fprintf(f, "%s{\"layer\": %d, \"below_1e-2\": %.4f, \"max\": %.4g}", k ? ", " : "", h->set.layer[k],
                 ls.below_1e2, ls.max);
+        float *st = h->layer_stats + 3 * k;
+        st[0] = (float)ls.below_1e3, st[1] = (float)ls.below_1e2, st[2] = (float)ls.max;
     }
+    fprintf(f, "], \"groups\": [");
+    float *buf = malloc((size_t)(h->set.n_channels > 0 ? h->set.n_channels : 1) * sizeof(float));
+    for (int g = 0; buf && g < h->groups.n_groups; g++) {
+        int n = 0;
+        for (int k = 0; k < h->set.n_layers; k++)
+            if (h->layer_group[k] == g) {
+                const int c = net->layers[h->set.layer[k]].out_shape.c;
+                memcpy(buf + n, h->absgamma + h->set.offset[k], (size_t)c * sizeof(float));
+                n += c;
+            }
+        wh_gamma_stats gg;
+        wh_gamma_stats_compute(buf, n, &gg);
+        fprintf(f, "%s{\"group\": \"%s\", \"channels\": %d, \"below_1e-3\": %.4f, \"below_1e-2\": %.4f, "
+                   "\"median\": %.4g, \"max\": %.4g}",
+                g ? ", " : "", h->groups.name[g], n, gg.below_1e3, gg.below_1e2, gg.median, gg.max);
+        float *st = h->group_stats + 3 * g;
+        st[0] = (float)gg.below_1e3, st[1] = (float)gg.below_1e2, st[2] = (float)gg.max;
+    }
+    free(buf);
     fprintf(f, "]}\n");
     fclose(f);
     snprintf(path, sizeof(path), "%s/gamma_hist.png", h->out_dir);
@@ -102,6 +127,32 @@ static wh_status wh__begin(void *user, wh_net *net, long train_images, wh_ctx *c
     return WH_OK;
 }
 
+/* The scale-module groups of the prunable layers, for per-group statistics.
+ * A graph the grouping cannot cut (no detection layer, say) just has none. */
+static wh_status wh__find_groups(wh_sparse_hook *h, const wh_net *net, wh_ctx *ctx)
+{
+    const int L = h->set.n_layers > 0 ? h->set.n_layers : 1;
+    h->layer_group = malloc((size_t)L * sizeof(int));
+    h->layer_stats = calloc(3 * (size_t)L, sizeof(float));
+    if (!h->layer_group || !h->layer_stats) return wh_error(ctx, WH_ERR_NOMEM, "out of memory");
+    for (int k = 0; k < h->set.n_layers; k++) h->layer_group[k] = -1;
+    wh_ctx quiet;
+    wh_ctx_init(&quiet);
+    wh_depgraph g;
+    wh_depgraph_opts o = {h->exclude, h->n_exclude, 0};
+    if (wh_depgraph_build(net, &o, &g, &quiet) != WH_OK) return WH_OK;
+    if (wh_grouping_make("scale-module", NULL, net, &g, &h->groups, &quiet) == WH_OK)
+        for (int k = 0; k < h->set.n_layers; k++) {
+            const int u = g.layer_unit[h->set.layer[k]];
+            h->layer_group[k] = u >= 0 ? h->groups.unit_group[u] : -1;
+        }
+    else
+        memset(&h->groups, 0, sizeof(h->groups));
+    wh_depgraph_free(&g);
+    h->group_stats = calloc(3 * (size_t)(h->groups.n_groups > 0 ? h->groups.n_groups : 1), sizeof(float));
+    return h->group_stats ? WH_OK : wh_error(ctx, WH_ERR_NOMEM, "out of memory");
+}
+
 static wh_status wh__after_backward(void *user, wh_net *net, long it, wh_ctx *ctx)
 {
     wh_sparse_hook *h = user;
@@ -111,6 +162,7 @@ static wh_status wh__after_backward(void *user, wh_net *net, long it, wh_ctx *ct
         h->absgamma = malloc(n * sizeof(float));
         h->rate = malloc(n * sizeof(float));
         if (!h->absgamma || !h->rate) return wh_error(ctx, WH_ERR_NOMEM, "out of memory");
+        WH_TRY(wh__find_groups(h, net, ctx));
         h->have_set = 1;
     }
     wh_prunable_absgamma(net, &h->set, h->absgamma);
@@ -129,7 +181,23 @@ static wh_status wh__save(void *user, wh_ckpt_writer *w, wh_ctx *ctx)
     if (h->n_rows == 0) return WH_OK;
     uint64_t dims[2] = {(uint64_t)h->n_rows, WH_GAMMA_BINS};
     WH_TRY(wh_ckpt_put_f32(w, "sparsity/gamma_hist", h->hist, dims, 2, ctx));
-    return wh_ckpt_put_f32(w, "sparsity/gamma_hist_iter", h->hist_iter, dims, 1, ctx);
+    WH_TRY(wh_ckpt_put_f32(w, "sparsity/gamma_hist_iter", h->hist_iter, dims, 1, ctx));
+    /* the latest statistics: rows (below 1e-3, below 1e-2, max) per prunable
+     * layer (sparsity/layer_index order) and per group (sparsity/group_names) */
+    int64_t *idx = malloc((size_t)(h->set.n_layers > 0 ? h->set.n_layers : 1) * sizeof(int64_t));
+    if (!idx) return wh_error(ctx, WH_ERR_NOMEM, "out of memory");
+    for (int k = 0; k < h->set.n_layers; k++) idx[k] = h->set.layer[k];
+    uint64_t d1[1] = {(uint64_t)h->set.n_layers}, d2[2] = {(uint64_t)h->set.n_layers, 3};
+    wh_status st = wh_ckpt_put_i64(w, "sparsity/layer_index", idx, d1, 1, ctx);
+    free(idx);
+    if (st == WH_OK) st = wh_ckpt_put_f32(w, "sparsity/layer_stats", h->layer_stats, d2, 2, ctx);
+    if (st != WH_OK || h->groups.n_groups == 0) return st;
+    char names[1024] = "";
+    for (int g = 0; g < h->groups.n_groups; g++)
+        snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s", g ? "," : "", h->groups.name[g]);
+    uint64_t d3[2] = {(uint64_t)h->groups.n_groups, 3};
+    WH_TRY(wh_ckpt_put_str(w, "sparsity/group_names", names, ctx));
+    return wh_ckpt_put_f32(w, "sparsity/group_stats", h->group_stats, d3, 2, ctx);
 }
 
 static wh_status wh__load(void *user, wh_ckpt_reader *r, wh_ctx *ctx)

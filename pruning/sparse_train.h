@@ -9,6 +9,7 @@
 #define WH_SPARSE_TRAIN_H
 
 #include "../framework/trainer.h"
+#include "prune.h"
 #include "sparsity.h"
 
 #ifdef __cplusplus
@@ -32,6 +33,12 @@ typedef struct wh_sparse_hook {
     int n_rows, cap_rows;
     float *hist;       /* n_rows x WH_GAMMA_BINS */
     float *hist_iter;  /* n_rows */
+    /* The scale-module groups of stage 2 (none if the graph gives none):
+     * layer_group[k] for the k-th prunable layer, -1 outside every group. */
+    wh_grouping groups;
+    int *layer_group;
+    /* the latest statistics per layer and per group: below 1e-3, below 1e-2, max */
+    float *layer_stats, *group_stats;
 } wh_sparse_hook;
 
 wh_status wh_sparse_hook_init(wh_sparse_hook *h, const char *spec, const int *exclude, int n_exclude,

@@ -210,9 +210,31 @@ TEST(Trainer, SparseRunLogsEveryEpochAndResumesBitForBit)
     FILE *fp = fopen((a + "/gamma.jsonl").c_str(), "r");
     ASSERT_NE(fp, nullptr);
     char line[1 << 14];
-    while (fgets(line, sizeof(line), fp)) got.push_back(strtol(strstr(line, "\"iteration\": ") + 13, nullptr, 10));
+    std::string last;
+    while (fgets(line, sizeof(line), fp)) {
+        got.push_back(strtol(strstr(line, "\"iteration\": ") + 13, nullptr, 10));
+        last = line;
+    }
     fclose(fp);
     EXPECT_EQ(got, want) << "n = " << n;
+    // per group too: yolov4-tiny's scale-module groups (finest head stride 16)
+    EXPECT_NE(last.find("{\"group\": \"backbone-s16\", \"channels\": "), std::string::npos) << last;
+    EXPECT_NE(last.find("{\"group\": \"heads\""), std::string::npos) << last;
+    {
+        wh_ckpt_reader *rd = nullptr;
+        ASSERT_EQ(wh_ckpt_open((a + "/last.h5").c_str(), &rd, &ctx), WH_OK) << ctx.msg;
+        char *names = nullptr;
+        ASSERT_EQ(wh_ckpt_get_str(rd, "sparsity/group_names", &names, &ctx), WH_OK) << ctx.msg;
+        EXPECT_STREQ(names, "backbone-s16,backbone-s32,heads");
+        free(names);
+        float gs[9];
+        ASSERT_EQ(wh_ckpt_get_f32(rd, "sparsity/group_stats", gs, 9, &ctx), WH_OK) << ctx.msg;
+        for (int g = 0; g < 3; g++) {
+            EXPECT_LE(gs[3 * g], gs[3 * g + 1]) << "share below 1e-3 <= share below 1e-2";
+            EXPECT_GT(gs[3 * g + 2], 0.f) << "max |gamma|";
+        }
+        wh_ckpt_close(rd);
+    }
 
     run(b, 3, 0, &first);
     run(b, 0, 1, &rest);
