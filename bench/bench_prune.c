@@ -11,7 +11,7 @@
  * network when none is at hand. For each round-to value the budget search
  * finds the ratios (the given ones, scaled) that remove the target share of
  * parameters; the compact network is built (constants folded) and timed
- * against the full one, alternating the two networks' passes (medians).
+ * against the full one in interleaved rounds (medians; see wh__time_ab).
  * One JSON line per round-to value: parameters, conv
  * FLOPs, latency at batch 1 (and 8), and the ratios of each; the group
  * table of the first goes to stderr.
@@ -57,8 +57,11 @@ static wh_status wh__ready(const char *text, int batch, wh_net **net, wh_ctx *ct
     return wh_net_forward(*net, 0, ctx); /* warm-up */
 }
 
-/* Median seconds of runs forwards of a and of b, alternating a, b, a, b, ...
- * so that a shared machine's slow spells hit both alike. */
+/* Median seconds of runs forwards of a and of b, interleaved so that a
+ * shared machine's slow spells hit both alike: each round runs a twice and
+ * times the second, then b the same way. The untimed pass re-warms caches
+ * and pages after the other network ran; without it every timed pass pays a
+ * cold start of similar size for both, which biases the ratio towards 1. */
 static wh_status wh__time_ab(const char *ta, const char *tb, int batch, int runs, double *sa, double *sb,
                              wh_ctx *ctx)
 {
@@ -68,9 +71,11 @@ static wh_status wh__time_ab(const char *ta, const char *tb, int batch, int runs
     if (st == WH_OK) st = wh__ready(ta, batch, &a, ctx);
     if (st == WH_OK) st = wh__ready(tb, batch, &b, ctx);
     for (int r = 0; st == WH_OK && r < runs; r++) {
-        double t0 = wh_bench_now();
         st = wh_net_forward(a, 0, ctx);
+        double t0 = wh_bench_now();
+        if (st == WH_OK) st = wh_net_forward(a, 0, ctx);
         t[r] = wh_bench_now() - t0;
+        if (st == WH_OK) st = wh_net_forward(b, 0, ctx);
         t0 = wh_bench_now();
         if (st == WH_OK) st = wh_net_forward(b, 0, ctx);
         t[runs + r] = wh_bench_now() - t0;
