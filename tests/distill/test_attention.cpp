@@ -1,0 +1,132 @@
+// Spatial attention maps: a hand-worked map, the blocked layouts giving the
+// plain layout's map, and the loss's gradient against central differences
+// of an independent float64 re-implementation, for every variant.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+extern "C" {
+#include "distill/distill.h"
+}
+
+namespace {
+
+// float64 reference: the loss of student features a against teacher map qt
+double ref_loss(const std::vector<double> &a, wh_shape s, const std::vector<double> &qt, const wh_at_opts &o,
+                double beta)
+{
+    const size_t hw = (size_t)s.h * s.w;
+    double loss = 0;
+    for (int n = 0; n < s.n; n++) {
+        std::vector<double> q(hw, 0.0);
+        for (int c = 0; c < s.c; c++)
+            for (size_t i = 0; i < hw; i++) {
+                const double v = a[((size_t)n * s.c + c) * hw + i];
+                q[i] += o.p == 1 ? std::fabs(v) : v * v;
+            }
+        if (!o.sum)
+            for (auto &v : q) v /= s.c;
+        if (o.norm == WH_AT_SOFTMAX) {
+            double z = 0;
+            for (auto &v : q) z += std::exp(v / o.temperature);
+            for (auto &v : q) v = std::exp(v / o.temperature) / z;
+        } else {
+            double ss = 0;
+            for (auto v : q) ss += v * v;
+            for (auto &v : q) v /= std::sqrt(ss);
+        }
+        double l = 0;
+        for (size_t i = 0; i < hw; i++) l += (q[i] - qt[n * hw + i]) * (q[i] - qt[n * hw + i]);
+        loss += beta * l / hw;
+    }
+    return loss;
+}
+
+}  // namespace
+
+TEST(Attention, HandWorkedMaps)
+{
+    // A (1, 2, 1, 2): channel 0 = [1, 2], channel 1 = [3, 0]
+    const float a[4] = {1, 2, 3, 0};
+    const wh_shape s = {1, 2, 1, 2};
+    wh_at_opts o;
+    wh_at_opts_default(&o);
+    float q[2];
+    wh_at_map(a, s, WH_LAYOUT_NCHW, &o, q);  // mean of squares [5, 2], over sqrt(29)
+    EXPECT_NEAR(q[0], 5 / std::sqrt(29.0), 1e-6);
+    EXPECT_NEAR(q[1], 2 / std::sqrt(29.0), 1e-6);
+    o.p = 1;  // mean of |A| [2, 1], over sqrt(5)
+    wh_at_map(a, s, WH_LAYOUT_NCHW, &o, q);
+    EXPECT_NEAR(q[0], 2 / std::sqrt(5.0), 1e-6);
+    EXPECT_NEAR(q[1], 1 / std::sqrt(5.0), 1e-6);
+    o.p = 2;
+    o.sum = 1;  // the sum [10, 4]: the same direction after the L2 norm
+    wh_at_map(a, s, WH_LAYOUT_NCHW, &o, q);
+    EXPECT_NEAR(q[0], 5 / std::sqrt(29.0), 1e-6);
+    o.norm = WH_AT_SOFTMAX;
+    o.temperature = 2.f;  // softmax([10, 4] / 2) = [e^5, e^2] / (e^5 + e^2)
+    wh_at_map(a, s, WH_LAYOUT_NCHW, &o, q);
+    EXPECT_NEAR(q[0], std::exp(5.0) / (std::exp(5.0) + std::exp(2.0)), 1e-6);
+    EXPECT_NEAR(q[1], std::exp(2.0) / (std::exp(5.0) + std::exp(2.0)), 1e-6);
+}
+
+TEST(Attention, BlockedLayoutsGiveThePlainMap)
+{
+    const wh_shape s = {2, 12, 3, 5};  // 12 channels: padding lanes in both block sizes
+    std::mt19937 rng(4);
+    std::uniform_real_distribution<float> u(-2, 2);
+    std::vector<float> plain(wh_shape_count(s));
+    for (auto &v : plain) v = u(rng);
+    wh_at_opts o;
+    wh_at_opts_default(&o);
+    std::vector<float> q0(2 * 15), q1(2 * 15);
+    wh_at_map(plain.data(), s, WH_LAYOUT_NCHW, &o, q0.data());
+    for (wh_layout lay : {WH_LAYOUT_NCHW8C, WH_LAYOUT_NCHW16C}) {
+        std::vector<float> blk(wh_layout_count(s, lay), 99.f);  // padding is 0 after the reorder
+        wh_tensor src = {plain.data(), s, WH_LAYOUT_NCHW}, dst = {blk.data(), s, lay};
+        wh_tensor_reorder(&src, &dst);
+        wh_at_map(blk.data(), s, lay, &o, q1.data());
+        for (size_t i = 0; i < q0.size(); i++) EXPECT_NEAR(q1[i], q0[i], 1e-6) << wh_layout_name(lay) << " " << i;
+    }
+}
+
+TEST(Attention, LossGradientMatchesFiniteDifferences)
+{
+    const wh_shape s = {2, 3, 3, 4};  // student: 3 channels; teacher: 7 (pruned student)
+    const wh_shape st = {2, 7, 3, 4};
+    const size_t hw = 12, n = wh_shape_count(s);
+    std::mt19937 rng(9);
+    std::uniform_real_distribution<float> u(0.2f, 1.5f);
+    std::bernoulli_distribution neg(0.5);
+    std::vector<float> a(n), at(wh_shape_count(st));
+    for (auto &v : a) v = (neg(rng) ? -1.f : 1.f) * u(rng);  // away from |A|'s kink
+    for (auto &v : at) v = (neg(rng) ? -1.f : 1.f) * u(rng);
+    struct V {
+        int p, sum;
+        wh_at_norm norm;
+        float t;
+    } variants[] = {{2, 0, WH_AT_L2, 1}, {1, 0, WH_AT_L2, 1}, {2, 1, WH_AT_L2, 1}, {2, 0, WH_AT_SOFTMAX, 0.5f},
+                    {1, 1, WH_AT_SOFTMAX, 2.f}};
+    for (const V &v : variants) {
+        wh_at_opts o = {v.p, v.sum, v.norm, v.t};
+        const double beta = 3.0;
+        std::vector<float> qs(2 * hw), qt(2 * hw), da(n, 0.f), scratch(4 * hw);
+        wh_at_map(at.data(), st, WH_LAYOUT_NCHW, &o, qt.data());
+        wh_at_map(a.data(), s, WH_LAYOUT_NCHW, &o, qs.data());
+        const double loss = wh_at_loss(a.data(), s, qs.data(), qt.data(), &o, beta, da.data(), scratch.data());
+        std::vector<double> ad(a.begin(), a.end()), qtd(qt.begin(), qt.end());
+        EXPECT_NEAR(loss, ref_loss(ad, s, qtd, o, beta), 1e-6 * (1 + loss)) << "p " << v.p << " norm " << v.norm;
+        EXPECT_GT(loss, 0.0);
+        for (size_t i = 0; i < n; i++) {
+            const double h = 1e-5;
+            std::vector<double> ap = ad, am = ad;
+            ap[i] += h;
+            am[i] -= h;
+            const double fd = (ref_loss(ap, s, qtd, o, beta) - ref_loss(am, s, qtd, o, beta)) / (2 * h);
+            EXPECT_NEAR(da[i], fd, 1e-3 * std::fabs(fd) + 1e-6) << "p " << v.p << " sum " << v.sum << " norm "
+                                                                  << v.norm << " at " << i;
+        }
+    }
+}
