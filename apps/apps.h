@@ -54,6 +54,10 @@ int wh_cmd_train(int argc, char **argv);
 void wh_cmd_train_usage(void);
 int wh_cmd_sparse(int argc, char **argv);
 void wh_cmd_sparse_usage(void);
+/* The cfg text stored in a checkpoint (malloc'd); -1 with ctx's message. */
+int wh_app_ckpt_cfg(const char *path, char **cfg_text, wh_ctx *ctx);
+int wh_cmd_distill(int argc, char **argv);
+void wh_cmd_distill_usage(void);
 int wh_cmd_prune(int argc, char **argv);
 void wh_cmd_prune_usage(void);
 int wh_cmd_map(int argc, char **argv);

@@ -70,13 +70,10 @@ int wh_cmd_sparse(int argc, char **argv)
     char *cfg_from_ckpt = NULL;
     if (!o.cfg_path && !o.resume) {
         /* the baseline's own cfg, as stored in its checkpoint */
-        wh_ckpt_reader *r = NULL;
-        if (wh_ckpt_open(o.init_ckpt, &r, &ctx) != WH_OK || wh_ckpt_get_str(r, "cfg", &cfg_from_ckpt, &ctx) != WH_OK) {
-            wh_ckpt_close(r);
+        if (wh_app_ckpt_cfg(o.init_ckpt, &cfg_from_ckpt, &ctx)) {
             wh_sparse_hook_free(&hook);
             return wh_app_fail(&ctx);
         }
-        wh_ckpt_close(r);
     }
     o.cfg_text = cfg_from_ckpt;
     int rc = wh_app_run_training(&o, threads);

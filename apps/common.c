@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "apps.h"
+#include "framework/checkpoint.h"
 #include "framework/data/synth.h"
 
 int wh_app_fail(const wh_ctx *ctx)
@@ -132,5 +133,17 @@ int wh_app_ensure_default_data(const char *path)
     fprintf(stderr, "whittle: generating the embedded synthetic dataset in %s (%d images, %d classes)\n", path,
             o.images, o.classes);
     if (wh_synth_generate(&o, path, &ctx) != WH_OK) return wh_app_fail(&ctx);
+    return 0;
+}
+
+int wh_app_ckpt_cfg(const char *path, char **cfg_text, wh_ctx *ctx)
+{
+    *cfg_text = NULL;
+    wh_ckpt_reader *r = NULL;
+    if (wh_ckpt_open(path, &r, ctx) != WH_OK || wh_ckpt_get_str(r, "cfg", cfg_text, ctx) != WH_OK) {
+        wh_ckpt_close(r);
+        return -1;
+    }
+    wh_ckpt_close(r);
     return 0;
 }

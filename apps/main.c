@@ -14,6 +14,8 @@ static const wh_cmd wh__cmds[] = {
     {"train", "train a detector (darknet SGD, checkpoints, mAP, chart)", wh_cmd_train, wh_cmd_train_usage},
     {"sparse", "stage 1: sparse training of BN scales (scheduler plug-ins)", wh_cmd_sparse, wh_cmd_sparse_usage},
     {"prune", "stage 2: group channel pruning into a smaller network", wh_cmd_prune, wh_cmd_prune_usage},
+    {"distill", "stage 3: fine-tune a pruned student with attention from its teacher", wh_cmd_distill,
+     wh_cmd_distill_usage},
     {"map", "mAP of a detections file against ground truth (voc07, voc, coco)", wh_cmd_map, wh_cmd_map_usage},
     {"eval", "mAP of a checkpoint on a dataset, per class, with img/s", wh_cmd_eval, wh_cmd_eval_usage},
     {"detect", "detect objects in one image: print the boxes, draw them (PNG)", wh_cmd_detect, wh_cmd_detect_usage},

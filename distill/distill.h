@@ -15,6 +15,7 @@
 #define WH_DISTILL_H
 
 #include "../framework/net.h"
+#include "../framework/trainer.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -40,6 +41,52 @@ void wh_at_map(const float *a, wh_shape s, wh_layout layout, const wh_at_opts *o
  * of a (wh_at_map). scratch: 2*N*H*W floats. */
 double wh_at_loss(const float *a, wh_shape s, const float *qs, const float *qt, const wh_at_opts *o, double beta,
                   float *da, float *scratch);
+
+/* ---- pairing -------------------------------------------------------------- */
+
+/* A distilled map: the same layer index in teacher and student (surgery keeps
+ * the layers, only their channel counts change), weighted by beta. */
+typedef struct wh_at_pair {
+    int layer;
+    double beta;
+} wh_at_pair;
+
+/* The paper's maps, from the graph's roles (pruning/prune.h): for the
+ * backbone, per output stride >= 2, its last convolution with BN (beta 1e6
+ * up to stride 16, 1e3 beyond: the authors' CSP stage outputs and the
+ * stride-32 maps); for the top-down and the bottom-up neck, per stride, the
+ * last convolution with BN (beta 1e4). Heads are not distilled. *pairs is
+ * malloc'd. */
+wh_status wh_at_pairs_auto(const wh_net *net, wh_at_pair **pairs, int *n, wh_ctx *ctx);
+/* "I:BETA,J:BETA,..." (a missing :BETA means 1e4). */
+wh_status wh_at_pairs_parse(const char *text, wh_at_pair **pairs, int *n, wh_ctx *ctx);
+/* Every pair names a layer both networks have, with the same spatial size. */
+wh_status wh_at_pairs_check(const wh_net *teacher, const wh_net *student, const wh_at_pair *pairs, int n,
+                            wh_ctx *ctx);
+
+/* ---- the training step (a wh_train_hooks implementation) -------------------- */
+
+/* Per mini-batch, after the student's forward and detection loss: the
+ * teacher (an inference net of the student's mini-batch, built from its
+ * checkpoint at the first step; no gradients, nothing kept) runs forward on
+ * the same images, and every pair adds beta * its attention loss to the
+ * student's loss and its gradient to the student layer's dout. */
+typedef struct wh_distill {
+    const char *teacher_ckpt;
+    const char *layers;    /* NULL or "auto": wh_at_pairs_auto; else wh_at_pairs_parse */
+    wh_at_opts at;
+    double beta_scale;     /* multiplies every pair's beta (1) */
+    wh_net *teacher;
+    wh_at_pair *pairs;
+    int n_pairs;
+    float *qs, *qt, *scratch;
+    double *pair_loss;     /* per pair, summed since the last wh_distill_take */
+    long batches;
+} wh_distill;
+
+void wh_distill_init(wh_distill *d, const char *teacher_ckpt, const char *layers, const wh_at_opts *at);
+void wh_distill_attach(wh_distill *d, wh_train_hooks *hooks);
+void wh_distill_free(wh_distill *d);
 
 #ifdef __cplusplus
 }

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Stages 1 and 2 from the command line on a tiny dataset and model:
+# Stages 1 to 3 from the command line on a tiny dataset and model:
 # train -> sparse (3 iterations) -> prune (scale-module, ratios) -> the
 # pruned network's cfg counts what the report says, eval reads its
-# checkpoint, darknet weights have the right size; and bad input: a used
-# output folder (left untouched), unknown grouping, bad flags, a wrong number
-# of ratios, a truncated checkpoint.
+# checkpoint, darknet weights load back -> distill (3 iterations: the teacher's
+# file is untouched, the student changes); and bad input: a used output
+# folder (left untouched), unknown grouping, bad flags, a wrong number of
+# ratios, a truncated checkpoint.
 set -u
 W="$1"
 T=$(mktemp -d)
@@ -55,6 +56,23 @@ check "pruned.cfg + pruned.weights import as a darknet pair" $?
 "$W" eval "$T/dn.h5" --data "$T/d" > "$T/eval_dn.txt" 2>&1
 [ "$(grep '^voc07 mAP' "$T/eval.txt")" = "$(grep '^voc07 mAP' "$T/eval_dn.txt")" ]
 check "and give the same mAP as pruned.h5" $?
+
+# ---- distill the pruned student from the sparse teacher ----
+t_sum=$(md5sum < "$T/sp/last.h5")
+"$W" distill --teacher "$T/sp/last.h5" --student "$T/pr/pruned.h5" --data "$T/d" --out "$T/di" --batch 4 \
+    --subdivisions 1 --max-batches 3 --eval-every 0 --at-beta-scale 0.001 > "$T/distill.txt" 2>&1
+check "distill exits 0" $?
+grep -q "^attention losses (per mini-batch, mean over the run): L[0-9]" "$T/distill.txt"
+check "distill reports the attention loss of each paired layer" $?
+[ "$(md5sum < "$T/sp/last.h5")" = "$t_sum" ]; check "the teacher's checkpoint is untouched" $?
+"$W" export-darknet "$T/di/last.h5" -o "$T/di_dn" > /dev/null 2>&1
+[ -s "$T/di_dn.weights" ] && ! cmp -s <(tail -c +21 "$T/di_dn.weights") <(tail -c +21 "$T/pr/pruned.weights")
+check "the student's weights changed (darknet payloads past the 20-byte header differ)" $?
+"$W" distill --student "$T/pr/pruned.h5" --data "$T/d" --out "$T/di2" > /dev/null 2> "$T/err.txt"; rc=$?
+[ $rc -eq 2 ] && grep -q "needs --teacher" "$T/err.txt"; check "distill without --teacher exits 2" $?
+"$W" distill --teacher "$T/sp/last.h5" --student "$T/pr/pruned.h5" --data "$T/d" --out "$T/di3" --batch 4 \
+    --subdivisions 1 --max-batches 1 --at-layers 2:1,999:1 > /dev/null 2> "$T/err.txt"; rc=$?
+[ $rc -eq 1 ] && grep -q "attention layer 999" "$T/err.txt"; check "a layer the nets lack exits 1 naming it" $?
 
 # ---- dry run and bad input ----
 "$W" prune "$T/sp/last.h5" --groups global --ratio 0.3 --bench-runs 0 --dry-run > "$T/dry.txt" 2>&1
