@@ -3,15 +3,7 @@
 # mkdata -> model -> train -> eval (--dets-out) -> map re-scores the same
 # number -> detect (boxes agree with eval's, a PNG) -> resume; and bad input:
 # a corrupted checkpoint, a class-count mismatch, unknown flags.
-set -u
-W="$1"
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-fail=0
-check() { # description, condition result
-    if [ "$2" -eq 0 ]; then echo "ok: $1"; else echo "FAIL: $1"; fail=1; fi
-}
-export OMP_WAIT_POLICY=passive # a shared machine: spinning threads only slow it down
+. "$(dirname "$0")/common.sh" "$@"
 
 "$W" mkdata --out "$T/d" --images 12 --size 96 --seed 3 > /dev/null; check "mkdata writes a dataset" $?
 "$W" model yolov4-tiny --classes 5 --size 96 --width-multiple 0.25 -o "$T/m.cfg" 2> /dev/null

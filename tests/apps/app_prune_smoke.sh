@@ -6,15 +6,7 @@
 # file is untouched, the student changes); and bad input: a used output
 # folder (left untouched), unknown grouping, bad flags, a wrong number of
 # ratios, a truncated checkpoint.
-set -u
-W="$1"
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-fail=0
-check() { # description, condition result
-    if [ "$2" -eq 0 ]; then echo "ok: $1"; else echo "FAIL: $1"; fail=1; fi
-}
-export OMP_WAIT_POLICY=passive
+. "$(dirname "$0")/common.sh" "$@"
 
 "$W" mkdata --out "$T/d" --images 12 --size 96 --seed 3 > /dev/null
 "$W" model yolov4-tiny --classes 5 --size 96 --width-multiple 0.5 -o "$T/m.cfg" 2> /dev/null

@@ -1,14 +1,7 @@
 #!/usr/bin/env bash
 # The command line end to end: model -> info, the darknet totals, and bad
 # input giving a clear error and a non-zero exit without touching files.
-set -u
-W="$1"
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-fail=0
-check() { # description, condition result
-    if [ "$2" -eq 0 ]; then echo "ok: $1"; else echo "FAIL: $1"; fail=1; fi
-}
+. "$(dirname "$0")/common.sh" "$@"
 
 "$W" model yolov4 -o "$T/yolov4.cfg" 2>/dev/null; check "model yolov4 writes a cfg" $?
 "$W" info "$T/yolov4.cfg" > "$T/info.txt"; check "info yolov4 runs" $?
