@@ -25,6 +25,11 @@ void wh_cmd_distill_usage(void)
            "  --at-p 1|2            |A| or A^2 (default 2)\n"
            "  --at-sum              sum over channels instead of the mean\n"
            "  --at-softmax T        softmax(Q / T) instead of the L2 normalisation\n"
+           "  --dump-images K       maps of the first K test images (default 4; 0: none) at the first and\n"
+           "                        last iteration: OUT/attention_NNNNNNN.h5 (teacher/layer_III,\n"
+           "                        student/layer_III: K x H x W; images: K x 3 x H x W; layers) and a PNG\n"
+           "                        panel beside it (rows: layers; columns: image, teacher, student)\n"
+           "  --dump-every N        also every N iterations\n"
            "All options of whittle train apply (--data, --out, --max-batches, --lr, ...).\n");
 }
 
@@ -40,6 +45,7 @@ int wh_cmd_distill(int argc, char **argv)
     wh_at_opts at;
     wh_at_opts_default(&at);
     double beta_scale = 1.0;
+    int dump_every = 0, dump_images = 4;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
         if (!strcmp(a, "--teacher")) {
@@ -52,6 +58,10 @@ int wh_cmd_distill(int argc, char **argv)
             if (!(v = wh_app_value(argc, argv, &i)) || wh_app_double(a, v, 0, 1e12, &beta_scale)) return 2;
         } else if (!strcmp(a, "--at-p")) {
             if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 1, 2, &at.p)) return 2;
+        } else if (!strcmp(a, "--dump-every")) {
+            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 0, 1 << 30, &dump_every)) return 2;
+        } else if (!strcmp(a, "--dump-images")) {
+            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 0, 64, &dump_images)) return 2;
         } else if (!strcmp(a, "--at-sum")) {
             at.sum = 1;
         } else if (!strcmp(a, "--at-softmax")) {
@@ -76,6 +86,7 @@ int wh_cmd_distill(int argc, char **argv)
     wh_distill d;
     wh_distill_init(&d, teacher, layers, &at);
     d.beta_scale = beta_scale;
+    wh_distill_dumps(&d, o.data ? o.data : WH_DEFAULT_DATA, o.out_dir, dump_every, dump_images);
     wh_distill_attach(&d, &o.hooks);
     char *cfg = NULL;
     if (!o.cfg_path && !o.resume && wh_app_ckpt_cfg(o.init_ckpt, &cfg, &ctx)) return wh_app_fail(&ctx);

@@ -80,11 +80,21 @@ typedef struct wh_distill {
     wh_at_pair *pairs;
     int n_pairs;
     float *qs, *qt, *scratch;
-    double *pair_loss;     /* per pair, summed since the last wh_distill_take */
+    double *pair_loss;     /* per pair, summed over the run */
     long batches;
+    /* Map dumps (none without out_dir): at the first and last iteration and
+     * every dump_every iterations, the teacher's and the student's maps of
+     * the first dump_images images of data's test split (train if it has
+     * none) go to out_dir/attention_NNNNNNN.h5 and a PNG panel beside it. */
+    const char *data, *out_dir;
+    int dump_every, dump_images;
+    float *fixed;          /* dump_images rendered inputs (3, H, W) */
+    int n_fixed;
 } wh_distill;
 
 void wh_distill_init(wh_distill *d, const char *teacher_ckpt, const char *layers, const wh_at_opts *at);
+/* Map dumps (see wh_distill): every N iterations (0: first and last only). */
+void wh_distill_dumps(wh_distill *d, const char *data, const char *out_dir, int every, int images);
 void wh_distill_attach(wh_distill *d, wh_train_hooks *hooks);
 void wh_distill_free(wh_distill *d);
 

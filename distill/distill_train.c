@@ -2,6 +2,11 @@
 #include "distill.h"
 
 #include "../framework/checkpoint.h"
+#include "../framework/data/dataset.h"
+#include "../framework/data/image.h"
+#include "../framework/data/loader.h"
+
+#include <stdio.h>
 
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +19,15 @@ void wh_distill_init(wh_distill *d, const char *teacher_ckpt, const char *layers
     if (at) d->at = *at;
     else wh_at_opts_default(&d->at);
     d->beta_scale = 1.0;
+    d->dump_images = 4;
+}
+
+void wh_distill_dumps(wh_distill *d, const char *data, const char *out_dir, int every, int images)
+{
+    d->data = data;
+    d->out_dir = out_dir;
+    d->dump_every = every;
+    d->dump_images = images;
 }
 
 void wh_distill_free(wh_distill *d)
@@ -24,6 +38,7 @@ void wh_distill_free(wh_distill *d)
     free(d->qt);
     free(d->scratch);
     free(d->pair_loss);
+    free(d->fixed);
     memset(d, 0, sizeof(*d));
 }
 
@@ -52,7 +67,111 @@ static wh_status wh__setup(wh_distill *d, const wh_net *student, wh_ctx *ctx)
     d->scratch = malloc(2 * cap * sizeof(float));
     d->pair_loss = calloc((size_t)d->n_pairs, sizeof(double));
     if (!d->qs || !d->qt || !d->scratch || !d->pair_loss) return wh_error(ctx, WH_ERR_NOMEM, "out of memory");
-    return WH_OK;
+    if (!d->out_dir || !d->data || d->dump_images <= 0) return WH_OK;
+    /* the fixed sample the dumps show: the first images of the test split */
+    wh_dataset *ds = NULL;
+    if (wh_dataset_open(d->data, "test", &ds, ctx) != WH_OK || ds->n == 0) {
+        wh_dataset_free(ds);
+        ds = NULL;
+        WH_TRY(wh_dataset_open(d->data, "train", &ds, ctx));
+    }
+    const int W = student->in_shape.w, H = student->in_shape.h;
+    d->n_fixed = d->dump_images < ds->n ? d->dump_images : ds->n;
+    if (d->n_fixed > student->in_shape.n) d->n_fixed = student->in_shape.n;
+    wh_loader_opts lo;
+    wh_loader_opts_default(&lo, W, H, 1);
+    lo.train = 0;
+    lo.letterbox = student->hp.letter_box;
+    d->fixed = malloc((size_t)(d->n_fixed > 0 ? d->n_fixed : 1) * 3 * W * H * sizeof(float));
+    wh_truth *truth = malloc((size_t)lo.max_boxes * sizeof(wh_truth));
+    wh_status st = d->fixed && truth ? WH_OK : wh_error(ctx, WH_ERR_NOMEM, "out of memory");
+    for (int k = 0; st == WH_OK && k < d->n_fixed; k++) {
+        wh_xform xf;
+        st = wh_loader_make(ds, &lo, k, 0, d->fixed + (size_t)k * 3 * W * H, truth, &xf, ctx);
+    }
+    free(truth);
+    wh_dataset_free(ds);
+    return st;
+}
+
+/* value in [0, 1] -> blue..red */
+static void wh__heat(float v, float rgb[3])
+{
+    v = v < 0.f ? 0.f : v > 1.f ? 1.f : v;
+    wh_hsv_to_rgb((1.f - v) * 0.66f, 1.f, 0.25f + 0.75f * v, rgb);
+}
+
+/* One dump: maps of the fixed images, HDF5 + PNG (image | teacher | student
+ * per paired layer, for the first image). The student runs in inference
+ * mode: after backward its activations are no longer needed, and inference
+ * BN leaves the running statistics alone. */
+static wh_status wh__dump(wh_distill *d, wh_net *net, long it, wh_ctx *ctx)
+{
+    const int K = d->n_fixed, W = net->in_shape.w, H = net->in_shape.h;
+    const size_t img = (size_t)3 * W * H;
+    memset(net->input, 0, wh_shape_count(net->in_shape) * sizeof(float));
+    memcpy(net->input, d->fixed, (size_t)K * img * sizeof(float));
+    memcpy(d->teacher->input, net->input, wh_shape_count(net->in_shape) * sizeof(float));
+    WH_TRY(wh_net_forward(d->teacher, 0, ctx));
+    WH_TRY(wh_net_forward(net, 0, ctx));
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/attention_%07ld.h5", d->out_dir, it);
+    wh_ckpt_writer *w = NULL;
+    WH_TRY(wh_ckpt_create(path, &w, ctx));
+    wh_image panel = {0};
+    wh_status st = wh_image_alloc(&panel, 3 * W, d->n_pairs * H, 3, ctx);
+    const int64_t iter = it;
+    uint64_t one[1] = {1}, dimg[4] = {(uint64_t)K, 3, (uint64_t)H, (uint64_t)W};
+    if (st == WH_OK) st = wh_ckpt_put_i64(w, "iteration", &iter, one, 1, ctx);
+    if (st == WH_OK) st = wh_ckpt_put_f32(w, "images", d->fixed, dimg, 4, ctx);
+    for (int p = 0; st == WH_OK && p < d->n_pairs; p++) {
+        const int i = d->pairs[p].layer;
+        const wh_layer *lt = &d->teacher->layers[i], *ls = &net->layers[i];
+        wh_at_map(lt->out, lt->out_shape, lt->out_layout, &d->at, d->qt);
+        wh_at_map(ls->out, ls->out_shape, ls->out_layout, &d->at, d->qs);
+        const int h = ls->out_shape.h, wd = ls->out_shape.w;
+        uint64_t dm[3] = {(uint64_t)K, (uint64_t)h, (uint64_t)wd};
+        char name[64];
+        snprintf(name, sizeof(name), "teacher/layer_%03d", i);
+        st = wh_ckpt_put_f32(w, name, d->qt, dm, 3, ctx);
+        snprintf(name, sizeof(name), "student/layer_%03d", i);
+        if (st == WH_OK) st = wh_ckpt_put_f32(w, name, d->qs, dm, 3, ctx);
+        /* the panel row: the image, then both maps of image 0 on one scale */
+        float mx = 1e-12f;
+        for (int t = 0; t < h * wd; t++) mx = d->qt[t] > mx ? d->qt[t] : mx, mx = d->qs[t] > mx ? d->qs[t] : mx;
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) {
+                const int my = y * h / H, mxx = x * wd / W;
+                float rt[3], rs[3];
+                wh__heat(d->qt[my * wd + mxx] / mx, rt);
+                wh__heat(d->qs[my * wd + mxx] / mx, rs);
+                for (int c = 0; c < 3; c++) {
+                    panel.data[wh_image_index(&panel, x, p * H + y, c)] = d->fixed[((size_t)c * H + y) * W + x];
+                    panel.data[wh_image_index(&panel, W + x, p * H + y, c)] = rt[c];
+                    panel.data[wh_image_index(&panel, 2 * W + x, p * H + y, c)] = rs[c];
+                }
+            }
+    }
+    if (st == WH_OK) {
+        int64_t layers[256];
+        uint64_t dl[1] = {(uint64_t)(d->n_pairs < 256 ? d->n_pairs : 256)};
+        for (uint64_t k = 0; k < dl[0]; k++) layers[k] = d->pairs[k].layer;
+        st = wh_ckpt_put_i64(w, "layers", layers, dl, 1, ctx);
+    }
+    if (st == WH_OK) st = wh_ckpt_commit(w, ctx);
+    else wh_ckpt_abort(w);
+    snprintf(path, sizeof(path), "%s/attention_%07ld.png", d->out_dir, it);
+    if (st == WH_OK) st = wh_image_save_png(path, &panel, ctx);
+    wh_image_free(&panel);
+    return st;
+}
+
+static wh_status wh__after_backward(void *user, wh_net *net, long it, wh_ctx *ctx)
+{
+    wh_distill *d = user;
+    if (!d->teacher || d->n_fixed <= 0) return WH_OK;
+    const int due = it == 0 || it == net->hp.max_batches - 1 || (d->dump_every > 0 && it % d->dump_every == 0);
+    return due ? wh__dump(d, net, it, ctx) : WH_OK;
 }
 
 static wh_status wh__extra_loss(void *user, wh_net *net, double *loss, wh_ctx *ctx)
@@ -83,4 +202,5 @@ void wh_distill_attach(wh_distill *d, wh_train_hooks *hooks)
 {
     hooks->user = d;
     hooks->extra_loss = wh__extra_loss;
+    hooks->after_backward = wh__after_backward;
 }

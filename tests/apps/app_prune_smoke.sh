@@ -57,6 +57,23 @@ check "distill exits 0" $?
 grep -q "^attention losses (per mini-batch, mean over the run): L[0-9]" "$T/distill.txt"
 check "distill reports the attention loss of each paired layer" $?
 [ "$(md5sum < "$T/sp/last.h5")" = "$t_sum" ]; check "the teacher's checkpoint is untouched" $?
+[ -s "$T/di/attention_0000000.h5" ] && [ -s "$T/di/attention_0000002.h5" ]
+check "distill dumps the maps at the first and last iteration" $?
+[ "$(head -c 4 "$T/di/attention_0000002.png" 2> /dev/null | od -An -c | tr -d ' ')" = '211PNG' ]
+check "and draws the PNG panel" $?
+if /usr/bin/python3 -c "import h5py" 2> /dev/null; then
+    /usr/bin/python3 - "$T/di/attention_0000002.h5" <<'PY'
+import sys, h5py, numpy as np
+f = h5py.File(sys.argv[1], "r")
+layers = list(f["layers"][()])
+assert len(layers) > 0 and f["images"].shape[1] == 3
+for i in layers:
+    t, s = f["teacher/layer_%03d" % i][()], f["student/layer_%03d" % i][()]
+    assert t.shape == s.shape and t.shape[0] == f["images"].shape[0], (i, t.shape, s.shape)
+    assert np.allclose(np.linalg.norm(t.reshape(t.shape[0], -1), axis=1), 1, atol=1e-4)  # L2-normalised
+PY
+    check "h5py reads the maps: teacher and student per layer, each L2-normalised" $?
+fi
 "$W" export-darknet "$T/di/last.h5" -o "$T/di_dn" > /dev/null 2>&1
 [ -s "$T/di_dn.weights" ] && ! cmp -s <(tail -c +21 "$T/di_dn.weights") <(tail -c +21 "$T/pr/pruned.weights")
 check "the student's weights changed (darknet payloads past the 20-byte header differ)" $?
