@@ -25,6 +25,9 @@ void wh_cmd_distill_usage(void)
            "  --at-p 1|2            |A| or A^2 (default 2)\n"
            "  --at-sum              sum over channels instead of the mean\n"
            "  --at-softmax T        softmax(Q / T) instead of the L2 normalisation\n"
+           "  --kd-logits W         add W * T^2 * KL(teacher || student) of the objectness and class\n"
+           "                        sigmoids of every [yolo] input (the authors' extra term; 0: off)\n"
+           "  --kd-temperature T    its temperature (default 3)\n"
            "  --dump-images K       maps of the first K test images (default 4; 0: none) at the first and\n"
            "                        last iteration: OUT/attention_NNNNNNN.h5 (teacher/layer_III,\n"
            "                        student/layer_III: K x H x W; images: K x 3 x H x W; layers) and a PNG\n"
@@ -46,6 +49,7 @@ int wh_cmd_distill(int argc, char **argv)
     wh_at_opts_default(&at);
     double beta_scale = 1.0;
     int dump_every = 0, dump_images = 4;
+    double kd_weight = 0, kd_t = 3;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
         if (!strcmp(a, "--teacher")) {
@@ -58,6 +62,10 @@ int wh_cmd_distill(int argc, char **argv)
             if (!(v = wh_app_value(argc, argv, &i)) || wh_app_double(a, v, 0, 1e12, &beta_scale)) return 2;
         } else if (!strcmp(a, "--at-p")) {
             if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 1, 2, &at.p)) return 2;
+        } else if (!strcmp(a, "--kd-logits")) {
+            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_double(a, v, 0, 1e12, &kd_weight)) return 2;
+        } else if (!strcmp(a, "--kd-temperature")) {
+            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_double(a, v, 1e-3, 1e3, &kd_t)) return 2;
         } else if (!strcmp(a, "--dump-every")) {
             if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 0, 1 << 30, &dump_every)) return 2;
         } else if (!strcmp(a, "--dump-images")) {
@@ -86,6 +94,8 @@ int wh_cmd_distill(int argc, char **argv)
     wh_distill d;
     wh_distill_init(&d, teacher, layers, &at);
     d.beta_scale = beta_scale;
+    d.kd_weight = kd_weight;
+    d.kd_temperature = (float)kd_t;
     wh_distill_dumps(&d, o.data ? o.data : WH_DEFAULT_DATA, o.out_dir, dump_every, dump_images);
     wh_distill_attach(&d, &o.hooks);
     char *cfg = NULL;
@@ -96,6 +106,7 @@ int wh_cmd_distill(int argc, char **argv)
         printf("attention losses (per mini-batch, mean over the run):");
         for (int k = 0; k < d.n_pairs; k++)
             printf(" L%d %.4g", d.pairs[k].layer, d.pair_loss[k] / (double)d.batches);
+        if (d.kd_weight > 0) printf("; logit KL %.4g", d.kd_loss / (double)d.batches);
         printf("\n");
     }
     free(cfg);

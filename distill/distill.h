@@ -42,6 +42,18 @@ void wh_at_map(const float *a, wh_shape s, wh_layout layout, const wh_at_opts *o
 double wh_at_loss(const float *a, wh_shape s, const float *qs, const float *qt, const wh_at_opts *o, double beta,
                   float *da, float *scratch);
 
+/* ---- logit distillation ------------------------------------------------------ */
+
+/* The optional extra term of the authors' code: for every anchor and cell of a
+ * [yolo] layer's input z (N, n_mask * (5 + classes), H, W, NCHW), the binary
+ * KL divergence KL(sigmoid(zt/T) || sigmoid(zs/T)) of the objectness and of
+ * each class logit (YOLO's classes are independent sigmoids), summed and
+ * multiplied by weight * T^2 (Hinton's scaling, so the gradient does not
+ * vanish with T). dzs (may be NULL) += its gradient, weight * T *
+ * (sigmoid(zs/T) - sigmoid(zt/T)). The box entries are not touched. */
+double wh_kd_logits(const float *zs, const float *zt, int n, int n_mask, int classes, int hw, float temperature,
+                    double weight, float *dzs);
+
 /* ---- pairing -------------------------------------------------------------- */
 
 /* A distilled map: the same layer index in teacher and student (surgery keeps
@@ -76,6 +88,10 @@ typedef struct wh_distill {
     const char *layers;    /* NULL or "auto": wh_at_pairs_auto; else wh_at_pairs_parse */
     wh_at_opts at;
     double beta_scale;     /* multiplies every pair's beta (1) */
+    double kd_weight;      /* logit KL term (0: off) */
+    float kd_temperature;  /* (3, the authors') */
+    float *zt;             /* a teacher head's output in NCHW */
+    double kd_loss;        /* summed over the run */
     wh_net *teacher;
     wh_at_pair *pairs;
     int n_pairs;

@@ -5,6 +5,7 @@
 #include "../framework/data/dataset.h"
 #include "../framework/data/image.h"
 #include "../framework/data/loader.h"
+#include "../layers/yolo.h"
 
 #include <stdio.h>
 
@@ -19,6 +20,7 @@ void wh_distill_init(wh_distill *d, const char *teacher_ckpt, const char *layers
     if (at) d->at = *at;
     else wh_at_opts_default(&d->at);
     d->beta_scale = 1.0;
+    d->kd_temperature = 3.f;
     d->dump_images = 4;
 }
 
@@ -39,6 +41,7 @@ void wh_distill_free(wh_distill *d)
     free(d->scratch);
     free(d->pair_loss);
     free(d->fixed);
+    free(d->zt);
     memset(d, 0, sizeof(*d));
 }
 
@@ -67,6 +70,14 @@ static wh_status wh__setup(wh_distill *d, const wh_net *student, wh_ctx *ctx)
     d->scratch = malloc(2 * cap * sizeof(float));
     d->pair_loss = calloc((size_t)d->n_pairs, sizeof(double));
     if (!d->qs || !d->qt || !d->scratch || !d->pair_loss) return wh_error(ctx, WH_ERR_NOMEM, "out of memory");
+    size_t zmax = 1; /* the largest head output, for teachers whose heads are blocked */
+    for (int i = 0; i < d->teacher->n_layers; i++)
+        if (wh_yolo_get(&d->teacher->layers[i]) && d->teacher->layers[i].in[0] >= 0) {
+            const size_t m = wh_shape_count(d->teacher->layers[d->teacher->layers[i].in[0]].out_shape);
+            zmax = m > zmax ? m : zmax;
+        }
+    d->zt = malloc(zmax * sizeof(float));
+    if (!d->zt) return wh_error(ctx, WH_ERR_NOMEM, "out of memory");
     if (!d->out_dir || !d->data || d->dump_images <= 0) return WH_OK;
     /* the fixed sample the dumps show: the first images of the test split */
     wh_dataset *ds = NULL;
@@ -192,6 +203,25 @@ static wh_status wh__extra_loss(void *user, wh_net *net, double *loss, wh_ctx *c
         const double l = wh_at_loss(ls->out, ls->out_shape, d->qs, d->qt, &d->at, d->pairs[k].beta * d->beta_scale,
                                     ls->dout, d->scratch);
         d->pair_loss[k] += l;
+        *loss += l;
+    }
+    for (int i = 0; d->kd_weight > 0 && i < net->n_layers; i++) {
+        const wh_yolo_params *yp = wh_yolo_get(&net->layers[i]);
+        const int j = net->layers[i].in[0];
+        if (!yp || j < 0) continue;
+        wh_layer *hs = &net->layers[j];
+        const wh_layer *ht = &d->teacher->layers[j];
+        if (hs->out_layout != WH_LAYOUT_NCHW || !hs->dout || !wh_shape_eq(hs->out_shape, ht->out_shape))
+            return wh_error(ctx, WH_ERR_STATE, "logit distillation: layer %d differs between teacher and student", j);
+        const float *zt = ht->out;
+        if (ht->out_layout != WH_LAYOUT_NCHW) {
+            wh_tensor src = {(float *)ht->out, ht->out_shape, ht->out_layout}, dst = {d->zt, ht->out_shape, WH_LAYOUT_NCHW};
+            wh_tensor_reorder(&src, &dst);
+            zt = d->zt;
+        }
+        const double l = wh_kd_logits(hs->out, zt, hs->out_shape.n, yp->n_mask, yp->classes,
+                                      hs->out_shape.h * hs->out_shape.w, d->kd_temperature, d->kd_weight, hs->dout);
+        d->kd_loss += l;
         *loss += l;
     }
     d->batches++;

@@ -130,3 +130,50 @@ TEST(Attention, LossGradientMatchesFiniteDifferences)
         }
     }
 }
+
+TEST(LogitDistill, KlAndGradientAgainstFloat64AndFiniteDifferences)
+{
+    // 2 samples, 2 anchors, 3 classes -> 16 channels, 2x3 cells; only the
+    // objectness and class entries (4..7 of each anchor) take part
+    const int n = 2, na = 2, nc = 3, hw = 6, per = 5 + nc;
+    const size_t m = (size_t)n * na * per * hw;
+    std::mt19937 rng(5);
+    std::uniform_real_distribution<float> u(-4, 4);
+    std::vector<float> zs(m), zt(m);
+    for (auto &v : zs) v = u(rng);
+    for (auto &v : zt) v = u(rng);
+    const double T = 3, w = 0.7;
+    auto ref = [&](const std::vector<double> &s) {
+        double l = 0;
+        for (int b = 0; b < n; b++)
+            for (int a = 0; a < na; a++)
+                for (int k = 4; k < per; k++)
+                    for (int i = 0; i < hw; i++) {
+                        const size_t o = (((size_t)b * na + a) * per + k) * hw + i;
+                        const double ps = 1 / (1 + std::exp(-s[o] / T)), pt = 1 / (1 + std::exp(-zt[o] / T));
+                        l += pt * std::log(pt / ps) + (1 - pt) * std::log((1 - pt) / (1 - ps));
+                    }
+        return w * T * T * l;
+    };
+    std::vector<float> dz(m, 0.f);
+    const double loss = wh_kd_logits(zs.data(), zt.data(), n, na, nc, hw, (float)T, w, dz.data());
+    std::vector<double> sd(zs.begin(), zs.end());
+    EXPECT_NEAR(loss, ref(sd), 1e-9 * (1 + loss));
+    EXPECT_GT(loss, 0.0);
+    for (size_t o = 0; o < m; o++) {
+        const int k = (int)((o / hw) % per);
+        if (k < 4) {
+            EXPECT_EQ(dz[o], 0.f) << "box entry " << o << " untouched";
+            continue;
+        }
+        std::vector<double> p = sd, q = sd;
+        p[o] += 1e-5;
+        q[o] -= 1e-5;
+        const double fd = (ref(p) - ref(q)) / 2e-5;
+        EXPECT_NEAR(dz[o], fd, 1e-4 * std::fabs(fd) + 1e-6) << o;
+    }
+    // the same logits give no loss and no gradient
+    std::vector<float> d0(m, 0.f);
+    EXPECT_NEAR(wh_kd_logits(zt.data(), zt.data(), n, na, nc, hw, (float)T, w, d0.data()), 0.0, 1e-9);
+    for (float v : d0) EXPECT_EQ(v, 0.f);
+}
