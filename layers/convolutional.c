@@ -313,10 +313,9 @@ static wh_status wh_conv_plan(wh_layer *l, wh_plan *p, wh_ctx *ctx)
     WH_TRY(wh__darg_request(&c->f_wei, p));
     WH_TRY(wh__darg_request(&c->f_dst, p));
     if (c->pad_bytes) WH_TRY(wh_plan_bytes(p, WH_ARENA_SCRATCH, &c->pad_scratch, c->pad_bytes));
-    if (c->fused) {
-        WH_TRY(wh_plan_buffer(p, WH_ARENA_SCRATCH, &c->fk, (size_t)oc));
-        WH_TRY(wh_plan_buffer(p, WH_ARENA_SCRATCH, &c->foff, (size_t)oc));
-    }
+    /* per-channel k and off of every inference forward, fused or not */
+    WH_TRY(wh_plan_buffer(p, WH_ARENA_SCRATCH, &c->fk, (size_t)oc));
+    WH_TRY(wh_plan_buffer(p, WH_ARENA_SCRATCH, &c->foff, (size_t)oc));
     if (l->train) {
         WH_TRY(wh_plan_buffer(p, WH_ARENA_SCRATCH, &c->dz, n_out));
         WH_TRY(wh_plan_buffer(p, WH_ARENA_SCRATCH, &c->dx_tmp, n_in));
@@ -530,6 +529,23 @@ static wh_status wh__conv_fwd(wh_layer *l, const float *x, float *z, wh_net *net
     return wh__darg_out(&c->f_dst, z, net, ctx);
 }
 
+/* Inference BN (or the bias) as y = k * z + off per channel; darknet adds
+ * eps to the standard deviation. */
+static void wh__inference_affine(const wh_layer *l, float *k, float *off)
+{
+    const wh__conv *c = wh__c(l);
+    const float *bias = l->params[P_BIASES].data;
+    for (int q = 0; q < l->out_shape.c; q++) {
+        if (c->bn) {
+            k[q] = l->params[P_SCALES].data[q] / (sqrtf(fmaxf(l->params[P_VAR].data[q], 0.f)) + WH_BN_EPS);
+            off[q] = bias[q] - k[q] * l->params[P_MEAN].data[q];
+        } else {
+            k[q] = 1.f;
+            off[q] = bias[q];
+        }
+    }
+}
+
 static wh_status wh_conv_forward(wh_layer *l, wh_exec *x)
 {
     wh__conv *c = wh__c(l);
@@ -538,18 +554,7 @@ static wh_status wh_conv_forward(wh_layer *l, wh_exec *x)
     const size_t n_out = wh_shape_count(o);
     float *bias = l->params[P_BIASES].data;
     if (c->fused) {
-        /* the same k and off as the separate passes below (darknet adds eps
-         * to the standard deviation) */
-        for (int k = 0; k < o.c; k++) {
-            if (c->bn) {
-                const float sdv = sqrtf(fmaxf(l->params[P_VAR].data[k], 0.f));
-                c->fk[k] = l->params[P_SCALES].data[k] / (sdv + WH_BN_EPS);
-                c->foff[k] = bias[k] - c->fk[k] * l->params[P_MEAN].data[k];
-            } else {
-                c->fk[k] = 1.f;
-                c->foff[k] = bias[k];
-            }
-        }
+        wh__inference_affine(l, c->fk, c->foff);
         WH_TRY(wh__darg_in(&c->f_src, x->in[0], x->net, x->ctx));
         WH_TRY(wh__darg_in(&c->f_wei, l->params[c->bn ? P_WEIGHTS : 1].data, x->net, x->ctx));
         WH_DNNL(dnnl_memory_set_data_handle(c->f_dst.user, l->out), "set handle", x->ctx);
@@ -565,16 +570,8 @@ static wh_status wh_conv_forward(wh_layer *l, wh_exec *x)
         /* unfused: the convolution, then y = k * z + off per channel in the
          * output's layout, then the activation (elementwise, any layout) */
         WH_TRY(wh__conv_fwd(l, x->in[0], l->out, x->net, x->ctx));
-        float *k = malloc(2 * (size_t)o.c * sizeof(float));
-        if (!k) return wh_error(x->ctx, WH_ERR_NOMEM, "out of memory");
-        float *off = k + o.c;
-        for (int q = 0; q < o.c; q++) {
-            k[q] = c->bn ? l->params[P_SCALES].data[q] / (sqrtf(fmaxf(l->params[P_VAR].data[q], 0.f)) + WH_BN_EPS)
-                         : 1.f;
-            off[q] = c->bn ? bias[q] - k[q] * l->params[P_MEAN].data[q] : bias[q];
-        }
-        wh__affine(l->out, o, l->out_layout, k, off);
-        free(k);
+        wh__inference_affine(l, c->fk, c->foff);
+        wh__affine(l->out, o, l->out_layout, c->fk, c->foff);
         wh_act_forward(c->act, l->out, l->out, wh_layout_count(o, l->out_layout));
         return WH_OK;
     }

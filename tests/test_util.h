@@ -11,9 +11,24 @@
 #include <vector>
 
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <string>
 
 namespace wht {
+
+// A file's bytes (empty when it cannot be read), and writing them back.
+inline std::vector<unsigned char> read_bytes(const std::string &path)
+{
+    std::ifstream f(path, std::ios::binary);
+    return std::vector<unsigned char>(std::istreambuf_iterator<char>(f), {});
+}
+
+inline void write_bytes(const std::string &path, const std::vector<unsigned char> &b)
+{
+    std::ofstream f(path, std::ios::binary | std::ios::trunc);
+    f.write(reinterpret_cast<const char *>(b.data()), static_cast<std::streamsize>(b.size()));
+}
 
 inline bool contains(const std::string &hay, const std::string &needle)
 {

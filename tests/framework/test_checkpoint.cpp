@@ -34,17 +34,8 @@ using wht::contains;
 
 using wht::TempDir;
 
-std::vector<unsigned char> read_bytes(const std::string &path)
-{
-    std::ifstream f(path, std::ios::binary);
-    return std::vector<unsigned char>(std::istreambuf_iterator<char>(f), {});
-}
-
-void write_bytes(const std::string &path, const std::vector<unsigned char> &b)
-{
-    std::ofstream f(path, std::ios::binary | std::ios::trunc);
-    f.write(reinterpret_cast<const char *>(b.data()), static_cast<std::streamsize>(b.size()));
-}
+using wht::read_bytes;
+using wht::write_bytes;
 
 // conv 3x3 with BN (3 -> 4 channels), maxpool, grouped 1x1 conv (4 -> 6, groups 2)
 std::string small_cfg(int filters0 = 4)

@@ -29,17 +29,8 @@ using wht::contains;
 
 using wht::TempDir;
 
-std::vector<unsigned char> read_bytes(const std::string &path)
-{
-    std::ifstream f(path, std::ios::binary);
-    return std::vector<unsigned char>(std::istreambuf_iterator<char>(f), {});
-}
-
-void write_bytes(const std::string &path, const std::vector<unsigned char> &b)
-{
-    std::ofstream f(path, std::ios::binary | std::ios::trunc);
-    f.write(reinterpret_cast<const char *>(b.data()), static_cast<std::streamsize>(b.size()));
-}
+using wht::read_bytes;
+using wht::write_bytes;
 
 struct Net {
     wh_ctx ctx;

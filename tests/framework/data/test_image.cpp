@@ -4,6 +4,8 @@
 // Expected values are worked out by hand: bilinear samples from the
 // corner-aligned mapping x_src = x * (w_src-1)/(w_dst-1), darknet's
 // letterbox sizes, and PNG headers assembled byte by byte here.
+#include "test_util.h"
+
 #include <gtest/gtest.h>
 
 #include <png.h>
@@ -40,17 +42,8 @@ protected:
     std::string dir;
 };
 
-std::vector<unsigned char> read_bytes(const std::string &p)
-{
-    std::ifstream f(p, std::ios::binary);
-    return std::vector<unsigned char>(std::istreambuf_iterator<char>(f), {});
-}
-
-void write_bytes(const std::string &p, const std::vector<unsigned char> &b)
-{
-    std::ofstream f(p, std::ios::binary);
-    f.write(reinterpret_cast<const char *>(b.data()), static_cast<std::streamsize>(b.size()));
-}
+using wht::read_bytes;
+using wht::write_bytes;
 
 // Byte (x, y, k) of a pattern image: distinct, and covering 0 and 255.
 unsigned char pattern(int x, int y, int k)
