@@ -28,6 +28,8 @@ void wh_cmd_distill_usage(void)
            "  --kd-logits W         add W * T^2 * KL(teacher || student) of the objectness and class\n"
            "                        sigmoids of every [yolo] input (the authors' extra term; 0: off)\n"
            "  --kd-temperature T    its temperature (default 3)\n"
+           "  --kd-boxes W          add W * sum of teacher objectness * squared difference of the decoded\n"
+           "                        boxes (x, y, w, h as fractions of the input) at every anchor and cell\n"
            "  --dump-images K       maps of the first K test images (default 4; 0: none) at the first and\n"
            "                        last iteration: OUT/attention_NNNNNNN.h5 (teacher/layer_III,\n"
            "                        student/layer_III: K x H x W; images: K x 3 x H x W; layers) and a PNG\n"
@@ -49,7 +51,7 @@ int wh_cmd_distill(int argc, char **argv)
     wh_at_opts_default(&at);
     double beta_scale = 1.0;
     int dump_every = 0, dump_images = 4;
-    double kd_weight = 0, kd_t = 3;
+    double kd_weight = 0, kd_t = 3, kd_boxes = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
         if (!strcmp(a, "--teacher")) {
@@ -64,6 +66,8 @@ int wh_cmd_distill(int argc, char **argv)
             if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 1, 2, &at.p)) return 2;
         } else if (!strcmp(a, "--kd-logits")) {
             if (!(v = wh_app_value(argc, argv, &i)) || wh_app_double(a, v, 0, 1e12, &kd_weight)) return 2;
+        } else if (!strcmp(a, "--kd-boxes")) {
+            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_double(a, v, 0, 1e12, &kd_boxes)) return 2;
         } else if (!strcmp(a, "--kd-temperature")) {
             if (!(v = wh_app_value(argc, argv, &i)) || wh_app_double(a, v, 1e-3, 1e3, &kd_t)) return 2;
         } else if (!strcmp(a, "--dump-every")) {
@@ -96,6 +100,7 @@ int wh_cmd_distill(int argc, char **argv)
     d.beta_scale = beta_scale;
     d.kd_weight = kd_weight;
     d.kd_temperature = (float)kd_t;
+    d.kd_box_weight = kd_boxes;
     wh_distill_dumps(&d, o.data ? o.data : WH_DEFAULT_DATA, o.out_dir, dump_every, dump_images);
     wh_distill_attach(&d, &o.hooks);
     char *cfg = NULL;
@@ -107,6 +112,7 @@ int wh_cmd_distill(int argc, char **argv)
         for (int k = 0; k < d.n_pairs; k++)
             printf(" L%d %.4g", d.pairs[k].layer, d.pair_loss[k] / (double)d.batches);
         if (d.kd_weight > 0) printf("; logit KL %.4g", d.kd_loss / (double)d.batches);
+        if (d.kd_box_weight > 0) printf("; box L2 %.4g", d.kd_box_loss / (double)d.batches);
         printf("\n");
     }
     free(cfg);

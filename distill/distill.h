@@ -16,6 +16,7 @@
 
 #include "../framework/net.h"
 #include "../framework/trainer.h"
+#include "../layers/yolo.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -54,6 +55,18 @@ double wh_at_loss(const float *a, wh_shape s, const float *qs, const float *qt, 
 double wh_kd_logits(const float *zs, const float *zt, int n, int n_mask, int classes, int hw, float temperature,
                     double weight, float *dzs);
 
+/* The optional box term: for every anchor a and cell i of a [yolo] layer's
+ * input (layout as wh_kd_logits), both networks' boxes are decoded as the
+ * layer does (x, y, w, h as fractions of the network input; yolo.h), and
+ *   L = weight * sum_{n,a,i} pt_obj * ((xs - xt)^2 + (ys - yt)^2 + (ws - wt)^2 + (hs - ht)^2) / 2
+ * with pt_obj = sigmoid of the teacher's objectness logit: the teacher's box
+ * is only worth imitating where it believes there is an object (most cells
+ * are background, where its box is noise). dzs (may be NULL) += the exact
+ * gradient with respect to the student's 4 box logits; nothing else is
+ * touched. lw, lh: the grid; netw, neth: the input in pixels. */
+double wh_kd_boxes(const float *zs, const float *zt, int n, const wh_yolo_params *p, int lw, int lh, int netw,
+                   int neth, double weight, float *dzs);
+
 /* ---- pairing -------------------------------------------------------------- */
 
 /* A distilled map: the same layer index in teacher and student (surgery keeps
@@ -90,6 +103,8 @@ typedef struct wh_distill {
     double beta_scale;     /* multiplies every pair's beta (1) */
     double kd_weight;      /* logit KL term (0: off) */
     float kd_temperature;  /* (3, the authors') */
+    double kd_box_weight;  /* decoded-box L2 term (0: off) */
+    double kd_box_loss;    /* summed over the run */
     float *zt;             /* a teacher head's output in NCHW */
     double kd_loss;        /* summed over the run */
     wh_net *teacher;

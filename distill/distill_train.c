@@ -205,24 +205,32 @@ static wh_status wh__extra_loss(void *user, wh_net *net, double *loss, wh_ctx *c
         d->pair_loss[k] += l;
         *loss += l;
     }
-    for (int i = 0; d->kd_weight > 0 && i < net->n_layers; i++) {
+    for (int i = 0; (d->kd_weight > 0 || d->kd_box_weight > 0) && i < net->n_layers; i++) {
         const wh_yolo_params *yp = wh_yolo_get(&net->layers[i]);
         const int j = net->layers[i].in[0];
         if (!yp || j < 0) continue;
         wh_layer *hs = &net->layers[j];
         const wh_layer *ht = &d->teacher->layers[j];
         if (hs->out_layout != WH_LAYOUT_NCHW || !hs->dout || !wh_shape_eq(hs->out_shape, ht->out_shape))
-            return wh_error(ctx, WH_ERR_STATE, "logit distillation: layer %d differs between teacher and student", j);
+            return wh_error(ctx, WH_ERR_STATE, "logit/box distillation: layer %d differs between teacher and student", j);
         const float *zt = ht->out;
         if (ht->out_layout != WH_LAYOUT_NCHW) {
             wh_tensor src = {(float *)ht->out, ht->out_shape, ht->out_layout}, dst = {d->zt, ht->out_shape, WH_LAYOUT_NCHW};
             wh_tensor_reorder(&src, &dst);
             zt = d->zt;
         }
-        const double l = wh_kd_logits(hs->out, zt, hs->out_shape.n, yp->n_mask, yp->classes,
-                                      hs->out_shape.h * hs->out_shape.w, d->kd_temperature, d->kd_weight, hs->dout);
-        d->kd_loss += l;
-        *loss += l;
+        if (d->kd_weight > 0) {
+            const double l = wh_kd_logits(hs->out, zt, hs->out_shape.n, yp->n_mask, yp->classes,
+                                          hs->out_shape.h * hs->out_shape.w, d->kd_temperature, d->kd_weight, hs->dout);
+            d->kd_loss += l;
+            *loss += l;
+        }
+        if (d->kd_box_weight > 0) {
+            const double l = wh_kd_boxes(hs->out, zt, hs->out_shape.n, yp, hs->out_shape.w, hs->out_shape.h,
+                                         net->in_shape.w, net->in_shape.h, d->kd_box_weight, hs->dout);
+            d->kd_box_loss += l;
+            *loss += l;
+        }
     }
     d->batches++;
     return WH_OK;

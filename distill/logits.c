@@ -29,3 +29,38 @@ double wh_kd_logits(const float *zs, const float *zt, int n, int n_mask, int cla
             }
     return loss;
 }
+
+double wh_kd_boxes(const float *zs, const float *zt, int n, const wh_yolo_params *p, int lw, int lh, int netw,
+                   int neth, double weight, float *dzs)
+{
+    const int per = 5 + p->classes;
+    const long hw = (long)lw * lh;
+    const double sxy = p->scale_x_y;
+    double loss = 0;
+#pragma omp parallel for collapse(2) reduction(+ : loss) schedule(static)
+    for (int b = 0; b < n; b++)
+        for (int a = 0; a < p->n_mask; a++) {
+            const size_t base = ((size_t)b * p->n_mask + (size_t)a) * (size_t)per * (size_t)hw;
+            const double aw = (double)p->anchors[2 * p->mask[a]] / netw;
+            const double ah = (double)p->anchors[2 * p->mask[a] + 1] / neth;
+            const float *s = zs + base, *t = zt + base;
+            for (long i = 0; i < hw; i++) {
+                /* the cell offsets cancel in the difference; x = (sxy sig(z) + off + col) / lw */
+                const double sx = 1.0 / (1.0 + exp(-(double)s[i])), tx = 1.0 / (1.0 + exp(-(double)t[i]));
+                const double sy = 1.0 / (1.0 + exp(-(double)s[hw + i])), ty = 1.0 / (1.0 + exp(-(double)t[hw + i]));
+                const double sw = exp((double)s[2 * hw + i]) * aw, tw = exp((double)t[2 * hw + i]) * aw;
+                const double sh = exp((double)s[3 * hw + i]) * ah, th = exp((double)t[3 * hw + i]) * ah;
+                const double pt = 1.0 / (1.0 + exp(-(double)t[4 * hw + i]));
+                const double ex = sxy * (sx - tx) / lw, ey = sxy * (sy - ty) / lh, ew = sw - tw, eh = sh - th;
+                loss += weight * pt * (ex * ex + ey * ey + ew * ew + eh * eh) / 2;
+                if (!dzs) continue;
+                const double g = weight * pt;
+                float *d = dzs + base;
+                d[i] += (float)(g * ex * sxy * sx * (1 - sx) / lw);
+                d[hw + i] += (float)(g * ey * sxy * sy * (1 - sy) / lh);
+                d[2 * hw + i] += (float)(g * ew * sw);
+                d[3 * hw + i] += (float)(g * eh * sh);
+            }
+        }
+    return loss;
+}

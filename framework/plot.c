@@ -212,3 +212,110 @@ wh_status wh_hist_chart_save(const char *path, const float *rows, const float *i
     wh_image_free(&img);
     return st;
 }
+
+void wh_lines_color(int k, float rgb[3])
+{
+    static const float pal[8][3] = {{0.10f, 0.30f, 0.85f}, {0.85f, 0.10f, 0.10f}, {0.10f, 0.60f, 0.20f},
+                                    {0.90f, 0.55f, 0.00f}, {0.55f, 0.20f, 0.75f}, {0.00f, 0.65f, 0.70f},
+                                    {0.50f, 0.35f, 0.20f}, {0.90f, 0.30f, 0.65f}};
+    const int i = ((k % 8) + 8) % 8;
+    memcpy(rgb, pal[i], sizeof(pal[i]));
+}
+
+wh_status wh_lines_render(const wh_lines *c, int w, int h, wh_image *out, wh_ctx *ctx)
+{
+    if (w < 200 || h < 150) return wh_error(ctx, WH_ERR_ARG, "chart: %dx%d is too small", w, h);
+    WH_TRY(wh_image_alloc(out, w, h, 3, ctx));
+    const float white[3] = {1, 1, 1}, black[3] = {0, 0, 0}, grid[3] = {0.85f, 0.85f, 0.85f};
+    wh_image_fill_rect(out, 0, 0, w - 1, h - 1, white);
+    const int L = 70, R = w - 40, T = 40, B = h - 50;
+    double xlo = INFINITY, xhi = -INFINITY, ylo = 0, yhi = -INFINITY;
+    size_t total = 0;
+    for (int k = 0; k < c->n_series; k++)
+        for (int i = 0; i < c->series[k].n; i++) {
+            const double x = c->series[k].x[i], y = c->series[k].y[i];
+            if (!isfinite(x) || !isfinite(y)) continue;
+            xlo = fmin(xlo, x), xhi = fmax(xhi, x), ylo = fmin(ylo, y), yhi = fmax(yhi, y);
+            total++;
+        }
+    if (total == 0) xlo = 0, xhi = 1, yhi = 1;
+    if (c->clip_p90 && total > 0) {
+        float *v = malloc(total * sizeof(float));
+        if (!v) {
+            wh_image_free(out);
+            return wh_error(ctx, WH_ERR_NOMEM, "out of memory");
+        }
+        size_t m = 0;
+        for (int k = 0; k < c->n_series; k++)
+            for (int i = 0; i < c->series[k].n; i++)
+                if (isfinite(c->series[k].x[i]) && isfinite(c->series[k].y[i])) v[m++] = c->series[k].y[i];
+        qsort(v, m, sizeof(float), wh__cmp_float);
+        const double p90 = v[(size_t)(0.9 * (double)(m - 1))];
+        free(v);
+        if (1.5 * p90 > 0 && 1.5 * p90 < yhi) yhi = 1.5 * p90;
+    }
+    /* a step series' last point covers one unit to its right */
+    for (int k = 0; k < c->n_series; k++)
+        if (c->series[k].step && c->series[k].n > 0) xhi = fmax(xhi, c->series[k].x[c->series[k].n - 1] + 1);
+    if (xhi <= xlo) xhi = xlo + 1;
+    if (yhi <= ylo) yhi = ylo + 1;
+    const double ystep = wh__nice_step(yhi - ylo, 6);
+    ylo = floor(ylo / ystep) * ystep, yhi = ceil(yhi / ystep) * ystep;
+    char buf[64];
+    for (double v = ylo; v <= yhi + 1e-9 * ystep; v += ystep) {
+        const int y = B - (int)lround((v - ylo) / (yhi - ylo) * (B - T));
+        wh__line(out, L, y, R, y, 1, grid);
+        snprintf(buf, sizeof(buf), "%g", fabs(v) < 1e-12 * ystep ? 0.0 : v);
+        wh_draw_text(out, L - 6 * (int)strlen(buf) - 6, y - 3, 1, buf, black);
+    }
+    const double xstep = wh__nice_step(xhi - xlo, 8);
+    for (double v = ceil(xlo / xstep) * xstep; v <= xhi + 1e-9 * xstep; v += xstep) {
+        const int x = L + (int)lround((v - xlo) / (xhi - xlo) * (R - L));
+        wh__line(out, x, T, x, B, 1, grid);
+        snprintf(buf, sizeof(buf), "%g", v);
+        wh_draw_text(out, x - 3 * (int)strlen(buf), B + 8, 1, buf, black);
+    }
+    wh__line(out, L, B, R, B, 2, black);
+    wh__line(out, L, T, L, B, 2, black);
+    if (c->x_label) wh_draw_text(out, (L + R) / 2 - 3 * (int)strlen(c->x_label), h - 20, 1, c->x_label, black);
+    if (c->y_label) wh_draw_text(out, 8, T - 20, 1, c->y_label, black);
+    if (c->title) wh_draw_text(out, L, 12, 2, c->title, black);
+#define WH__PX(xv) (L + ((xv) - xlo) / (xhi - xlo) * (R - L))
+#define WH__PY(yv) (B - (fmin((yv), yhi) - ylo) / (yhi - ylo) * (B - T))
+    for (int k = 0; k < c->n_series; k++) {
+        const wh_series *s = &c->series[k];
+        float col[3];
+        wh_lines_color(k, col);
+        for (int i = 0; i < s->n; i++) {
+            if (!isfinite(s->x[i]) || !isfinite(s->y[i])) continue;
+            if (s->step) {
+                const double x1 = i + 1 < s->n && isfinite(s->x[i + 1]) ? s->x[i + 1] : s->x[i] + 1;
+                wh__line(out, WH__PX(s->x[i]), WH__PY(s->y[i]), WH__PX(x1), WH__PY(s->y[i]), 2, col);
+                if (i + 1 < s->n && isfinite(s->y[i + 1]))
+                    wh__line(out, WH__PX(x1), WH__PY(s->y[i]), WH__PX(x1), WH__PY(s->y[i + 1]), 2, col);
+            } else if (i > 0 && isfinite(s->x[i - 1]) && isfinite(s->y[i - 1])) {
+                wh__line(out, WH__PX(s->x[i - 1]), WH__PY(s->y[i - 1]), WH__PX(s->x[i]), WH__PY(s->y[i]), 2, col);
+            } else if (s->n == 1) {
+                const int px = (int)lround(WH__PX(s->x[i])), py = (int)lround(WH__PY(s->y[i]));
+                wh_image_fill_rect(out, px - 3, py - 3, px + 3, py + 3, col);
+            }
+        }
+        /* legend: a swatch and the name, right-aligned under the title line */
+        const char *name = s->name ? s->name : "";
+        const int tx = R - 6 * (int)strlen(name) - 8, ty = T + 8 + 14 * k;
+        wh_image_fill_rect(out, tx - 22, ty + 2, tx - 6, ty + 4, col);
+        wh_draw_text(out, tx, ty, 1, name, col);
+    }
+#undef WH__PX
+#undef WH__PY
+    return WH_OK;
+}
+
+wh_status wh_lines_save(const wh_lines *c, const char *path, wh_ctx *ctx)
+{
+    wh_image img = {0};
+    WH_TRY(wh_lines_render(c, 1000, 600, &img, ctx));
+    wh_status st = wh_image_save_png(path, &img, ctx);
+    wh_image_free(&img);
+    return st;
+}

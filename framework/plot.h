@@ -35,6 +35,35 @@ wh_status wh_chart_save(const wh_chart *c, const char *path, wh_ctx *ctx);
 wh_status wh_hist_chart_save(const char *path, const float *rows, const float *iters, int n_rows, int bins,
                              float x_lo, float x_hi, const char *title, const char *x_label, wh_ctx *ctx);
 
+/* Several named curves on shared axes (the pipeline's loss curves of all
+ * stages, channels per layer before and after pruning). x runs from the
+ * smallest to the largest x of all series, y from 0 (or the smallest y when
+ * that is negative) to the largest, or with clip_p90 to 1.5 x the 90th
+ * percentile (a loss's first iterations); points above are drawn at the top.
+ * Series take the palette's colours in order (wh_lines_color) and a legend
+ * entry each, top right; step draws a staircase (one flat segment per point,
+ * as for per-layer counts). Names and labels: the font's characters; lower
+ * case is drawn as upper case. */
+typedef struct wh_series {
+    const char *name;
+    int n;
+    const float *x, *y;
+    int step;
+} wh_series;
+
+typedef struct wh_lines {
+    const wh_series *series;
+    int n_series;
+    const char *title, *x_label, *y_label;
+    int clip_p90;
+} wh_lines;
+
+/* The plot area is 70..w-40 x 40..h-50. */
+wh_status wh_lines_render(const wh_lines *c, int w, int h, wh_image *out, wh_ctx *ctx);
+wh_status wh_lines_save(const wh_lines *c, const char *path, wh_ctx *ctx);
+/* The colour of series k (the palette repeats after 8). */
+void wh_lines_color(int k, float rgb[3]);
+
 /* Text in the 5x7 font at (x, y) (top-left), scale 1 = 6 px per glyph. */
 void wh_draw_text(wh_image *img, int x, int y, int scale, const char *text, const float rgb[3]);
 

@@ -78,10 +78,10 @@ fi
 [ -s "$T/di_dn.weights" ] && ! cmp -s <(tail -c +21 "$T/di_dn.weights") <(tail -c +21 "$T/pr/pruned.weights")
 check "the student's weights changed (darknet payloads past the 20-byte header differ)" $?
 "$W" distill --teacher "$T/sp/last.h5" --student "$T/pr/pruned.h5" --data "$T/d" --out "$T/dk" --batch 4 \
-    --subdivisions 1 --max-batches 2 --eval-every 0 --at-beta-scale 0.001 --kd-logits 1 --dump-images 0 \
-    > "$T/kd.txt" 2>&1
-grep -q "; logit KL [0-9]" "$T/kd.txt" && [ ! -e "$T/dk/attention_0000000.h5" ]
-check "distill --kd-logits adds the logit term (and --dump-images 0 dumps nothing)" $?
+    --subdivisions 1 --max-batches 2 --eval-every 0 --at-beta-scale 0.001 --kd-logits 1 --kd-boxes 1 \
+    --dump-images 0 > "$T/kd.txt" 2>&1
+grep -q "; logit KL [0-9].*; box L2 [0-9]" "$T/kd.txt" && [ ! -e "$T/dk/attention_0000000.h5" ]
+check "distill --kd-logits/--kd-boxes add both terms (and --dump-images 0 dumps nothing)" $?
 "$W" distill --student "$T/pr/pruned.h5" --data "$T/d" --out "$T/di2" > /dev/null 2> "$T/err.txt"; rc=$?
 [ $rc -eq 2 ] && grep -q "needs --teacher" "$T/err.txt"; check "distill without --teacher exits 2" $?
 "$W" distill --teacher "$T/sp/last.h5" --student "$T/pr/pruned.h5" --data "$T/d" --out "$T/di3" --batch 4 \

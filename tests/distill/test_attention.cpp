@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -175,5 +176,73 @@ TEST(LogitDistill, KlAndGradientAgainstFloat64AndFiniteDifferences)
     // the same logits give no loss and no gradient
     std::vector<float> d0(m, 0.f);
     EXPECT_NEAR(wh_kd_logits(zt.data(), zt.data(), n, na, nc, hw, (float)T, w, d0.data()), 0.0, 1e-9);
+    for (float v : d0) EXPECT_EQ(v, 0.f);
+}
+
+TEST(BoxDistill, DecodedBoxL2AgainstFloat64AndFiniteDifferences)
+{
+    // 2 samples, 2 anchors of a 3-anchor list, 2 classes, a 3x2 grid, a
+    // 96x64 input, scale_x_y 1.1; the reference decodes whole boxes (cell
+    // offsets included) as yolo.h documents
+    const int n = 2, nc = 2, lw = 3, lh = 2, hw = lw * lh, per = 5 + nc, netw = 96, neth = 64;
+    wh_yolo_params p;
+    memset(&p, 0, sizeof(p));
+    p.classes = nc;
+    p.num = 3;
+    p.n_mask = 2;
+    p.mask[0] = 2;
+    p.mask[1] = 0;
+    const float anchors[6] = {10, 14, 23, 27, 37, 58};
+    memcpy(p.anchors, anchors, sizeof(anchors));
+    p.scale_x_y = 1.1f;
+    const size_t m = (size_t)n * p.n_mask * per * hw;
+    std::mt19937 rng(9);
+    std::uniform_real_distribution<float> u(-2, 2);
+    std::vector<float> zs(m), zt(m);
+    for (auto &v : zs) v = u(rng);
+    for (auto &v : zt) v = u(rng);
+    const double w = 3.0;
+    auto sig = [](double x) { return 1 / (1 + std::exp(-x)); };
+    auto box = [&](const double *z, int a, int i, double b[4]) {
+        const double s = p.scale_x_y, off = -(s - 1) / 2;
+        b[0] = (s * sig(z[i]) + off + i % lw) / lw;
+        b[1] = (s * sig(z[hw + i]) + off + i / lw) / lh;
+        b[2] = std::exp(z[2 * hw + i]) * p.anchors[2 * p.mask[a]] / netw;
+        b[3] = std::exp(z[3 * hw + i]) * p.anchors[2 * p.mask[a] + 1] / neth;
+    };
+    const std::vector<double> td(zt.begin(), zt.end());
+    auto ref = [&](const std::vector<double> &s) {
+        double l = 0;
+        for (int b = 0; b < n; b++)
+            for (int a = 0; a < p.n_mask; a++)
+                for (int i = 0; i < hw; i++) {
+                    const size_t base = ((size_t)b * p.n_mask + a) * per * hw;
+                    double bs[4], bt[4];
+                    box(s.data() + base, a, i, bs);
+                    box(td.data() + base, a, i, bt);
+                    double e = 0;
+                    for (int k = 0; k < 4; k++) e += (bs[k] - bt[k]) * (bs[k] - bt[k]);
+                    l += w * sig(td[base + 4 * hw + i]) * e / 2;
+                }
+        return l;
+    };
+    std::vector<float> dz(m, 0.f);
+    const double loss = wh_kd_boxes(zs.data(), zt.data(), n, &p, lw, lh, netw, neth, w, dz.data());
+    const std::vector<double> sd(zs.begin(), zs.end());
+    EXPECT_NEAR(loss, ref(sd), 1e-9 * (1 + loss));
+    EXPECT_GT(loss, 1e-3);
+    for (size_t o = 0; o < m; o++) {
+        if ((o / hw) % per >= 4) {
+            EXPECT_EQ(dz[o], 0.f) << "objectness/class entry " << o << " untouched";
+            continue;
+        }
+        std::vector<double> a = sd, b = sd;
+        a[o] += 1e-6;
+        b[o] -= 1e-6;
+        const double fd = (ref(a) - ref(b)) / 2e-6;
+        EXPECT_NEAR(dz[o], fd, 1e-4 * std::fabs(fd) + 1e-7) << o;
+    }
+    std::vector<float> d0(m, 0.f);
+    EXPECT_NEAR(wh_kd_boxes(zt.data(), zt.data(), n, &p, lw, lh, netw, neth, w, d0.data()), 0.0, 1e-12);
     for (float v : d0) EXPECT_EQ(v, 0.f);
 }

@@ -2,6 +2,7 @@
 // geometry says (plot area 70..940 x 40..550 on a 1000x600 canvas).
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdio>
 #include <string>
 
@@ -76,4 +77,50 @@ TEST(Chart, SavesAPngThatLoadsBack)
     EXPECT_LT(px(im, 937, 295, 2), 0.3f);
     wh_image_free(&im);
     std::remove(path.c_str());
+}
+
+TEST(Chart, SeveralSeriesShareTheAxes)
+{
+    // series 0: a line from (10, 0) to (20, 4); series 1: steps 2, 3 at x 10, 15
+    // (the last step reaches 16). x: 10..20, y: 0..4 (grid step 0.5, so 4 stays 4).
+    // Plot area 70..960 x 40..550.
+    const float x0[] = {10, 20}, y0[] = {0, 4}, x1[] = {10, 15}, y1[] = {2, 3};
+    wh_series s[2] = {};
+    s[0].name = "loss";
+    s[0].n = 2;
+    s[0].x = x0;
+    s[0].y = y0;
+    s[1].name = "steps";
+    s[1].n = 2;
+    s[1].x = x1;
+    s[1].y = y1;
+    s[1].step = 1;
+    wh_lines c = {};
+    c.series = s;
+    c.n_series = 2;
+    wh_image im = {};
+    wh_ctx ctx;
+    wh_ctx_init(&ctx);
+    ASSERT_EQ(wh_lines_render(&c, 1000, 600, &im, &ctx), WH_OK) << ctx.msg;
+    float c0[3], c1[3];
+    wh_lines_color(0, c0);
+    wh_lines_color(1, c1);
+    auto has = [&](int x, int y, const float *col) {
+        for (int dy = -1; dy <= 1; dy++)
+            for (int dx = -1; dx <= 1; dx++) {
+                bool same = true;
+                for (int k = 0; k < 3; k++) same = same && std::fabs(px(im, x + dx, y + dy, k) - col[k]) < 1e-6f;
+                if (same) return true;
+            }
+        return false;
+    };
+    // the line's midpoint (15, 2): x = 70 + 0.5 * 890 = 515, y = 550 - 0.5 * 510 = 295
+    EXPECT_TRUE(has(515, 295, c0));
+    // the first step, y = 2 from x 10 to 15: (292, 295); the second, y = 3 from 15 to 16: (560, 167)
+    EXPECT_TRUE(has(292, 295, c1));
+    EXPECT_TRUE(has(560, 168, c1));
+    EXPECT_FALSE(has(700, 168, c1)) << "the last step ends at x = 16";
+    // the legend swatch of series 1 sits on its row, right of the plot's middle
+    EXPECT_FALSE(has(292, 200, c1));
+    wh_image_free(&im);
 }
