@@ -9,14 +9,14 @@
 
 void wh_cmd_train_usage(void)
 {
-    printf("usage: whittle train --cfg CFG [--data DIR] [--out DIR] [--resume] [options]\n\n"
+    printf("usage: whittle train --cfg CFG|--init CKPT [--data DIR] [--out DIR] [--resume] [options]\n\n"
            "Trains a detector from a darknet cfg (SGD as darknet: burn-in, policy, momentum,\n"
            "decay on conv weights only). Writes DIR/last.h5, best.h5, train.jsonl, chart.png.\n\n"
            "  --cfg FILE            the network (darknet cfg; [net] gives the schedule)\n"
            "  --data PATH           VOC root, VOCdevkit or darknet .data (default: %s)\n"
            "  --out DIR             output folder (default runs/train)\n"
            "  --resume              continue from DIR/last.h5 exactly where it stopped\n"
-           "  --init CKPT           start from these weights\n"
+           "  --init CKPT           start from these weights (and, without --cfg, its stored cfg)\n"
            "  --max-batches N       override [net] max_batches\n"
            "  --batch N --subdivisions N --lr X --size WxH --burn-in N   override [net]\n"
            "  --policy P            override [net] policy (steps, cosine, sgdr, poly, ...)\n"
@@ -181,9 +181,15 @@ int wh_cmd_train(int argc, char **argv)
             return 2;
         }
     }
-    if (!o.cfg_path && !o.resume) {
-        fprintf(stderr, "whittle: error: train needs --cfg FILE (or --resume)\n");
+    if (!o.cfg_path && !o.resume && !o.init_ckpt) {
+        fprintf(stderr, "whittle: error: train needs --cfg FILE (or --init CKPT, or --resume)\n");
         return 2;
     }
-    return wh_app_run_training(&o, threads);
+    /* --init alone fine-tunes the checkpoint's own network (its stored cfg) */
+    char *cfg = NULL;
+    if (!o.cfg_path && !o.resume && wh_app_ckpt_cfg(o.init_ckpt, &cfg, &ctx)) return wh_app_fail(&ctx);
+    o.cfg_text = cfg;
+    const int rc = wh_app_run_training(&o, threads);
+    free(cfg);
+    return rc;
 }

@@ -6,6 +6,10 @@
 #include "apps.h"
 
 static const wh_cmd wh__cmds[] = {
+    {"pipeline", "the whole method: baseline, sparse, prune, distill + control, table and charts",
+     wh_cmd_pipeline, wh_cmd_pipeline_usage},
+    {"ablate", "a grid of strategies (scheduler x grouping x distillation) over seeds, shared stages",
+     wh_cmd_ablate, wh_cmd_ablate_usage},
     {"model", "write a darknet cfg for a known YOLO architecture", wh_cmd_model, wh_cmd_model_usage},
     {"info", "per-layer shapes, parameters and FLOPs of a cfg", wh_cmd_info, wh_cmd_info_usage},
     {"mkdata", "write a synthetic VOC-format detection dataset", wh_cmd_mkdata, wh_cmd_mkdata_usage},

@@ -319,3 +319,64 @@ wh_status wh_lines_save(const wh_lines *c, const char *path, wh_ctx *ctx)
     wh_image_free(&img);
     return st;
 }
+
+wh_status wh_bars_render(const char *const *labels, const double *mean, const double *lo, const double *hi, int n,
+                         double x_max, const char *title, const char *x_label, wh_image *out, wh_ctx *ctx)
+{
+    if (n < 1 || n > 1000) return wh_error(ctx, WH_ERR_ARG, "bar chart: %d bars (1..1000)", n);
+    int lab = 0;
+    for (int i = 0; i < n; i++) lab = (int)strlen(labels[i]) > lab ? (int)strlen(labels[i]) : lab;
+    const int L = 20 + 6 * lab, w = L + 700, T = 40, h = T + 22 * n + 50, R = w - 60, B = T + 22 * n;
+    WH_TRY(wh_image_alloc(out, w, h, 3, ctx));
+    const float white[3] = {1, 1, 1}, black[3] = {0, 0, 0}, grid[3] = {0.85f, 0.85f, 0.85f};
+    const float bar[3] = {0.45f, 0.6f, 0.9f}, whisk[3] = {0.1f, 0.1f, 0.4f};
+    wh_image_fill_rect(out, 0, 0, w - 1, h - 1, white);
+    double xm = x_max;
+    if (xm <= 0)
+        for (int i = 0; i < n; i++) {
+            xm = fmax(xm, isfinite(mean[i]) ? mean[i] : 0);
+            if (hi && isfinite(hi[i])) xm = fmax(xm, hi[i]);
+        }
+    if (xm <= 0) xm = 1;
+    const double step = wh__nice_step(xm, 8);
+    xm = ceil(xm / step - 1e-9) * step;
+    char buf[64];
+    for (double v = 0; v <= xm + 1e-9 * step; v += step) {
+        const int x = L + (int)lround(v / xm * (R - L));
+        wh__line(out, x, T, x, B, 1, grid);
+        snprintf(buf, sizeof(buf), "%g", v);
+        wh_draw_text(out, x - 3 * (int)strlen(buf), B + 8, 1, buf, black);
+    }
+#define WH__BX(v) (L + fmax(0.0, fmin((v), xm)) / xm * (R - L))
+    for (int i = 0; i < n; i++) {
+        const int y0 = T + 22 * i + 4, y1 = T + 22 * i + 17, ym = (y0 + y1) / 2;
+        wh_draw_text(out, L - 6 * (int)strlen(labels[i]) - 8, ym - 3, 1, labels[i], black);
+        if (!isfinite(mean[i])) continue;
+        const int xe = (int)lround(WH__BX(mean[i]));
+        if (xe > L) wh_image_fill_rect(out, L + 1, y0, xe, y1, bar);
+        if (lo && hi && isfinite(lo[i]) && isfinite(hi[i])) {
+            wh__line(out, WH__BX(lo[i]), ym, WH__BX(hi[i]), ym, 2, whisk);
+            wh__line(out, WH__BX(lo[i]), y0 + 2, WH__BX(lo[i]), y1 - 2, 2, whisk);
+            wh__line(out, WH__BX(hi[i]), y0 + 2, WH__BX(hi[i]), y1 - 2, 2, whisk);
+        }
+        snprintf(buf, sizeof(buf), "%.3f", mean[i]);
+        const double xt = hi && isfinite(hi[i]) ? fmax(WH__BX(hi[i]), xe) : xe;
+        wh_draw_text(out, (int)xt + 6, ym - 3, 1, buf, black);
+    }
+#undef WH__BX
+    wh__line(out, L, B, R, B, 2, black);
+    wh__line(out, L, T, L, B, 2, black);
+    if (x_label) wh_draw_text(out, (L + R) / 2 - 3 * (int)strlen(x_label), h - 20, 1, x_label, black);
+    if (title) wh_draw_text(out, 10, 12, 2, title, black);
+    return WH_OK;
+}
+
+wh_status wh_bars_save(const char *path, const char *const *labels, const double *mean, const double *lo,
+                       const double *hi, int n, double x_max, const char *title, const char *x_label, wh_ctx *ctx)
+{
+    wh_image img = {0};
+    WH_TRY(wh_bars_render(labels, mean, lo, hi, n, x_max, title, x_label, &img, ctx));
+    wh_status st = wh_image_save_png(path, &img, ctx);
+    wh_image_free(&img);
+    return st;
+}

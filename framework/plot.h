@@ -64,6 +64,15 @@ wh_status wh_lines_save(const wh_lines *c, const char *path, wh_ctx *ctx);
 /* The colour of series k (the palette repeats after 8). */
 void wh_lines_color(int k, float rgb[3]);
 
+/* Horizontal bars, one per label (top to bottom): a bar from 0 to mean[i]
+ * with a whisker from lo[i] to hi[i] (lo, hi may be NULL), the value
+ * printed at its end; x from 0 to the largest value (or x_max when > 0).
+ * Rows are 22 px high; the label column is as wide as the longest label. */
+wh_status wh_bars_render(const char *const *labels, const double *mean, const double *lo, const double *hi, int n,
+                         double x_max, const char *title, const char *x_label, wh_image *out, wh_ctx *ctx);
+wh_status wh_bars_save(const char *path, const char *const *labels, const double *mean, const double *lo,
+                       const double *hi, int n, double x_max, const char *title, const char *x_label, wh_ctx *ctx);
+
 /* Text in the 5x7 font at (x, y) (top-left), scale 1 = 6 px per glyph. */
 void wh_draw_text(wh_image *img, int x, int y, int scale, const char *text, const float rgb[3]);
 

@@ -124,3 +124,31 @@ TEST(Chart, SeveralSeriesShareTheAxes)
     EXPECT_FALSE(has(292, 200, c1));
     wh_image_free(&im);
 }
+
+TEST(Chart, BarsEndAtTheirValues)
+{
+    // labels of 4 characters: L = 20 + 24 = 44, R = 44 + 700 - 60 = 684; x from 0 to 1
+    // (the largest value 0.8 -> nice step 0.1 -> 0.8; x_max 1 given)
+    const char *labels[] = {"aaaa", "bb"};
+    const double mean[] = {0.5, 0.25}, lo[] = {0.4, 0.2}, hi[] = {0.6, 0.3};
+    wh_image im = {};
+    wh_ctx ctx;
+    wh_ctx_init(&ctx);
+    ASSERT_EQ(wh_bars_render(labels, mean, lo, hi, 2, 1.0, "T", "X", &im, &ctx), WH_OK) << ctx.msg;
+    EXPECT_EQ(im.w, 744);
+    EXPECT_EQ(im.h, 40 + 44 + 50);
+    // bar 0 spans rows 44..57 up to x = 44 + 0.5 * 640 = 364; bar 1 up to 204
+    auto barc = [&](int x, int y) { return std::fabs(px(im, x, y, 0) - 0.45f) < 1e-6f && std::fabs(px(im, x, y, 2) - 0.9f) < 1e-6f; };
+    EXPECT_TRUE(barc(100, 46));
+    EXPECT_TRUE(barc(362, 46));
+    EXPECT_FALSE(barc(370, 46));
+    EXPECT_TRUE(barc(200, 68));
+    EXPECT_FALSE(barc(210, 68));
+    // the whisker of bar 0 reaches x = 44 + 0.6 * 640 = 428 on its middle row (50)
+    EXPECT_LT(px(im, 427, 50, 0), 0.2f);
+    EXPECT_FLOAT_EQ(px(im, 440, 46, 0), 1.f);
+    // a bad count is refused
+    wh_image im2 = {};
+    EXPECT_EQ(wh_bars_render(labels, mean, lo, hi, 0, 1.0, nullptr, nullptr, &im2, &ctx), WH_ERR_ARG);
+    wh_image_free(&im);
+}

@@ -1,0 +1,116 @@
+/* whittle command line: the stages of the method as resumable steps, shared
+ * by `whittle pipeline` (one run of the whole method) and `whittle ablate`
+ * (a grid of strategies sharing the stages they have in common).
+ *
+ * A stage works in its own folder. It is finished when stage.json sits
+ * there: the measured row (below), written atomically after the stage's
+ * training ended at its last iteration and its checkpoint was measured. A
+ * folder with last.h5 but no stage.json is an interrupted run: the trainer
+ * resumes it (the same flags, the hooks' state from the checkpoint). So
+ * rerunning the command after any interruption continues where it stopped,
+ * and finished stages are neither rerun nor remeasured.
+ */
+#ifndef WH_APP_PIPELINE_H
+#define WH_APP_PIPELINE_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "framework/metrics.h"
+
+/* How much training each stage gets. Iteration counts below 0 are shares
+ * of the cfg's [net] max_batches (-1: all of it, -0.25: a quarter). */
+typedef struct wh_pl_budget {
+    const char *name;
+    double base_its, sparse_its, ft_its;
+    int batch, subdivisions;         /* 0: the cfg's */
+    float base_lr, sparse_lr, ft_lr; /* 0: the cfg's */
+    int base_burn_in;                /* -1: the cfg's */
+    const char *policy;              /* NULL: the cfg's */
+    double s;                        /* the sparsity rate given to the scheduler */
+    double target_params;            /* share of parameters pruning removes */
+    double at_beta_scale;            /* scales the paper's attention betas */
+    int latency_runs;                /* forward passes timed per stage (median) */
+} wh_pl_budget;
+
+/* "quick", "full" or "smoke" (a few iterations, for tests); -1 if unknown. */
+int wh_pl_budget_get(const char *name, wh_pl_budget *b);
+
+/* One stage's measured results (NaN where a value does not apply). */
+typedef struct wh_pl_row {
+    char stage[64];
+    double map;           /* the metric on the test split */
+    double params;        /* darknet's count */
+    double conv_flops;    /* per image at the network's input size */
+    double weights_bytes; /* the darknet .weights a deployment ships */
+    double latency_ms;    /* batch 1, blocked inference net, median */
+    double train_img_s;   /* median over the stage's iterations */
+    double train_s;       /* wall seconds of the stage's training */
+    long iterations;
+} wh_pl_row;
+
+typedef struct wh_pl {
+    const char *data;
+    const char *cfg_text; /* the baseline network */
+    wh_pl_budget b;
+    long cfg_max_batches; /* [net] max_batches of cfg_text */
+    wh_metric metric;
+    int threads;
+    long stop_after;      /* stop each training run after this many iterations (0: never) */
+    FILE *term;           /* progress lines */
+    int tty;
+} wh_pl;
+
+typedef enum wh_pl_kind { WH_PL_BASELINE, WH_PL_SPARSE, WH_PL_FINETUNE, WH_PL_DISTILL } wh_pl_kind;
+
+typedef struct wh_pl_stage {
+    wh_pl_kind kind;
+    const char *name;    /* the row's name */
+    const char *dir;
+    const char *init;    /* the checkpoint it starts from (not BASELINE) */
+    const char *teacher; /* DISTILL */
+    const char *sched;   /* SPARSE: a scheduler spec */
+    const char *distill; /* DISTILL: attention, attention+boxes or attention+logits */
+    uint64_t seed;
+} wh_pl_stage;
+
+/* Return values of the stage runners. */
+enum { WH_PL_DONE = 0, WH_PL_ERROR = 1, WH_PL_STOPPED = 3 };
+
+/* A training stage, then its measurement (row). */
+int wh_pl_train(const wh_pl *p, const wh_pl_stage *s, wh_pl_row *row);
+/* Pruning src with grouping groups to the budget's parameter target into
+ * dir (through dir.tmp, renamed when complete), then its measurement. */
+int wh_pl_prune(const wh_pl *p, const char *name, const char *src, const char *groups, const char *dir,
+                wh_pl_row *row);
+
+/* "dir/file" into a static-free buffer of n bytes; 0, or -1 when too long. */
+int wh_pl_path(char *buf, size_t n, const char *dir, const char *file);
+/* snprintf that reports truncation: 0, or -1 after printing the error. */
+int wh_pl_fmt(char *buf, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* mkdir -p; 0 or -1 after printing the error. */
+int wh_pl_mkdirs(const char *dir);
+
+/* The rows as a Markdown table (fp), and as CSV and JSON files. */
+void wh_pl_table_md(FILE *fp, const wh_pl_row *rows, int n, wh_metric m);
+int wh_pl_write_tables(const char *out, const wh_pl_row *rows, int n, wh_metric m);
+
+/* The baseline network: cfg_path's text, or model generated for the
+ * classes of p->data's train split at size and width; sets p->cfg_text (to
+ * *cfg, malloc'd) and p->cfg_max_batches. 0, or 1 after printing the error. */
+int wh_pl_network(wh_pl *p, const char *cfg_path, const char *model, int size, double width, char **cfg);
+/* out/settings.txt: written on the first run, compared on every later one so
+ * that a rerun never mixes stages made with other settings. 0, or 1 after
+ * printing the error. */
+int wh_pl_settings(const char *out, const char *text);
+
+/* Charts (apps/charts.c); 0 or 1 after printing the error.
+ * Loss curves of the training stages in dirs (their train.jsonl), stage i
+ * drawn from iteration x0[i] on; at most 8. */
+int wh_pl_chart_losses(const char *path, const char *const *dirs, const char *const *names, const float *x0, int n);
+/* |gamma| of the prunable channels of two checkpoints, as histograms. */
+int wh_pl_chart_gamma(const char *path, const char *before, const char *after, float it_before, float it_after);
+/* Output channels of every convolution of two checkpoints of one architecture. */
+int wh_pl_chart_channels(const char *path, const char *before, const char *after);
+
+#endif
