@@ -498,6 +498,30 @@ static const wh_grouping_ops wh__groupings[] = {
     {"file", "groups from a file of lines 'name first-last [ratio]' (layer indices, inclusive)", wh__file},
 };
 #define WH__N_GROUPINGS ((int)(sizeof(wh__groupings) / sizeof(wh__groupings[0])))
+#define WH__MAX_USER_GROUPINGS 32
+static const wh_grouping_ops *wh__user_groupings[WH__MAX_USER_GROUPINGS];
+static int wh__n_user_groupings;
+
+static const wh_grouping_ops *wh__grouping_find(const char *name)
+{
+    for (int i = 0; name && i < WH__N_GROUPINGS; i++)
+        if (!strcmp(name, wh__groupings[i].name)) return &wh__groupings[i];
+    for (int i = 0; name && i < wh__n_user_groupings; i++)
+        if (!strcmp(name, wh__user_groupings[i]->name)) return wh__user_groupings[i];
+    return NULL;
+}
+
+wh_status wh_grouping_register(const wh_grouping_ops *ops, wh_ctx *ctx)
+{
+    if (!ops || !ops->name || !ops->name[0] || !ops->assign)
+        return wh_error(ctx, WH_ERR_ARG, "a grouping needs a name and assign");
+    if (wh__grouping_find(ops->name))
+        return wh_error(ctx, WH_ERR_ARG, "grouping '%s' is already registered", ops->name);
+    if (wh__n_user_groupings >= WH__MAX_USER_GROUPINGS)
+        return wh_error(ctx, WH_ERR_ARG, "too many user groupings (at most %d)", WH__MAX_USER_GROUPINGS);
+    wh__user_groupings[wh__n_user_groupings++] = ops;
+    return WH_OK;
+}
 
 void wh_grouping_names(char *buf, size_t n)
 {
@@ -506,6 +530,8 @@ void wh_grouping_names(char *buf, size_t n)
     buf[0] = 0;
     for (int i = 0; i < WH__N_GROUPINGS && used < n; i++)
         used += (size_t)snprintf(buf + used, n - used, "%s%s", i ? ", " : "", wh__groupings[i].name);
+    for (int i = 0; i < wh__n_user_groupings && used < n; i++)
+        used += (size_t)snprintf(buf + used, n - used, ", %s", wh__user_groupings[i]->name);
 }
 
 /* The promises every plug-in makes, checked once here: each unit in a group,
@@ -530,9 +556,7 @@ wh_status wh_grouping_make(const char *name, const char *arg, const wh_net *net,
                            wh_grouping *out, wh_ctx *ctx)
 {
     memset(out, 0, sizeof(*out));
-    const wh_grouping_ops *ops = NULL;
-    for (int i = 0; i < WH__N_GROUPINGS && !ops; i++)
-        if (name && !strcmp(name, wh__groupings[i].name)) ops = &wh__groupings[i];
+    const wh_grouping_ops *ops = wh__grouping_find(name);
     if (!ops) {
         char known[256];
         wh_grouping_names(known, sizeof(known));

@@ -105,6 +105,11 @@ typedef struct wh_grouping_ops {
 wh_status wh_grouping_make(const char *name, const char *arg, const wh_net *net, const wh_depgraph *g,
                            wh_grouping *out, wh_ctx *ctx);
 void wh_grouping_free(wh_grouping *gr);
+/* Adds a grouping of the user's to the registry; --groups NAME then finds
+ * it. Its groups are checked like the built-in ones' (every unit in one
+ * group, none empty, numbered in order of first unit). ops must outlive
+ * every use; a known name is an error. Not thread-safe. */
+wh_status wh_grouping_register(const wh_grouping_ops *ops, wh_ctx *ctx);
 void wh_grouping_names(char *buf, size_t n); /* "global, layer, scale, scale-module, file" */
 /* Allocates out for n_groups groups and n_units units (names empty, ratios NaN). */
 wh_status wh_grouping_alloc(wh_grouping *out, int n_groups, int n_units, wh_ctx *ctx);

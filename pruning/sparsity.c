@@ -253,6 +253,35 @@ static const wh_sched_ops wh__scheds[] = {
      wh__fb_create, wh__fb_rates, wh__sp_free, 1, wh__fb_get, wh__fb_set},
 };
 #define WH__NSCHED (sizeof(wh__scheds) / sizeof(wh__scheds[0]))
+#define WH__MAX_USER_SCHEDS 32
+static const wh_sched_ops *wh__user_scheds[WH__MAX_USER_SCHEDS];
+static int wh__n_user_scheds;
+
+static const wh_sched_ops *wh__sched_find(const char *name)
+{
+    for (size_t i = 0; i < WH__NSCHED; i++)
+        if (!strcmp(wh__scheds[i].name, name)) return &wh__scheds[i];
+    for (int i = 0; i < wh__n_user_scheds; i++)
+        if (!strcmp(wh__user_scheds[i]->name, name)) return wh__user_scheds[i];
+    return NULL;
+}
+
+wh_status wh_sched_register(const wh_sched_ops *ops, wh_ctx *ctx)
+{
+    if (!ops || !ops->name || !ops->name[0] || !ops->keys || !ops->create || !ops->rates)
+        return wh_error(ctx, WH_ERR_ARG, "a sparsity scheduler needs a name, keys, create and rates");
+    if (strlen(ops->name) >= sizeof(((wh_spec *)0)->name) || strpbrk(ops->name, ":,= "))
+        return wh_error(ctx, WH_ERR_ARG, "scheduler name '%s': at most 31 characters, no ':', ',', '=' or space",
+                        ops->name);
+    if (ops->n_state < 0 || (ops->n_state > 0 && (!ops->get_state || !ops->set_state)))
+        return wh_error(ctx, WH_ERR_ARG, "scheduler '%s': n_state > 0 needs get_state and set_state", ops->name);
+    if (wh__sched_find(ops->name))
+        return wh_error(ctx, WH_ERR_ARG, "sparsity scheduler '%s' is already registered", ops->name);
+    if (wh__n_user_scheds >= WH__MAX_USER_SCHEDS)
+        return wh_error(ctx, WH_ERR_ARG, "too many user schedulers (at most %d)", WH__MAX_USER_SCHEDS);
+    wh__user_scheds[wh__n_user_scheds++] = ops;
+    return WH_OK;
+}
 
 void wh_sched_names(char *buf, size_t n)
 {
@@ -260,6 +289,8 @@ void wh_sched_names(char *buf, size_t n)
     buf[0] = 0;
     for (size_t i = 0; i < WH__NSCHED && used < n; i++)
         used += (size_t)snprintf(buf + used, n - used, "%s%s", i ? ", " : "", wh__scheds[i].name);
+    for (int i = 0; i < wh__n_user_scheds && used < n; i++)
+        used += (size_t)snprintf(buf + used, n - used, ", %s", wh__user_scheds[i]->name);
 }
 
 wh_status wh_sched_create(const char *spec, wh_sched **out, wh_ctx *ctx)
@@ -267,9 +298,7 @@ wh_status wh_sched_create(const char *spec, wh_sched **out, wh_ctx *ctx)
     *out = NULL;
     wh_spec sp;
     WH_TRY(wh_spec_parse(spec, &sp, ctx));
-    const wh_sched_ops *ops = NULL;
-    for (size_t i = 0; i < WH__NSCHED; i++)
-        if (!strcmp(wh__scheds[i].name, sp.name)) ops = &wh__scheds[i];
+    const wh_sched_ops *ops = wh__sched_find(sp.name);
     if (!ops) {
         char list[256];
         wh_sched_names(list, sizeof(list));

@@ -58,6 +58,12 @@ typedef struct wh_sched_ops {
     void (*set_state)(void *state, const double *in);
 } wh_sched_ops;
 
+/* Adds a scheduler of the user's to the registry (the built-in ones are
+ * constant, step, linear, cosine, dynamic, feedback); specs then name it
+ * like any other. ops must outlive every use; a name already known is an
+ * error. Not thread-safe: register before parsing specs. */
+wh_status wh_sched_register(const wh_sched_ops *ops, wh_ctx *ctx);
+
 typedef struct wh_sched {
     const wh_sched_ops *ops;
     void *state;

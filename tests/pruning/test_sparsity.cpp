@@ -44,7 +44,7 @@ TEST(Spec, BadSpecsSayWhatIsWrong)
                {"constant:s=", "expected key=value"},
                {"constant:s=1,s=2", "given twice"},
                {"constant:s=1,", "trailing comma"},
-               {"bogus:s=1", "unknown sparsity scheduler 'bogus' (known: constant, step, linear, cosine, dynamic, feedback)"},
+               {"bogus:s=1", "unknown sparsity scheduler 'bogus' (known: constant, step, linear, cosine, dynamic, feedback"},
                {"dynamic:rate=1", "unknown key 'rate' (valid: s, part, share, factor)"},
                {"constant:s=abc", "is not a number"},
                {"dynamic:part=1.5", "out of range"}};
@@ -180,6 +180,57 @@ TEST(Schedulers, EveryPlugInResumesToTheSameRates)
     }
     EXPECT_EQ(covered, 6) << "a registered scheduler is missing from this test: " << names;
     EXPECT_TRUE(contains(names, "constant, step, linear, cosine, dynamic, feedback")) << names;
+}
+
+namespace {
+// A scheduler of the user's: twice s for every channel.
+const char *const k_user_keys[] = {"s", nullptr};
+wh_status user_create(const wh_spec *spec, void **state, wh_ctx *ctx)
+{
+    double *s = new double;
+    wh_status st = wh_spec_double(spec, "s", 1e-4, 0, 1, s, ctx);
+    if (st != WH_OK) delete s;
+    else *state = s;
+    return st;
+}
+void user_rates(void *state, long, long, const float *, int n, float *s)
+{
+    for (int c = 0; c < n; c++) s[c] = (float)(2 * *(double *)state);
+}
+void user_destroy(void *state) { delete (double *)state; }
+}  // namespace
+
+TEST(Schedulers, UserPlugInsRegisterAndParseLikeBuiltIns)
+{
+    static const wh_sched_ops ops = {"user-double", k_user_keys, "2 s", user_create, user_rates, user_destroy,
+                                     0, nullptr, nullptr};
+    wh_ctx ctx;
+    wh_ctx_init(&ctx);
+    ASSERT_EQ(wh_sched_register(&ops, &ctx), WH_OK) << ctx.msg;
+    EXPECT_EQ(wh_sched_register(&ops, &ctx), WH_ERR_ARG);
+    EXPECT_TRUE(contains(ctx.msg, "'user-double' is already registered")) << ctx.msg;
+    static const wh_sched_ops clash = {"dynamic", k_user_keys, "", user_create, user_rates, user_destroy,
+                                       0, nullptr, nullptr};
+    EXPECT_EQ(wh_sched_register(&clash, &ctx), WH_ERR_ARG) << "a built-in name";
+    static const wh_sched_ops colon = {"a:b", k_user_keys, "", user_create, user_rates, user_destroy,
+                                       0, nullptr, nullptr};
+    EXPECT_EQ(wh_sched_register(&colon, &ctx), WH_ERR_ARG);
+    static const wh_sched_ops no_rates = {"norates", k_user_keys, "", user_create, nullptr, user_destroy,
+                                          0, nullptr, nullptr};
+    EXPECT_EQ(wh_sched_register(&no_rates, &ctx), WH_ERR_ARG);
+    static const wh_sched_ops stateful = {"stateful", k_user_keys, "", user_create, user_rates, user_destroy,
+                                          2, nullptr, nullptr};
+    EXPECT_EQ(wh_sched_register(&stateful, &ctx), WH_ERR_ARG) << "state without get/set";
+    char names[256];
+    wh_sched_names(names, sizeof(names));
+    EXPECT_TRUE(contains(names, "feedback, user-double")) << names;
+    wh_sched *s = make("user-double:s=0.003");
+    ASSERT_NE(s, nullptr);
+    EXPECT_FLOAT_EQ(rates(s, 0, 10, std::vector<float>(3, 1.f))[2], 0.006f);
+    wh_sched_destroy(s);
+    wh_sched *bad = nullptr;
+    EXPECT_EQ(wh_sched_create("user-double:t=1", &bad, &ctx), WH_ERR_ARG);
+    EXPECT_TRUE(contains(ctx.msg, "unknown key 't' (valid: s)")) << ctx.msg;
 }
 
 TEST(GammaStats, QuantilesByNearestRank)
