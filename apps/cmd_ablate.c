@@ -29,7 +29,7 @@ void wh_cmd_ablate_usage(void)
            "                        default (dynamic, scale-module, attention).\n"
            "  --seeds N             seeds 1..N for every stage after the baseline (default 1)\n"
            "  --out DIR             (default runs/ablate)\n"
-           "  --data, --model, --cfg, --size, --width-multiple, --budget, --target-params,\n"
+           "  --data, --model, --cfg, --init, --size, --width-multiple, --budget, --target-params,\n"
            "  --at-beta-scale, --threads, --stop-after   as for whittle pipeline\n"
            "Writes OUT/ablation.md (mean and spread over seeds), ablation.csv (one line per run),\n"
            "ablation.json and ablation.png.\n");
@@ -106,7 +106,7 @@ int wh_cmd_ablate(int argc, char **argv)
 {
     wh_ctx ctx;
     wh_ctx_init(&ctx);
-    const char *data = WH_DEFAULT_DATA, *model = "yolov4-tiny", *cfg_path = NULL, *budget = "quick";
+    const char *data = WH_DEFAULT_DATA, *model = "yolov4-tiny", *cfg_path = NULL, *init = NULL, *budget = "quick";
     const char *out = "runs/ablate";
     int size = 0, seeds = 1, threads = 0, stop_after = 0, have_grid = 0;
     double width = 0, target = -1, beta = -1;
@@ -130,6 +130,8 @@ int wh_cmd_ablate(int argc, char **argv)
             if (!(model = wh_app_value(argc, argv, &i))) return 2;
         } else if (!strcmp(a, "--cfg")) {
             if (!(cfg_path = wh_app_value(argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--init")) {
+            if (!(init = wh_app_value(argc, argv, &i))) return 2;
         } else if (!strcmp(a, "--budget")) {
             if (!(budget = wh_app_value(argc, argv, &i))) return 2;
         } else if (!strcmp(a, "--out")) {
@@ -165,12 +167,12 @@ int wh_cmd_ablate(int argc, char **argv)
     wh_app_threads(&ctx, threads);
     if (wh_app_ensure_default_data(data)) return 1;
     char *cfg = NULL;
-    if (wh_pl_network(&p, cfg_path, model, size, width, &cfg)) return 1;
+    if (wh_pl_network(&p, init, cfg_path, model, size, width, &cfg)) return 1;
     /* the settings every stage depends on; the grid and the seeds may grow */
     char settings[2048], path[4096];
     snprintf(settings, sizeof(settings),
              "data=%s\nnetwork=%s\nsize=%d\nwidth_multiple=%g\nbudget=%s\ntarget_params=%g\nat_beta_scale=%g\n",
-             data, cfg_path ? cfg_path : model, cfg_path ? 0 : size, cfg_path ? 0 : width, budget,
+             data, init ? init : cfg_path ? cfg_path : model, init || cfg_path ? 0 : size, init || cfg_path ? 0 : width, budget,
              p.b.target_params, p.b.at_beta_scale);
     int rc = wh_pl_settings(out, settings);
     if (rc) {
@@ -191,9 +193,10 @@ int wh_cmd_ablate(int argc, char **argv)
     }
     char d_base[4096], c_base[4096];
     if (wh_pl_fmt(d_base, sizeof(d_base), "%s/baseline", out)) rc = 1;
-    if (wh_pl_fmt(c_base, sizeof(c_base), "%s/last.h5", d_base)) rc = 1;
+    if (init ? wh_pl_fmt(c_base, sizeof(c_base), "%s", init) : wh_pl_fmt(c_base, sizeof(c_base), "%s/last.h5", d_base))
+        rc = 1;
     wh_pl_row base;
-    const wh_pl_stage st_base = {.kind = WH_PL_BASELINE, .name = "baseline", .dir = d_base, .seed = 1};
+    const wh_pl_stage st_base = {.kind = WH_PL_BASELINE, .name = "baseline", .dir = d_base, .init = init, .seed = 1};
     if (!rc) rc = wh_pl_train(&p, &st_base, &base);
     for (int s = 1; !rc && s <= seeds; s++)
         for (int a = 0; !rc && a < g.n[0]; a++) {

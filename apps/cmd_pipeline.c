@@ -24,6 +24,8 @@ void wh_cmd_pipeline_usage(void)
            "  --data PATH           VOC root, VOCdevkit or darknet .data (default: %s, generated)\n"
            "  --model NAME          yolov4-tiny (default), yolov4, yolov3, yolov3-tiny, for the data's classes\n"
            "  --cfg FILE            your own network instead\n"
+           "  --init CKPT           start from this trained baseline (e.g. whittle import-darknet's) and\n"
+           "                        skip the baseline training; its cfg is the network\n"
            "  --size S              input size for --model (quick: 256, full: the model's 416)\n"
            "  --width-multiple X    channel width for --model (quick: 0.5, full: 1)\n"
            "  --budget B            quick (default; about 10 minutes on 2 cores with the embedded data)\n"
@@ -82,7 +84,7 @@ int wh_cmd_pipeline(int argc, char **argv)
 {
     wh_ctx ctx;
     wh_ctx_init(&ctx);
-    const char *data = WH_DEFAULT_DATA, *model = "yolov4-tiny", *cfg_path = NULL, *budget = "quick";
+    const char *data = WH_DEFAULT_DATA, *model = "yolov4-tiny", *cfg_path = NULL, *init = NULL, *budget = "quick";
     const char *out = "runs/pipeline", *sched = NULL, *groups = "scale-module";
     int size = 0, seed = 1, threads = 0, stop_after = 0;
     double width = 0, target = -1, beta = -1;
@@ -94,6 +96,8 @@ int wh_cmd_pipeline(int argc, char **argv)
             if (!(model = wh_app_value(argc, argv, &i))) return 2;
         } else if (!strcmp(a, "--cfg")) {
             if (!(cfg_path = wh_app_value(argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--init")) {
+            if (!(init = wh_app_value(argc, argv, &i))) return 2;
         } else if (!strcmp(a, "--budget")) {
             if (!(budget = wh_app_value(argc, argv, &i))) return 2;
         } else if (!strcmp(a, "--out")) {
@@ -141,7 +145,7 @@ int wh_cmd_pipeline(int argc, char **argv)
     if (wh_app_ensure_default_data(data)) return 1;
 
     char *cfg = NULL;
-    if (wh_pl_network(&p, cfg_path, model, size, width, &cfg)) return 1;
+    if (wh_pl_network(&p, init, cfg_path, model, size, width, &cfg)) return 1;
     if (full && p.cfg_max_batches < 1) {
         fprintf(stderr, "whittle: error: --budget full needs [net] max_batches in the cfg\n");
         free(cfg);
@@ -151,7 +155,7 @@ int wh_cmd_pipeline(int argc, char **argv)
     snprintf(settings, sizeof(settings),
              "data=%s\nnetwork=%s\nsize=%d\nwidth_multiple=%g\nbudget=%s\nsched=%s\ngroups=%s\ntarget_params=%g\n"
              "at_beta_scale=%g\nseed=%d\n",
-             data, cfg_path ? cfg_path : model, cfg_path ? 0 : size, cfg_path ? 0 : width, budget, sched, groups,
+             data, init ? init : cfg_path ? cfg_path : model, init || cfg_path ? 0 : size, init || cfg_path ? 0 : width, budget, sched, groups,
              p.b.target_params, p.b.at_beta_scale, seed);
     if (wh_pl_settings(out, settings)) {
         free(cfg);
@@ -171,12 +175,14 @@ int wh_cmd_pipeline(int argc, char **argv)
     if (wh_pl_fmt(d_prune, sizeof(d_prune), "%s/3-pruned", out)) rc = 1;
     if (wh_pl_fmt(d_ft, sizeof(d_ft), "%s/4-finetune", out)) rc = 1;
     if (wh_pl_fmt(d_dist, sizeof(d_dist), "%s/5-distill", out)) rc = 1;
-    if (wh_pl_fmt(c_base, sizeof(c_base), "%s/last.h5", d_base)) rc = 1;
+    if (init ? wh_pl_fmt(c_base, sizeof(c_base), "%s", init) : wh_pl_fmt(c_base, sizeof(c_base), "%s/last.h5", d_base))
+        rc = 1;
     if (wh_pl_fmt(c_sparse, sizeof(c_sparse), "%s/last.h5", d_sparse)) rc = 1;
     if (wh_pl_fmt(c_pruned, sizeof(c_pruned), "%s/pruned.h5", d_prune)) rc = 1;
     wh_pl_row rows[5];
     const uint64_t sd = (uint64_t)seed;
-    const wh_pl_stage st_base = {.kind = WH_PL_BASELINE, .name = "baseline", .dir = d_base, .seed = sd};
+    const wh_pl_stage st_base = {.kind = WH_PL_BASELINE, .name = "baseline", .dir = d_base, .init = init,
+                                 .seed = sd};
     const wh_pl_stage st_sparse = {.kind = WH_PL_SPARSE, .name = "sparse", .dir = d_sparse, .init = c_base,
                                    .sched = sched, .seed = sd};
     const wh_pl_stage st_ft = {.kind = WH_PL_FINETUNE, .name = "fine-tuned", .dir = d_ft, .init = c_pruned,

@@ -323,6 +323,21 @@ int wh_pl_train(const wh_pl *p, const wh_pl_stage *s, wh_pl_row *row)
         return WH_PL_DONE;
     }
     if (wh_pl_mkdirs(s->dir)) return WH_PL_ERROR;
+    if (s->kind == WH_PL_BASELINE && s->init) {
+        /* a given baseline (e.g. imported darknet weights): measured, not trained */
+        wh_ctx ctx;
+        wh_ctx_init(&ctx);
+        wh_app_threads(&ctx, p->threads);
+        snprintf(row->stage, sizeof(row->stage), "%s", s->name);
+        if (wh__measure(p, s->init, row, &ctx) != WH_OK) {
+            fprintf(stderr, "whittle: error: measuring %s: %s\n", s->init, ctx.msg);
+            return WH_PL_ERROR;
+        }
+        row->train_img_s = NAN, row->train_s = NAN;
+        if (wh__row_save(s->dir, row)) return WH_PL_ERROR;
+        wh__print_row(p, row, "given");
+        return WH_PL_DONE;
+    }
     char path[4096];
     if (wh_pl_path(path, sizeof(path), s->dir, "log.txt")) return WH_PL_ERROR;
     wh__progress g = {.p = p, .name = s->name};
@@ -577,12 +592,15 @@ int wh_pl_write_tables(const char *out, const wh_pl_row *rows, int n, wh_metric 
 
 /* ---- setup shared by pipeline and ablate ------------------------------------------ */
 
-int wh_pl_network(wh_pl *p, const char *cfg_path, const char *model, int size, double width, char **cfg)
+int wh_pl_network(wh_pl *p, const char *init, const char *cfg_path, const char *model, int size, double width,
+                  char **cfg)
 {
     wh_ctx ctx;
     wh_ctx_init(&ctx);
     *cfg = NULL;
-    if (cfg_path) {
+    if (init) {
+        if (wh_app_ckpt_cfg(init, cfg, &ctx)) return wh_app_fail(&ctx);
+    } else if (cfg_path) {
         if (wh_read_text_file(cfg_path, cfg, &ctx) != WH_OK) return wh_app_fail(&ctx);
     } else {
         wh_dataset *ds = NULL;
@@ -597,7 +615,7 @@ int wh_pl_network(wh_pl *p, const char *cfg_path, const char *model, int size, d
         if (wh_model_generate(&mo, cfg, &ctx) != WH_OK) return wh_app_fail(&ctx);
     }
     wh_cfg *c = NULL;
-    if (wh_cfg_parse_string(*cfg, cfg_path ? cfg_path : model, &c, &ctx) != WH_OK) {
+    if (wh_cfg_parse_string(*cfg, init ? init : cfg_path ? cfg_path : model, &c, &ctx) != WH_OK) {
         free(*cfg);
         *cfg = NULL;
         return wh_app_fail(&ctx);

@@ -67,7 +67,7 @@ typedef struct wh_pl_stage {
     wh_pl_kind kind;
     const char *name;    /* the row's name */
     const char *dir;
-    const char *init;    /* the checkpoint it starts from (not BASELINE) */
+    const char *init;    /* the checkpoint it starts from; BASELINE: the given baseline, measured only */
     const char *teacher; /* DISTILL */
     const char *sched;   /* SPARSE: a scheduler spec */
     const char *distill; /* DISTILL: attention, attention+boxes or attention+logits */
@@ -95,10 +95,12 @@ int wh_pl_mkdirs(const char *dir);
 void wh_pl_table_md(FILE *fp, const wh_pl_row *rows, int n, wh_metric m);
 int wh_pl_write_tables(const char *out, const wh_pl_row *rows, int n, wh_metric m);
 
-/* The baseline network: cfg_path's text, or model generated for the
- * classes of p->data's train split at size and width; sets p->cfg_text (to
- * *cfg, malloc'd) and p->cfg_max_batches. 0, or 1 after printing the error. */
-int wh_pl_network(wh_pl *p, const char *cfg_path, const char *model, int size, double width, char **cfg);
+/* The baseline network: the cfg stored in the checkpoint init, or
+ * cfg_path's text, or model generated for the classes of p->data's train
+ * split at size and width; sets p->cfg_text (to *cfg, malloc'd) and
+ * p->cfg_max_batches. 0, or 1 after printing the error. */
+int wh_pl_network(wh_pl *p, const char *init, const char *cfg_path, const char *model, int size, double width,
+                  char **cfg);
 /* out/settings.txt: written on the first run, compared on every later one so
  * that a rerun never mixes stages made with other settings. 0, or 1 after
  * printing the error. */

@@ -57,6 +57,21 @@ cmp -s "$T/a.cut" "$T/b.cut"; check "the resumed pipeline's mAP, parameters and 
     [ "$(grep -c "done before" "$T/b2.txt")" -eq 5 ]
 check "a rerun of a finished pipeline trains nothing" $?
 
+# ---- from darknet weights and back ----
+"$W" export-darknet "$T/a/1-baseline/last.h5" -o "$T/dn" > /dev/null 2>&1 &&
+    "$W" import-darknet "$T/dn.cfg" "$T/dn.weights" -o "$T/imp.h5" > /dev/null 2>&1
+check "the baseline goes to darknet and back" $?
+"$W" pipeline --data "$T/d" --budget smoke --threads 1 --init "$T/imp.h5" --out "$T/i" > "$T/i.txt" 2>&1
+check "pipeline --init (an imported darknet baseline) exits 0" $?
+grep -q "baseline     given" "$T/i.txt" && [ ! -e "$T/i/1-baseline/last.h5" ] &&
+    [ "$(col "$T/i" baseline 3)" = "$(col "$T/a" baseline 3)" ] && [ "$(col "$T/i" baseline 4)" = "$p0" ]
+check "the given baseline is measured, not trained (same mAP and parameters)" $?
+"$W" export-darknet "$T/i/5-distill/last.h5" -o "$T/small" > /dev/null 2>&1 &&
+    "$W" import-darknet "$T/small.cfg" "$T/small.weights" -o "$T/small.h5" > /dev/null 2>&1
+m1=$("$W" eval "$T/small.h5" --data "$T/d" --threads 1 | sed -n 's/^voc07 mAP@0.5 .* = \([0-9.]*\) .*/\1/p')
+m2=$(awk -F, '$1 == "distilled" { printf "%.4f", $3 }' "$T/i/results.csv")
+[ -n "$m1" ] && [ "$m1" = "$m2" ]; check "the distilled network as darknet cfg + weights keeps its mAP ($m1 = $m2)" $?
+
 # ---- bad input ----
 sum=$(cat "$T/a/settings.txt" "$T/a/results.csv" | md5sum)
 "$W" pipeline "${P[@]}" --out "$T/a" --target-params 0.3 > /dev/null 2> "$T/err.txt"; rc=$?
