@@ -70,8 +70,12 @@ int wh_pl_chart_losses(const char *path, const char *const *dirs, const char *co
         s[k] = (wh_series){.name = names[i], .n = m, .x = xs[k], .y = ys[k]};
         k++;
     }
-    const wh_lines c = {.series = s, .n_series = k, .title = "TRAINING LOSS PER STAGE", .x_label = "ITERATION",
-                        .y_label = "LOSS", .clip_p90 = 1};
+    const wh_lines c = {.series = s,
+                        .n_series = k,
+                        .title = "TRAINING LOSS PER STAGE",
+                        .x_label = "ITERATION",
+                        .y_label = "LOSS",
+                        .clip_p90 = 1};
     wh_ctx ctx;
     wh_ctx_init(&ctx);
     const wh_status st = wh_lines_save(&c, path, &ctx);
@@ -112,8 +116,7 @@ int wh_pl_chart_gamma(const char *path, const char *before, const char *after, f
     wh_ctx_init(&ctx);
     if (wh__hist(before, rows, &ctx) != WH_OK || wh__hist(after, rows + WH_GAMMA_BINS, &ctx) != WH_OK ||
         wh_hist_chart_save(path, rows, its, 2, WH_GAMMA_BINS, (float)WH_GAMMA_LOG_LO, (float)WH_GAMMA_LOG_HI,
-                           "BN |GAMMA| BEFORE (BLUE) AND AFTER (RED) SPARSE TRAINING", "LOG10 |GAMMA|",
-                           &ctx) != WH_OK)
+                           "BN |GAMMA| BEFORE (BLUE) AND AFTER (RED) SPARSE TRAINING", "LOG10 |GAMMA|", &ctx) != WH_OK)
         return wh_app_fail(&ctx);
     return 0;
 }
@@ -146,8 +149,11 @@ int wh_pl_chart_channels(const char *path, const char *before, const char *after
     if (st == WH_OK) {
         const wh_series s[2] = {{.name = "before pruning", .n = n, .x = x, .y = ya, .step = 1},
                                 {.name = "after pruning", .n = n, .x = x, .y = yb, .step = 1}};
-        const wh_lines c = {.series = s, .n_series = 2, .title = "OUTPUT CHANNELS PER CONVOLUTION",
-                            .x_label = "LAYER", .y_label = "CHANNELS"};
+        const wh_lines c = {.series = s,
+                            .n_series = 2,
+                            .title = "OUTPUT CHANNELS PER CONVOLUTION",
+                            .x_label = "LAYER",
+                            .y_label = "CHANNELS"};
         st = wh_lines_save(&c, path, &ctx);
     }
     free(x);

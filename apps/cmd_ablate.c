@@ -29,7 +29,8 @@ void wh_cmd_ablate_usage(void)
            "                        default (dynamic, scale-module, attention).\n"
            "  --seeds N             seeds 1..N for every stage after the baseline (default 1)\n"
            "  --out DIR             (default runs/ablate)\n"
-           "  --data, --model, --cfg, --init, --size, --width-multiple, --budget, --target-params,\n"
+           "  --data, --train-split, --test-split, --model, --cfg, --init, --size, --width-multiple, --budget, "
+           "--target-params,\n"
            "  --at-beta-scale, --threads, --stop-after   as for whittle pipeline\n"
            "Writes OUT/ablation.md (mean and spread over seeds), ablation.csv (one line per run),\n"
            "ablation.json and ablation.png.\n");
@@ -63,8 +64,10 @@ static int wh__grid_add(wh__grid *g, char *arg)
         }
         if (k == 2 && strcmp(t, "none") && strcmp(t, "attention") && strcmp(t, "attention+boxes") &&
             strcmp(t, "attention+logits")) {
-            fprintf(stderr, "whittle: error: --grid: distill=%s: known: none, attention, attention+boxes, "
-                            "attention+logits\n", t);
+            fprintf(stderr,
+                    "whittle: error: --grid: distill=%s: known: none, attention, attention+boxes, "
+                    "attention+logits\n",
+                    t);
             return -1;
         }
         g->v[k][g->n[k]++] = t;
@@ -106,7 +109,8 @@ int wh_cmd_ablate(int argc, char **argv)
 {
     wh_ctx ctx;
     wh_ctx_init(&ctx);
-    const char *data = WH_DEFAULT_DATA, *model = "yolov4-tiny", *cfg_path = NULL, *init = NULL, *budget = "quick";
+    const char *data = WH_DEFAULT_DATA, *model = "yolov4-tiny", *cfg_path = NULL, *init = NULL, *train_split = "train",
+               *test_split = "test", *budget = "quick";
     const char *out = "runs/ablate";
     int size = 0, seeds = 1, threads = 0, stop_after = 0, have_grid = 0;
     double width = 0, target = -1, beta = -1;
@@ -130,6 +134,10 @@ int wh_cmd_ablate(int argc, char **argv)
             if (!(model = wh_app_value(argc, argv, &i))) return 2;
         } else if (!strcmp(a, "--cfg")) {
             if (!(cfg_path = wh_app_value(argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--train-split")) {
+            if (!(train_split = wh_app_value(argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--test-split")) {
+            if (!(test_split = wh_app_value(argc, argv, &i))) return 2;
         } else if (!strcmp(a, "--init")) {
             if (!(init = wh_app_value(argc, argv, &i))) return 2;
         } else if (!strcmp(a, "--budget")) {
@@ -153,8 +161,14 @@ int wh_cmd_ablate(int argc, char **argv)
             return 2;
         }
     }
-    wh_pl p = {.data = data, .metric = WH_METRIC_VOC07, .threads = threads, .stop_after = stop_after,
-               .term = stdout, .tty = isatty(STDOUT_FILENO)};
+    wh_pl p = {.data = data,
+               .train_split = train_split,
+               .test_split = test_split,
+               .metric = WH_METRIC_VOC07,
+               .threads = threads,
+               .stop_after = stop_after,
+               .term = stdout,
+               .tty = isatty(STDOUT_FILENO)};
     if (wh_pl_budget_get(budget, &p.b)) {
         fprintf(stderr, "whittle: error: --budget: unknown budget '%s' (known: quick, full)\n", budget);
         return 2;
@@ -171,21 +185,26 @@ int wh_cmd_ablate(int argc, char **argv)
     /* the settings every stage depends on; the grid and the seeds may grow */
     char settings[2048], path[4096];
     snprintf(settings, sizeof(settings),
-             "data=%s\nnetwork=%s\nsize=%d\nwidth_multiple=%g\nbudget=%s\ntarget_params=%g\nat_beta_scale=%g\n",
-             data, init ? init : cfg_path ? cfg_path : model, init || cfg_path ? 0 : size, init || cfg_path ? 0 : width, budget,
-             p.b.target_params, p.b.at_beta_scale);
+             "data=%s\nsplits=%s/"
+             "%s\nnetwork=%s\nsize=%d\nwidth_multiple=%g\nbudget=%s\ntarget_params=%g\nat_beta_scale=%g\n",
+             data, train_split, test_split,
+             init       ? init
+             : cfg_path ? cfg_path
+                        : model,
+             init || cfg_path ? 0 : size, init || cfg_path ? 0 : width, budget, p.b.target_params, p.b.at_beta_scale);
     int rc = wh_pl_settings(out, settings);
     if (rc) {
         free(cfg);
         return 1;
     }
     const int nc = g.n[0] * g.n[1] * g.n[2];
-    printf("ablate: %d combinations x %d seeds, %s, budget %s, data %s -> %s\n", nc, seeds,
-           cfg_path ? cfg_path : model, budget, data, out);
+    printf("ablate: %d combinations x %d seeds, %s, budget %s, data %s -> %s\n", nc, seeds, cfg_path ? cfg_path : model,
+           budget, data, out);
     fflush(stdout);
 
     /* results: [combination][seed] */
-    double *m_pruned = malloc((size_t)nc * seeds * sizeof(double)), *m_final = malloc((size_t)nc * seeds * sizeof(double));
+    double *m_pruned = malloc((size_t)nc * seeds * sizeof(double)),
+           *m_final = malloc((size_t)nc * seeds * sizeof(double));
     wh_pl_row *r_final = calloc((size_t)nc * seeds, sizeof(wh_pl_row));
     if (!m_pruned || !m_final || !r_final) {
         fprintf(stderr, "whittle: error: out of memory\n");
@@ -208,8 +227,8 @@ int wh_cmd_ablate(int argc, char **argv)
             if (wh_pl_fmt(d_sp, sizeof(d_sp), "%s/sparse-%s-s%d", out, sa, s)) rc = 1;
             if (wh_pl_fmt(c_sp, sizeof(c_sp), "%s/last.h5", d_sp)) rc = 1;
             if (wh_pl_fmt(name, sizeof(name), "sparse %s s%d", sa, s)) rc = 1;
-            const wh_pl_stage st_sp = {.kind = WH_PL_SPARSE, .name = name, .dir = d_sp, .init = c_base,
-                                       .sched = spec, .seed = (uint64_t)s};
+            const wh_pl_stage st_sp = {
+                .kind = WH_PL_SPARSE, .name = name, .dir = d_sp, .init = c_base, .sched = spec, .seed = (uint64_t)s};
             wh_pl_row row;
             rc = wh_pl_train(&p, &st_sp, &row);
             for (int b = 0; !rc && b < g.n[1]; b++) {
@@ -227,8 +246,12 @@ int wh_cmd_ablate(int argc, char **argv)
                     if (wh_pl_fmt(d_ft, sizeof(d_ft), "%s/ft-%s-%s-%s-s%d", out, sa, sb, sc, s)) rc = 1;
                     if (wh_pl_fmt(fname, sizeof(fname), "ft %s %s %s s%d", sa, sb, sc, s)) rc = 1;
                     const int plain = !strcmp(g.v[2][c], "none");
-                    const wh_pl_stage st_ft = {.kind = plain ? WH_PL_FINETUNE : WH_PL_DISTILL, .name = fname,
-                                               .dir = d_ft, .init = c_pr, .teacher = c_sp, .distill = g.v[2][c],
+                    const wh_pl_stage st_ft = {.kind = plain ? WH_PL_FINETUNE : WH_PL_DISTILL,
+                                               .name = fname,
+                                               .dir = d_ft,
+                                               .init = c_pr,
+                                               .teacher = c_sp,
+                                               .distill = g.v[2][c],
                                                .seed = (uint64_t)s};
                     rc = wh_pl_train(&p, &st_ft, &r_final[(size_t)k * seeds + (s - 1)]);
                     m_pruned[(size_t)k * seeds + (s - 1)] = prow.map;
@@ -254,12 +277,14 @@ int wh_cmd_ablate(int argc, char **argv)
         rc = 1;
     }
     if (!rc) {
-        fprintf(fm, "Baseline: %s %s %.4f, %.0f parameters, %.3f conv GFLOPs. %d seed(s) per combination; "
-                    "mean +- sample standard deviation [min, max].\n\n",
+        fprintf(fm,
+                "Baseline: %s %s %.4f, %.0f parameters, %.3f conv GFLOPs. %d seed(s) per combination; "
+                "mean +- sample standard deviation [min, max].\n\n",
                 wh_metric_name(p.metric), wh_metric_title(p.metric), base.map, base.params, base.conv_flops / 1e9,
                 seeds);
-        fprintf(fm, "| sched | groups | distill | mAP after pruning | final mAP | per seed | parameters | conv GFLOPs | "
-                    "latency b1 (ms) |\n|---|---|---|---|---|---|---|---|---|\n");
+        fprintf(fm,
+                "| sched | groups | distill | mAP after pruning | final mAP | per seed | parameters | conv GFLOPs | "
+                "latency b1 (ms) |\n|---|---|---|---|---|---|---|---|---|\n");
         fprintf(fc, "sched,groups,distill,seed,metric,map_pruned,map_final,params,conv_flops,latency_ms_b1\n");
         fprintf(fj, "{\"metric\": \"%s\", \"baseline_map\": %.6f, \"seeds\": %d, \"runs\": [\n",
                 wh_metric_name(p.metric), base.map, seeds);
@@ -282,9 +307,8 @@ int wh_cmd_ablate(int argc, char **argv)
                     fprintf(fm, " | %.0f | %.3f | %.1f |\n", r0->params, r0->conv_flops / 1e9, lm);
                     for (int s = 0; s < seeds; s++) {
                         const wh_pl_row *r = &r_final[(size_t)k * seeds + s];
-                        fprintf(fc, "%s,%s,%s,%d,%s,%.6f,%.6f,%.0f,%.0f,%.3f\n", g.v[0][a], g.v[1][b], g.v[2][c],
-                                s + 1, wh_metric_name(p.metric), mp[s], mf[s], r->params, r->conv_flops,
-                                r->latency_ms);
+                        fprintf(fc, "%s,%s,%s,%d,%s,%.6f,%.6f,%.0f,%.0f,%.3f\n", g.v[0][a], g.v[1][b], g.v[2][c], s + 1,
+                                wh_metric_name(p.metric), mp[s], mf[s], r->params, r->conv_flops, r->latency_ms);
                         fprintf(fj,
                                 "  {\"sched\": \"%s\", \"groups\": \"%s\", \"distill\": \"%s\", \"seed\": %d, "
                                 "\"map_pruned\": %.6f, \"map_final\": %.6f, \"params\": %.0f, \"conv_flops\": %.0f, "
@@ -313,8 +337,7 @@ int wh_cmd_ablate(int argc, char **argv)
                 wh_file_write_atomic(path, bufs[i], lens[i], &c2) != WH_OK)
                 rc = wh_app_fail(&c2);
         char title[128];
-        snprintf(title, sizeof(title), "FINAL %s MAP@0.5, %d SEED(S): MEAN AND RANGE", wh_metric_name(p.metric),
-                 seeds);
+        snprintf(title, sizeof(title), "FINAL %s MAP@0.5, %d SEED(S): MEAN AND RANGE", wh_metric_name(p.metric), seeds);
         if (!rc && (wh_pl_path(path, sizeof(path), out, "ablation.png") ||
                     wh_bars_save(path, labels, mean, lo, hi, nc, 1.0, title, "MAP", &c2) != WH_OK))
             rc = wh_app_fail(&c2);

@@ -22,6 +22,7 @@ void wh_cmd_pipeline_usage(void)
            "Writes OUT/results.md, .csv and .json (stage, mAP, parameters, FLOPs, .weights size,\n"
            "latency at batch 1, training img/s) and OUT/charts/*.png.\n\n"
            "  --data PATH           VOC root, VOCdevkit or darknet .data (default: %s, generated)\n"
+           "  --train-split S --test-split S   (default train / test; a VOCdevkit: trainval / test)\n"
            "  --model NAME          yolov4-tiny (default), yolov4, yolov3, yolov3-tiny, for the data's classes\n"
            "  --cfg FILE            your own network instead\n"
            "  --init CKPT           start from this trained baseline (e.g. whittle import-darknet's) and\n"
@@ -84,7 +85,8 @@ int wh_cmd_pipeline(int argc, char **argv)
 {
     wh_ctx ctx;
     wh_ctx_init(&ctx);
-    const char *data = WH_DEFAULT_DATA, *model = "yolov4-tiny", *cfg_path = NULL, *init = NULL, *budget = "quick";
+    const char *data = WH_DEFAULT_DATA, *model = "yolov4-tiny", *cfg_path = NULL, *init = NULL, *train_split = "train",
+               *test_split = "test", *budget = "quick";
     const char *out = "runs/pipeline", *sched = NULL, *groups = "scale-module";
     int size = 0, seed = 1, threads = 0, stop_after = 0;
     double width = 0, target = -1, beta = -1;
@@ -96,6 +98,10 @@ int wh_cmd_pipeline(int argc, char **argv)
             if (!(model = wh_app_value(argc, argv, &i))) return 2;
         } else if (!strcmp(a, "--cfg")) {
             if (!(cfg_path = wh_app_value(argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--train-split")) {
+            if (!(train_split = wh_app_value(argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--test-split")) {
+            if (!(test_split = wh_app_value(argc, argv, &i))) return 2;
         } else if (!strcmp(a, "--init")) {
             if (!(init = wh_app_value(argc, argv, &i))) return 2;
         } else if (!strcmp(a, "--budget")) {
@@ -125,8 +131,14 @@ int wh_cmd_pipeline(int argc, char **argv)
             return 2;
         }
     }
-    wh_pl p = {.data = data, .metric = WH_METRIC_VOC07, .threads = threads, .stop_after = stop_after,
-               .term = stdout, .tty = isatty(STDOUT_FILENO)};
+    wh_pl p = {.data = data,
+               .train_split = train_split,
+               .test_split = test_split,
+               .metric = WH_METRIC_VOC07,
+               .threads = threads,
+               .stop_after = stop_after,
+               .term = stdout,
+               .tty = isatty(STDOUT_FILENO)};
     if (wh_pl_budget_get(budget, &p.b)) {
         fprintf(stderr, "whittle: error: --budget: unknown budget '%s' (known: quick, full)\n", budget);
         return 2;
@@ -153,17 +165,21 @@ int wh_cmd_pipeline(int argc, char **argv)
     }
     char settings[2048];
     snprintf(settings, sizeof(settings),
-             "data=%s\nnetwork=%s\nsize=%d\nwidth_multiple=%g\nbudget=%s\nsched=%s\ngroups=%s\ntarget_params=%g\n"
+             "data=%s\nsplits=%s/"
+             "%s\nnetwork=%s\nsize=%d\nwidth_multiple=%g\nbudget=%s\nsched=%s\ngroups=%s\ntarget_params=%g\n"
              "at_beta_scale=%g\nseed=%d\n",
-             data, init ? init : cfg_path ? cfg_path : model, init || cfg_path ? 0 : size, init || cfg_path ? 0 : width, budget, sched, groups,
-             p.b.target_params, p.b.at_beta_scale, seed);
+             data, train_split, test_split,
+             init       ? init
+             : cfg_path ? cfg_path
+                        : model,
+             init || cfg_path ? 0 : size, init || cfg_path ? 0 : width, budget, sched, groups, p.b.target_params,
+             p.b.at_beta_scale, seed);
     if (wh_pl_settings(out, settings)) {
         free(cfg);
         return 1;
     }
-    printf("pipeline: %s, budget %s, data %s -> %s (omp wait policy %s)\n",
-           cfg_path ? cfg_path : model, budget, data, out,
-           getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : "default");
+    printf("pipeline: %s, budget %s, data %s -> %s (omp wait policy %s)\n", cfg_path ? cfg_path : model, budget, data,
+           out, getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : "default");
     fflush(stdout);
     const double t0 = wh__now();
 
@@ -181,14 +197,17 @@ int wh_cmd_pipeline(int argc, char **argv)
     if (wh_pl_fmt(c_pruned, sizeof(c_pruned), "%s/pruned.h5", d_prune)) rc = 1;
     wh_pl_row rows[5];
     const uint64_t sd = (uint64_t)seed;
-    const wh_pl_stage st_base = {.kind = WH_PL_BASELINE, .name = "baseline", .dir = d_base, .init = init,
+    const wh_pl_stage st_base = {.kind = WH_PL_BASELINE, .name = "baseline", .dir = d_base, .init = init, .seed = sd};
+    const wh_pl_stage st_sparse = {
+        .kind = WH_PL_SPARSE, .name = "sparse", .dir = d_sparse, .init = c_base, .sched = sched, .seed = sd};
+    const wh_pl_stage st_ft = {.kind = WH_PL_FINETUNE, .name = "fine-tuned", .dir = d_ft, .init = c_pruned, .seed = sd};
+    const wh_pl_stage st_dist = {.kind = WH_PL_DISTILL,
+                                 .name = "distilled",
+                                 .dir = d_dist,
+                                 .init = c_pruned,
+                                 .teacher = c_sparse,
+                                 .distill = "attention",
                                  .seed = sd};
-    const wh_pl_stage st_sparse = {.kind = WH_PL_SPARSE, .name = "sparse", .dir = d_sparse, .init = c_base,
-                                   .sched = sched, .seed = sd};
-    const wh_pl_stage st_ft = {.kind = WH_PL_FINETUNE, .name = "fine-tuned", .dir = d_ft, .init = c_pruned,
-                               .seed = sd};
-    const wh_pl_stage st_dist = {.kind = WH_PL_DISTILL, .name = "distilled", .dir = d_dist, .init = c_pruned,
-                                 .teacher = c_sparse, .distill = "attention", .seed = sd};
     if (!rc) rc = wh_pl_train(&p, &st_base, &rows[0]);
     if (rc == WH_PL_DONE) rc = wh_pl_train(&p, &st_sparse, &rows[1]);
     if (rc == WH_PL_DONE) rc = wh_pl_prune(&p, "pruned", c_sparse, groups, d_prune, &rows[2]);
@@ -213,8 +232,7 @@ int wh_cmd_pipeline(int argc, char **argv)
              wh_pl_chart_gamma(path, c_base, c_sparse, (float)rows[0].iterations,
                                (float)(rows[0].iterations + rows[1].iterations));
     if (!rc)
-        rc = wh_pl_path(path, sizeof(path), charts, "channels.png") ||
-             wh_pl_chart_channels(path, c_sparse, c_pruned);
+        rc = wh_pl_path(path, sizeof(path), charts, "channels.png") || wh_pl_chart_channels(path, c_sparse, c_pruned);
     if (!rc) rc = wh_pl_path(path, sizeof(path), charts, "attention.png") || wh__copy_newest_panel(d_dist, path);
     free(cfg);
     if (rc) return 1;

@@ -122,8 +122,10 @@ static int wh__rm_one(const char *path, const struct stat *sb, int flag, struct 
 
 static void wh__num(FILE *fp, const char *key, double v, const char *sep)
 {
-    if (isfinite(v)) fprintf(fp, "\"%s\": %.10g%s", key, v, sep);
-    else fprintf(fp, "\"%s\": null%s", key, sep);
+    if (isfinite(v))
+        fprintf(fp, "\"%s\": %.10g%s", key, v, sep);
+    else
+        fprintf(fp, "\"%s\": null%s", key, sep);
 }
 
 static void wh__row_json(FILE *fp, const wh_pl_row *r)
@@ -257,7 +259,7 @@ static wh_status wh__measure(const wh_pl *p, const char *ckpt, wh_pl_row *r, wh_
     wh_eval_opts_default(&eo);
     r->map = NAN;
     st = wh_ckpt_build_net(ckpt, &eight, &net, NULL, ctx);
-    if (st == WH_OK) st = wh_dataset_open(p->data, "test", &ds, ctx);
+    if (st == WH_OK) st = wh_dataset_open(p->data, p->test_split, &ds, ctx);
     if (st == WH_OK && ds->n > 0) st = wh_evaluate(net, ds, &eo, p->metric, &res, NULL, NULL, ctx);
     if (st == WH_OK && ds->n > 0) r->map = res.map;
     wh_map_result_free(&res);
@@ -279,22 +281,30 @@ static void wh__on_event(void *user, const wh_train_event *ev)
 {
     wh__progress *g = user;
     switch (ev->kind) {
-    case WH_EV_START: fprintf(g->log, "train: %s\n", ev->text); break;
+    case WH_EV_START:
+        fprintf(g->log, "train: %s\n", ev->text);
+        break;
     case WH_EV_ITER:
         fprintf(g->log, "%6ld/%ld: loss %.4f (box %.4f obj %.4f cls %.4f) lr %.6f %.1f img/s\n", ev->iteration,
                 ev->max_batches, ev->loss, ev->box, ev->obj, ev->cls, ev->lr, ev->img_per_s);
         if (ev->iteration >= g->next_print || ev->iteration == ev->max_batches) {
             const long eta = (long)(ev->eta_s + 0.5);
-            fprintf(g->p->term, "%s  %-12s %5ld/%ld  loss %8.3f  %5.1f img/s  %ld:%02ld left%s", g->p->tty ? "\r\033[K" : "",
-                    g->name, ev->iteration, ev->max_batches, ev->loss, ev->img_per_s, eta / 60, eta % 60,
-                    g->p->tty ? "" : "\n");
+            fprintf(g->p->term, "%s  %-12s %5ld/%ld  loss %8.3f  %5.1f img/s  %ld:%02ld left%s",
+                    g->p->tty ? "\r\033[K" : "", g->name, ev->iteration, ev->max_batches, ev->loss, ev->img_per_s,
+                    eta / 60, eta % 60, g->p->tty ? "" : "\n");
             fflush(g->p->term);
             g->next_print = ev->iteration + (g->p->tty ? 1 : (ev->max_batches + 3) / 4);
         }
         break;
-    case WH_EV_EVAL: fputs(ev->text, g->log); break;
-    case WH_EV_CKPT: fprintf(g->log, "checkpoint: %s (iteration %ld)\n", ev->text, ev->iteration); break;
-    case WH_EV_INFO: fprintf(g->log, "%s\n", ev->text); break;
+    case WH_EV_EVAL:
+        fputs(ev->text, g->log);
+        break;
+    case WH_EV_CKPT:
+        fprintf(g->log, "checkpoint: %s (iteration %ld)\n", ev->text, ev->iteration);
+        break;
+    case WH_EV_INFO:
+        fprintf(g->log, "%s\n", ev->text);
+        break;
     }
     fflush(g->log);
 }
@@ -351,6 +361,7 @@ int wh_pl_train(const wh_pl *p, const wh_pl_stage *s, wh_pl_row *row)
     wh_train_opts o;
     wh_train_opts_default(&o);
     o.data = p->data;
+    o.train_split = p->train_split;
     o.out_dir = s->dir;
     o.test_split = ""; /* measured below, like every stage */
     o.seed = s->seed;
@@ -462,8 +473,7 @@ static int wh__run_logged(int (*cmd)(int, char **), int argc, char **argv, const
     return rc;
 }
 
-int wh_pl_prune(const wh_pl *p, const char *name, const char *src, const char *groups, const char *dir,
-                wh_pl_row *row)
+int wh_pl_prune(const wh_pl *p, const char *name, const char *src, const char *groups, const char *dir, wh_pl_row *row)
 {
     memset(row, 0, sizeof(*row));
     if (wh__row_load(dir, row)) {
@@ -485,8 +495,19 @@ int wh_pl_prune(const wh_pl *p, const char *name, const char *src, const char *g
         snprintf(target, sizeof(target), "%.6g", p->b.target_params);
         char threads[32];
         snprintf(threads, sizeof(threads), "%d", p->threads);
-        char *argv[] = {"prune", (char *)src, "--groups", (char *)groups, "--target-params", target,
-                        "--bench-runs", "0", "--threads", threads, "-o", tmp, NULL};
+        char *argv[] = {"prune",
+                        (char *)src,
+                        "--groups",
+                        (char *)groups,
+                        "--target-params",
+                        target,
+                        "--bench-runs",
+                        "0",
+                        "--threads",
+                        threads,
+                        "-o",
+                        tmp,
+                        NULL};
         fprintf(p->term, "  %-12s pruning %s (groups %s, -%g %% parameters)\n", name, src, groups,
                 100 * p->b.target_params);
         if (wh__run_logged(wh_cmd_prune, 12, argv, log) != 0) {
@@ -518,8 +539,10 @@ int wh_pl_prune(const wh_pl *p, const char *name, const char *src, const char *g
 
 static void wh__cell(FILE *fp, const char *fmt, double v)
 {
-    if (isfinite(v)) fprintf(fp, fmt, v);
-    else fputs(" - |", fp);
+    if (isfinite(v))
+        fprintf(fp, fmt, v);
+    else
+        fputs(" - |", fp);
 }
 
 void wh_pl_table_md(FILE *fp, const wh_pl_row *rows, int n, wh_metric m)
@@ -565,11 +588,13 @@ int wh_pl_write_tables(const char *out, const wh_pl_row *rows, int n, wh_metric 
     for (int i = 0; i < n; i++) {
         const wh_pl_row *r = &rows[i];
         fprintf(fp, "%s,%s", r->stage, wh_metric_name(m));
-        const double v[] = {r->map, r->params, r->conv_flops, r->weights_bytes, r->latency_ms, r->train_img_s,
-                            r->train_s};
+        const double v[] = {r->map,        r->params,      r->conv_flops, r->weights_bytes,
+                            r->latency_ms, r->train_img_s, r->train_s};
         for (size_t k = 0; k < sizeof(v) / sizeof(v[0]); k++)
-            if (isfinite(v[k])) fprintf(fp, ",%.10g", v[k]);
-            else fputc(',', fp);
+            if (isfinite(v[k]))
+                fprintf(fp, ",%.10g", v[k]);
+            else
+                fputc(',', fp);
         fprintf(fp, ",%ld\n", r->iterations);
     }
     fclose(fp);
@@ -604,7 +629,7 @@ int wh_pl_network(wh_pl *p, const char *init, const char *cfg_path, const char *
         if (wh_read_text_file(cfg_path, cfg, &ctx) != WH_OK) return wh_app_fail(&ctx);
     } else {
         wh_dataset *ds = NULL;
-        if (wh_dataset_open(p->data, "train", &ds, &ctx) != WH_OK) return wh_app_fail(&ctx);
+        if (wh_dataset_open(p->data, p->train_split, &ds, &ctx) != WH_OK) return wh_app_fail(&ctx);
         wh_model_opts mo;
         wh_model_opts_default(&mo);
         mo.name = model;

@@ -51,13 +51,14 @@ typedef struct wh_pl_row {
 
 typedef struct wh_pl {
     const char *data;
-    const char *cfg_text; /* the baseline network */
+    const char *train_split, *test_split; /* trained on, measured on */
+    const char *cfg_text;                 /* the baseline network */
     wh_pl_budget b;
     long cfg_max_batches; /* [net] max_batches of cfg_text */
     wh_metric metric;
     int threads;
-    long stop_after;      /* stop each training run after this many iterations (0: never) */
-    FILE *term;           /* progress lines */
+    long stop_after; /* stop each training run after this many iterations (0: never) */
+    FILE *term;      /* progress lines */
     int tty;
 } wh_pl;
 
@@ -65,7 +66,7 @@ typedef enum wh_pl_kind { WH_PL_BASELINE, WH_PL_SPARSE, WH_PL_FINETUNE, WH_PL_DI
 
 typedef struct wh_pl_stage {
     wh_pl_kind kind;
-    const char *name;    /* the row's name */
+    const char *name; /* the row's name */
     const char *dir;
     const char *init;    /* the checkpoint it starts from; BASELINE: the given baseline, measured only */
     const char *teacher; /* DISTILL */
@@ -81,8 +82,7 @@ enum { WH_PL_DONE = 0, WH_PL_ERROR = 1, WH_PL_STOPPED = 3 };
 int wh_pl_train(const wh_pl *p, const wh_pl_stage *s, wh_pl_row *row);
 /* Pruning src with grouping groups to the budget's parameter target into
  * dir (through dir.tmp, renamed when complete), then its measurement. */
-int wh_pl_prune(const wh_pl *p, const char *name, const char *src, const char *groups, const char *dir,
-                wh_pl_row *row);
+int wh_pl_prune(const wh_pl *p, const char *name, const char *src, const char *groups, const char *dir, wh_pl_row *row);
 
 /* "dir/file" into a static-free buffer of n bytes; 0, or -1 when too long. */
 int wh_pl_path(char *buf, size_t n, const char *dir, const char *file);
