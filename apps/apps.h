@@ -66,6 +66,8 @@ int wh_cmd_eval(int argc, char **argv);
 void wh_cmd_eval_usage(void);
 int wh_cmd_detect(int argc, char **argv);
 void wh_cmd_detect_usage(void);
+int wh_cmd_bench(int argc, char **argv);
+void wh_cmd_bench_usage(void);
 int wh_cmd_pipeline(int argc, char **argv);
 void wh_cmd_pipeline_usage(void);
 int wh_cmd_ablate(int argc, char **argv);

@@ -22,6 +22,8 @@ static const wh_cmd wh__cmds[] = {
      wh_cmd_distill_usage},
     {"map", "mAP of a detections file against ground truth (voc07, voc, coco)", wh_cmd_map, wh_cmd_map_usage},
     {"eval", "mAP of a checkpoint on a dataset, per class, with img/s", wh_cmd_eval, wh_cmd_eval_usage},
+    {"bench", "this machine's peak and bandwidth; a network's img/s, % of peak and memory", wh_cmd_bench,
+     wh_cmd_bench_usage},
     {"detect", "detect objects in one image: print the boxes, draw them (PNG)", wh_cmd_detect, wh_cmd_detect_usage},
 };
 #define WH__NCMD (sizeof(wh__cmds) / sizeof(wh__cmds[0]))

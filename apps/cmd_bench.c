@@ -1,0 +1,177 @@
+/* whittle bench peak | net: how fast this machine is, and how much of it a
+ * network uses. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "apps.h"
+#include "bench/bench.h"
+#include "framework/cfg.h"
+#include "framework/modelgen.h"
+
+void wh_cmd_bench_usage(void)
+{
+    printf("usage: whittle bench peak [--threads N] [--runs N] [--json]\n"
+           "       whittle bench net (--cfg CFG | --model NAME) [--size N] [--batch B] [--mode train|infer]\n"
+           "                         [--runs N] [--threads N] [--peak GFLOPS] [--json]\n\n"
+           "peak: the machine's single-precision peak (an FMA loop on every thread, and on one) and its\n"
+           "memory bandwidth (a stream triad over 192 MiB), medians of --runs passes (default 5).\n"
+           "net: a network with random weights and inputs, 2 warm-up then --runs timed forward passes\n"
+           "(infer: the blocked inference network) or training steps (train: forward, loss on random\n"
+           "boxes, backward, SGD step, as the trainer with subdivisions 1). Prints img/s, the\n"
+           "convolutions' GFLOP/s (a training step counts 3x the forward) against the peak (measured\n"
+           "first unless --peak gives it), and the peak resident memory.\n"
+           "  --model NAME          yolov4-tiny (default), yolov4, yolov3, yolov3-tiny (20 classes)\n"
+           "  --size N              input size (default: the cfg's; --model: 416)\n"
+           "  --batch B             (default 1)\n"
+           "  --mode train|infer    (default infer)\n"
+           "The OpenMP wait policy in force is printed: set OMP_WAIT_POLICY=passive on a shared machine.\n");
+}
+
+static const char *wh__wait(void)
+{
+    const char *w = getenv("OMP_WAIT_POLICY");
+    return w ? w : "default";
+}
+
+static int wh__peak(int argc, char **argv)
+{
+    int threads = 0, runs = 5, json = 0;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i], *v;
+        if (!strcmp(a, "--threads")) {
+            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 0, 4096, &threads)) return 2;
+        } else if (!strcmp(a, "--runs")) {
+            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 1, 1000, &runs)) return 2;
+        } else if (!strcmp(a, "--json")) {
+            json = 1;
+        } else {
+            fprintf(stderr, "whittle: error: bench peak: unknown option '%s'\n", a);
+            return 2;
+        }
+    }
+    wh_ctx ctx;
+    wh_ctx_init(&ctx);
+    wh_bench_peak p;
+    if (wh_bench_peak_measure(threads, runs, &p, &ctx) != WH_OK) return wh_app_fail(&ctx);
+    if (json)
+        printf("{\"bench\": \"peak\", \"threads\": %d, \"omp_wait_policy\": \"%s\", \"runs\": %d, "
+               "\"fma_gflop_per_s\": %.1f, \"fma_gflop_per_s_one_thread\": %.1f, \"triad_gb_per_s\": %.2f}\n",
+               p.threads, wh__wait(), runs, p.fma_gflops, p.fma_gflops_one, p.triad_gbs);
+    else
+        printf("peak (%d threads, OMP_WAIT_POLICY %s, medians of %d): FMA %.1f GFLOP/s (%.1f on one thread), "
+               "triad %.2f GB/s\n",
+               p.threads, wh__wait(), runs, p.fma_gflops, p.fma_gflops_one, p.triad_gbs);
+    return 0;
+}
+
+static int wh__net(int argc, char **argv)
+{
+    const char *cfg_path = NULL, *model = NULL, *mode = "infer";
+    int size = 0, batch = 1, runs = 5, threads = 0, json = 0;
+    double peak = 0;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i], *v;
+        if (!strcmp(a, "--cfg")) {
+            if (!(cfg_path = wh_app_value(argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--model")) {
+            if (!(model = wh_app_value(argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--mode")) {
+            if (!(mode = wh_app_value(argc, argv, &i))) return 2;
+            if (strcmp(mode, "train") && strcmp(mode, "infer")) {
+                fprintf(stderr, "whittle: error: --mode: expected train or infer, got '%s'\n", mode);
+                return 2;
+            }
+        } else if (!strcmp(a, "--size")) {
+            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 32, 4096, &size)) return 2;
+        } else if (!strcmp(a, "--batch")) {
+            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 1, 4096, &batch)) return 2;
+        } else if (!strcmp(a, "--runs")) {
+            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 1, 100000, &runs)) return 2;
+        } else if (!strcmp(a, "--threads")) {
+            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 0, 4096, &threads)) return 2;
+        } else if (!strcmp(a, "--peak")) {
+            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_double(a, v, 1e-3, 1e9, &peak)) return 2;
+        } else if (!strcmp(a, "--json")) {
+            json = 1;
+        } else {
+            fprintf(stderr, "whittle: error: bench net: unknown option '%s'\n", a);
+            return 2;
+        }
+    }
+    if (cfg_path && model) {
+        fprintf(stderr, "whittle: error: bench net: give --cfg or --model, not both\n");
+        return 2;
+    }
+    wh_ctx ctx;
+    wh_ctx_init(&ctx);
+    char *text = NULL;
+    if (cfg_path) {
+        if (wh_read_text_file(cfg_path, &text, &ctx) != WH_OK) return wh_app_fail(&ctx);
+    } else {
+        wh_model_opts mo;
+        wh_model_opts_default(&mo);
+        mo.name = model ? model : "yolov4-tiny";
+        mo.classes = 20;
+        if (size) mo.width = mo.height = size;
+        if (wh_model_generate(&mo, &text, &ctx) != WH_OK) return wh_app_fail(&ctx);
+    }
+    const char *name = cfg_path ? cfg_path : model ? model : "yolov4-tiny";
+    wh_bench_peak pk = {0};
+    if (peak <= 0) {
+        if (wh_bench_peak_measure(threads, 5, &pk, &ctx) != WH_OK) {
+            free(text);
+            return wh_app_fail(&ctx);
+        }
+        peak = pk.fma_gflops;
+    }
+    const wh_bench_net_opts o = {.mode = !strcmp(mode, "train") ? WH_BENCH_TRAIN : WH_BENCH_INFER,
+                                 .batch = batch,
+                                 .width = cfg_path ? size : 0,
+                                 .height = cfg_path ? size : 0,
+                                 .runs = runs,
+                                 .threads = threads};
+    wh_bench_net_result r;
+    const wh_status st = wh_bench_net(text, name, &o, &r, &ctx);
+    free(text);
+    if (st != WH_OK) return wh_app_fail(&ctx);
+    const double pct = 100 * r.gflop_per_s / peak;
+    if (json) {
+        printf("{\"bench\": \"net\", \"net\": \"%s\", \"mode\": \"%s\", \"size\": %d, \"batch\": %d, \"threads\": %d, "
+               "\"omp_wait_policy\": \"%s\", \"runs\": %d, \"median_s\": %.5f, \"min_s\": %.5f, \"img_per_s\": %.3f, "
+               "\"conv_gflop_per_img\": %.4f, \"gflop_per_s\": %.2f, \"peak_gflop_per_s\": %.1f, \"pct_of_peak\": "
+               "%.1f, \"peak_rss_mb\": %.1f, \"params\": %zu",
+               name, mode, r.width, r.batch, r.threads, wh__wait(), runs, r.median_s, r.min_s, r.img_per_s,
+               r.conv_gflop_per_img, r.gflop_per_s, peak, pct, r.peak_rss_mb, r.params);
+        if (o.mode == WH_BENCH_TRAIN)
+            printf(", \"phase_ms\": {\"forward\": %.2f, \"loss\": %.2f, \"backward\": %.2f, \"sgd_step\": %.2f}",
+                   1e3 * r.phase_s[0], 1e3 * r.phase_s[1], 1e3 * r.phase_s[2], 1e3 * r.phase_s[3]);
+        printf("}\n");
+    } else {
+        printf("%s %s %dx%d batch %d, %d threads (OMP_WAIT_POLICY %s): %.2f img/s (median %.1f ms of %d), "
+               "%.1f GFLOP/s = %.1f %% of %.1f peak, peak RSS %.0f MB\n",
+               name, mode, r.width, r.height, r.batch, r.threads, wh__wait(), r.img_per_s, 1e3 * r.median_s, runs,
+               r.gflop_per_s, pct, peak, r.peak_rss_mb);
+        if (o.mode == WH_BENCH_TRAIN)
+            printf("  phases (ms): forward %.1f, loss %.1f, backward %.1f, SGD step %.1f\n", 1e3 * r.phase_s[0],
+                   1e3 * r.phase_s[1], 1e3 * r.phase_s[2], 1e3 * r.phase_s[3]);
+    }
+    return 0;
+}
+
+int wh_cmd_bench(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "whittle: error: bench needs a mode: peak or net (see whittle bench --help)\n");
+        return 2;
+    }
+    if (!strcmp(argv[1], "peak")) return wh__peak(argc, argv);
+    if (!strcmp(argv[1], "net")) return wh__net(argc, argv);
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        wh_cmd_bench_usage();
+        return 0;
+    }
+    fprintf(stderr, "whittle: error: bench: unknown mode '%s' (known: peak, net)\n", argv[1]);
+    return 2;
+}

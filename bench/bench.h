@@ -1,0 +1,62 @@
+/* whittle bench: what this machine can do, and how much of it whittle uses.
+ *
+ * The library side of `whittle bench` (apps/cmd_bench.c prints): the
+ * machine's own peak (an FMA loop) and memory bandwidth (a stream triad),
+ * and whole networks timed for inference or training steps, with the
+ * resident-memory high-water mark. Every figure is a median of timed runs
+ * after warm-up runs.
+ */
+#ifndef WH_BENCH_H
+#define WH_BENCH_H
+
+#include "framework/net.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct wh_bench_peak {
+    int threads;
+    double fma_gflops;      /* all threads together, single precision */
+    double fma_gflops_one;  /* one thread */
+    double triad_gbs;       /* a[i] = b[i] + s c[i] over 3 x 64 MiB, bytes read + written per second */
+} wh_bench_peak;
+
+/* Measures with threads (0: OpenMP's default); each figure is the median of
+ * runs timed passes of about seconds / runs each. */
+wh_status wh_bench_peak_measure(int threads, int runs, wh_bench_peak *out, wh_ctx *ctx);
+
+typedef enum wh_bench_mode { WH_BENCH_INFER, WH_BENCH_TRAIN } wh_bench_mode;
+
+typedef struct wh_bench_net_opts {
+    wh_bench_mode mode;
+    int batch;
+    int width, height; /* 0: the cfg's */
+    int runs;          /* timed (after 2 warm-up) */
+    int threads;       /* 0: OpenMP's default */
+} wh_bench_net_opts;
+
+typedef struct wh_bench_net_result {
+    int width, height, batch, threads;
+    double median_s, min_s;   /* per forward (infer) or per training step */
+    double img_per_s;
+    double conv_gflop_per_img; /* forward convolutions, 2 per multiply-add */
+    double gflop_per_s;       /* convolution FLOPs done per second: a step counts 3x the forward */
+    double phase_s[4];        /* train: forward, loss, backward, optimizer step (medians) */
+    double peak_rss_mb;       /* VmHWM after the runs */
+    size_t params;
+} wh_bench_net_result;
+
+/* Times the network of cfg_text (random weights, random input; training
+ * steps with random boxes, as the trainer runs them with subdivisions 1). */
+wh_status wh_bench_net(const char *cfg_text, const char *name, const wh_bench_net_opts *o, wh_bench_net_result *r,
+                       wh_ctx *ctx);
+
+/* This process's peak resident memory in MB (/proc/self/status VmHWM); NaN
+ * when unknown. */
+double wh_bench_peak_rss_mb(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,147 @@
+/* Whole networks timed (bench/bench.h). */
+#include "bench/bench.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "framework/cfg.h"
+#include "framework/optimizer.h"
+#include "layers/yolo.h"
+
+#define WH__MAX_BOXES 8
+enum { WH__FWD, WH__LOSS, WH__BWD, WH__STEP, WH__NPH };
+
+static double wh__now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int wh__cmp(const void *a, const void *b)
+{
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double wh__median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof(double), wh__cmp);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* xorshift64*: reproducible inputs */
+static double wh__rnd(uint64_t *s)
+{
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return (double)((*s * 0x2545F4914F6CDD1Dull) >> 11) / 9007199254740992.0;
+}
+
+/* One training step as the trainer runs it with subdivisions 1: zero the
+ * gradients, forward, every [yolo] loss, backward, one SGD step. */
+static wh_status wh__step(wh_net *net, wh_sgd *sgd, const wh_truth *truth, double t[WH__NPH], wh_ctx *ctx)
+{
+    const double t0 = wh__now();
+    wh_net_zero_grads(net);
+    WH_TRY(wh_net_forward(net, 1, ctx));
+    const double t1 = wh__now();
+    wh_net_zero_douts(net);
+    for (int i = 0; i < net->n_layers; i++)
+        if (wh_yolo_get(&net->layers[i]))
+            WH_TRY(wh_yolo_loss(&net->layers[i], truth, WH__MAX_BOXES, net->in_shape.w, net->in_shape.h, NULL, ctx));
+    const double t2 = wh__now();
+    WH_TRY(wh_net_backward(net, NULL, ctx));
+    const double t3 = wh__now();
+    /* a small fixed rate: random data must not diverge over a few steps */
+    WH_TRY(wh_sgd_step(sgd, net, 1e-4f, net->in_shape.n, ctx));
+    const double t4 = wh__now();
+    t[WH__FWD] = t1 - t0, t[WH__LOSS] = t2 - t1, t[WH__BWD] = t3 - t2, t[WH__STEP] = t4 - t3;
+    return WH_OK;
+}
+
+wh_status wh_bench_net(const char *cfg_text, const char *name, const wh_bench_net_opts *o, wh_bench_net_result *r,
+                       wh_ctx *ctx)
+{
+    memset(r, 0, sizeof(*r));
+    if (o->runs < 1 || o->batch < 1) return wh_error(ctx, WH_ERR_ARG, "bench net: runs and batch must be >= 1");
+    wh_ctx_set_threads(ctx, o->threads);
+    wh_cfg *cfg = NULL;
+    WH_TRY(wh_cfg_parse_string(cfg_text, name, &cfg, ctx));
+    const int train = o->mode == WH_BENCH_TRAIN;
+    const wh_net_opts no = {.batch = o->batch, .train = train, .blocked = !train, .width = o->width, .height = o->height};
+    wh_net *net = NULL;
+    wh_status st = wh_net_create(cfg, &no, &net, ctx);
+    wh_cfg_free(cfg);
+    WH_TRY(st);
+    wh_net_init_weights(net, 1);
+    uint64_t rng = 0x9E3779B97F4A7C15ull;
+    const size_t n_in = wh_shape_count(net->in_shape);
+    for (size_t i = 0; i < n_in; i++) net->input[i] = (float)wh__rnd(&rng);
+    wh_sgd *sgd = NULL;
+    wh_truth *truth = NULL;
+    double *t = malloc((size_t)o->runs * (WH__NPH + 1) * sizeof(double));
+    if (!t) st = wh_error(ctx, WH_ERR_NOMEM, "out of memory");
+    int classes = 1;
+    for (int i = 0; i < net->n_layers; i++)
+        if (wh_yolo_get(&net->layers[i])) classes = wh_yolo_get(&net->layers[i])->classes;
+    if (st == WH_OK && train) {
+        st = wh_sgd_create(net, net->hp.momentum, net->hp.decay, 0, &sgd, ctx);
+        truth = calloc((size_t)o->batch * WH__MAX_BOXES, sizeof(wh_truth));
+        if (st == WH_OK && !truth) st = wh_error(ctx, WH_ERR_NOMEM, "out of memory");
+        /* 1..4 boxes per image, 5 % to 50 % of the side, inside the image */
+        for (int b = 0; st == WH_OK && b < o->batch; b++) {
+            const int k = 1 + (int)(wh__rnd(&rng) * 4);
+            for (int j = 0; j < k; j++) {
+                wh_truth *tr = &truth[b * WH__MAX_BOXES + j];
+                tr->w = (float)(0.05 + 0.45 * wh__rnd(&rng));
+                tr->h = (float)(0.05 + 0.45 * wh__rnd(&rng));
+                tr->x = (float)(tr->w / 2 + (1 - tr->w) * wh__rnd(&rng));
+                tr->y = (float)(tr->h / 2 + (1 - tr->h) * wh__rnd(&rng));
+                tr->cls = (int)(wh__rnd(&rng) * classes) % classes;
+            }
+        }
+    }
+    double ph[WH__NPH] = {0};
+    for (int w = 0; st == WH_OK && w < 2; w++) st = train ? wh__step(net, sgd, truth, ph, ctx) : wh_net_forward(net, 0, ctx);
+    for (int k = 0; st == WH_OK && k < o->runs; k++) {
+        if (train) {
+            st = wh__step(net, sgd, truth, ph, ctx);
+            t[k] = 0;
+            for (int p = 0; p < WH__NPH; p++) t[k] += ph[p], t[(size_t)(p + 1) * o->runs + k] = ph[p];
+        } else {
+            const double t0 = wh__now();
+            st = wh_net_forward(net, 0, ctx);
+            t[k] = wh__now() - t0;
+        }
+    }
+    if (st == WH_OK) {
+        r->width = net->in_shape.w, r->height = net->in_shape.h, r->batch = o->batch;
+#ifdef _OPENMP
+        r->threads = omp_get_max_threads();
+#else
+        r->threads = 1;
+#endif
+        r->median_s = wh__median(t, o->runs);
+        r->min_s = t[0];
+        for (int p = 0; train && p < WH__NPH; p++) r->phase_s[p] = wh__median(t + (size_t)(p + 1) * o->runs, o->runs);
+        wh_net_cost c;
+        wh_net_cost_total(net, &c);
+        r->params = c.params;
+        r->conv_gflop_per_img = c.conv_flops / 1e9;
+        r->img_per_s = o->batch / r->median_s;
+        r->gflop_per_s = (train ? 3 : 1) * c.conv_flops * o->batch / r->median_s / 1e9;
+        r->peak_rss_mb = wh_bench_peak_rss_mb();
+    }
+    free(t);
+    free(truth);
+    wh_sgd_destroy(sgd);
+    wh_net_destroy(net);
+    return st;
+}
