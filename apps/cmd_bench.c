@@ -13,10 +13,15 @@
 void wh_cmd_bench_usage(void)
 {
     printf("usage: whittle bench peak [--threads N] [--runs N] [--json]\n"
+           "       whittle bench ops [--threads N] [--runs N] [--json]\n"
            "       whittle bench net (--cfg CFG | --model NAME) [--size N] [--batch B] [--mode train|infer]\n"
            "                         [--runs N] [--threads N] [--peak GFLOPS] [--json]\n\n"
            "peak: the machine's single-precision peak (an FMA loop on every thread, and on one) and its\n"
            "memory bandwidth (a stream triad over 192 MiB), medians of --runs passes (default 5).\n"
+           "ops: every operation of a training step at YOLOv4 shapes (416, batch 1): convolutions with\n"
+           "BN and mish (inference, training forward, backward), activations, pools, upsample, route,\n"
+           "shortcut, yolo loss, attention loss, sparsity update, SGD step; GFLOP/s against the FMA peak\n"
+           "or GB/s against the triad.\n"
            "net: a network with random weights and inputs, 2 warm-up then --runs timed forward passes\n"
            "(infer: the blocked inference network) or training steps (train: forward, loss on random\n"
            "boxes, backward, SGD step, as the trainer with subdivisions 1). Prints img/s, the\n"
@@ -160,18 +165,81 @@ static int wh__net(int argc, char **argv)
     return 0;
 }
 
+typedef struct wh__ops_print {
+    int json, first;
+    double peak, triad;
+} wh__ops_print;
+
+static void wh__op(void *user, const wh_bench_op *op)
+{
+    wh__ops_print *p = user;
+    const int conv = isfinite(op->gflop_per_s);
+    const double pct = conv ? 100 * op->gflop_per_s / p->peak : 100 * op->gb_per_s / p->triad;
+    if (p->json) {
+        printf("%s  {\"op\": \"%s\", \"shape\": \"%s\", \"ms\": %.4f, ", p->first ? "" : ",\n", op->name, op->shape,
+               1e3 * op->seconds);
+        if (conv) printf("\"gflop_per_s\": %.2f, \"pct_of_peak\": %.1f}", op->gflop_per_s, pct);
+        else printf("\"gb_per_s\": %.2f, \"pct_of_triad\": %.1f}", op->gb_per_s, pct);
+    } else {
+        printf("| %s | %s | %.3f | %s%.1f %s | %.0f %% |\n", op->name, op->shape, 1e3 * op->seconds, "",
+               conv ? op->gflop_per_s : op->gb_per_s, conv ? "GFLOP/s" : "GB/s", pct);
+    }
+    p->first = 0;
+    fflush(stdout);
+}
+
+static int wh__ops(int argc, char **argv)
+{
+    int threads = 0, runs = 7, json = 0;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i], *v;
+        if (!strcmp(a, "--threads")) {
+            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 0, 4096, &threads)) return 2;
+        } else if (!strcmp(a, "--runs")) {
+            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 1, 1000, &runs)) return 2;
+        } else if (!strcmp(a, "--json")) {
+            json = 1;
+        } else {
+            fprintf(stderr, "whittle: error: bench ops: unknown option '%s'\n", a);
+            return 2;
+        }
+    }
+    wh_ctx ctx;
+    wh_ctx_init(&ctx);
+    wh_ctx_set_threads(&ctx, threads);
+    wh_bench_peak pk;
+    if (wh_bench_peak_measure(threads, 5, &pk, &ctx) != WH_OK) return wh_app_fail(&ctx);
+    wh__ops_print p = {json, 1, pk.fma_gflops, pk.triad_gbs};
+    if (json)
+        printf("{\"bench\": \"ops\", \"threads\": %d, \"omp_wait_policy\": \"%s\", \"runs\": %d, "
+               "\"peak_gflop_per_s\": %.1f, \"triad_gb_per_s\": %.2f, \"ops\": [\n",
+               pk.threads, wh__wait(), runs, pk.fma_gflops, pk.triad_gbs);
+    else
+        printf("ops at YOLOv4 shapes (416, batch 1), %d threads, OMP_WAIT_POLICY %s, medians of %d; peak %.1f "
+               "GFLOP/s (FMA loop), %.2f GB/s (triad)\n\n| op | shape | ms | rate | of peak (conv: FMA; others: "
+               "triad) |\n|---|---|---|---|---|\n",
+               pk.threads, wh__wait(), runs, pk.fma_gflops, pk.triad_gbs);
+    if (wh_bench_ops(runs, wh__op, &p, &ctx) != WH_OK) {
+        if (json) printf("]}\n");
+        return wh_app_fail(&ctx);
+    }
+    if (json) printf("\n]}\n");
+    return 0;
+}
+
 int wh_cmd_bench(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "whittle: error: bench needs a mode: peak or net (see whittle bench --help)\n");
+        fprintf(stderr, "whittle: error: bench needs a mode: peak, net or ops (see whittle bench --help)\n");
         return 2;
     }
     if (!strcmp(argv[1], "peak")) return wh__peak(argc, argv);
     if (!strcmp(argv[1], "net")) return wh__net(argc, argv);
+    if (!strcmp(argv[1], "ops")) return wh__ops(argc, argv);
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         wh_cmd_bench_usage();
         return 0;
     }
-    fprintf(stderr, "whittle: error: bench: unknown mode '%s' (known: peak, net)\n", argv[1]);
+    fprintf(stderr, "whittle: error: bench: unknown mode '%s' (known: peak, net, ops)\n", argv[1]);
     return 2;
 }

@@ -52,6 +52,23 @@ typedef struct wh_bench_net_result {
 wh_status wh_bench_net(const char *cfg_text, const char *name, const wh_bench_net_opts *o, wh_bench_net_result *r,
                        wh_ctx *ctx);
 
+/* One operation's median time and its rate: GFLOP/s for convolutions (a
+ * backward counts 2 forwards), GB/s (bytes read + written, as counted in
+ * ops.c) for the memory-bound ones; NaN where it does not apply. */
+typedef struct wh_bench_op {
+    const char *name, *shape;
+    double seconds, gflop_per_s, gb_per_s;
+} wh_bench_op;
+typedef void (*wh_bench_op_cb)(void *user, const wh_bench_op *op);
+
+/* Every operation whittle runs in a training step, at YOLOv4 shapes (416,
+ * batch 1): convolutions with BN and mish (inference fused, training
+ * forward, backward), each activation forward and backward, maxpool,
+ * upsample, route, shortcut, the yolo loss, the attention loss, the
+ * sparsity update and the SGD step over YOLOv4's parameters. cb receives
+ * each result as it is measured. */
+wh_status wh_bench_ops(int runs, wh_bench_op_cb cb, void *user, wh_ctx *ctx);
+
 /* This process's peak resident memory in MB (/proc/self/status VmHWM); NaN
  * when unknown. */
 double wh_bench_peak_rss_mb(void);
