@@ -31,7 +31,8 @@ void wh_cmd_ablate_usage(void)
            "  --out DIR             (default runs/ablate)\n"
            "  --data, --train-split, --test-split, --model, --cfg, --init, --size, --width-multiple, --budget, "
            "--target-params,\n"
-           "  --at-beta-scale, --threads, --stop-after   as for whittle pipeline\n"
+           "  --at-beta-scale, --s, --baseline-iterations, --sparse-iterations, --finetune-iterations,\n"
+           "  --threads, --stop-after   as for whittle pipeline\n"
            "Writes OUT/ablation.md (mean and spread over seeds), ablation.csv (one line per run),\n"
            "ablation.json and ablation.png.\n");
 }
@@ -113,7 +114,8 @@ int wh_cmd_ablate(int argc, char **argv)
                *test_split = "test", *budget = "quick";
     const char *out = "runs/ablate";
     int size = 0, seeds = 1, threads = 0, stop_after = 0, have_grid = 0;
-    double width = 0, target = -1, beta = -1;
+    double width = 0, target = -1, beta = -1, srate = -1;
+    int its[3] = {0, 0, 0}; /* baseline, sparse, fine-tune overrides */
     wh__grid g = {.v = {{"dynamic"}, {"scale-module"}, {"attention"}}, .n = {1, 1, 1}};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
@@ -150,6 +152,14 @@ int wh_cmd_ablate(int argc, char **argv)
             if (!(v = wh_app_value(argc, argv, &i)) || wh_app_double(a, v, 1e-3, 4, &width)) return 2;
         } else if (!strcmp(a, "--target-params")) {
             if (!(v = wh_app_value(argc, argv, &i)) || wh_app_double(a, v, 1e-3, 0.99, &target)) return 2;
+        } else if (!strcmp(a, "--s")) {
+            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_double(a, v, 0, 10, &srate)) return 2;
+        } else if (!strcmp(a, "--baseline-iterations")) {
+            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 1, 1 << 30, &its[0])) return 2;
+        } else if (!strcmp(a, "--sparse-iterations")) {
+            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 1, 1 << 30, &its[1])) return 2;
+        } else if (!strcmp(a, "--finetune-iterations")) {
+            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 1, 1 << 30, &its[2])) return 2;
         } else if (!strcmp(a, "--at-beta-scale")) {
             if (!(v = wh_app_value(argc, argv, &i)) || wh_app_double(a, v, 0, 1e12, &beta)) return 2;
         } else if (!strcmp(a, "--threads")) {
@@ -175,6 +185,10 @@ int wh_cmd_ablate(int argc, char **argv)
     }
     if (target > 0) p.b.target_params = target;
     if (beta >= 0) p.b.at_beta_scale = beta;
+    if (srate >= 0) p.b.s = srate;
+    if (its[0]) p.b.base_its = its[0];
+    if (its[1]) p.b.sparse_its = its[1];
+    if (its[2]) p.b.ft_its = its[2];
     const int full = !strcmp(budget, "full");
     if (!size) size = full ? 416 : 256;
     if (width <= 0) width = full ? 1.0 : 0.5;
@@ -186,19 +200,24 @@ int wh_cmd_ablate(int argc, char **argv)
     char settings[2048], path[4096];
     snprintf(settings, sizeof(settings),
              "data=%s\nsplits=%s/"
-             "%s\nnetwork=%s\nsize=%d\nwidth_multiple=%g\nbudget=%s\ntarget_params=%g\nat_beta_scale=%g\n",
+             "%s\nnetwork=%s\nsize=%d\nwidth_multiple=%g\nbudget=%s\ntarget_params=%g\nat_beta_scale=%g\n"
+             "s=%g\niterations=%g,%g,%g\n",
              data, train_split, test_split,
              init       ? init
              : cfg_path ? cfg_path
                         : model,
-             init || cfg_path ? 0 : size, init || cfg_path ? 0 : width, budget, p.b.target_params, p.b.at_beta_scale);
+             init || cfg_path ? 0 : size, init || cfg_path ? 0 : width, budget, p.b.target_params, p.b.at_beta_scale,
+             p.b.s, p.b.base_its, p.b.sparse_its, p.b.ft_its);
     int rc = wh_pl_settings(out, settings);
     if (rc) {
         free(cfg);
         return 1;
     }
     const int nc = g.n[0] * g.n[1] * g.n[2];
-    printf("ablate: %d combinations x %d seeds, %s, budget %s, data %s -> %s\n", nc, seeds, cfg_path ? cfg_path : model,
+    printf("ablate: %d combinations x %d seeds, %s, budget %s, data %s -> %s\n", nc, seeds,
+           init       ? init
+           : cfg_path ? cfg_path
+                      : model,
            budget, data, out);
     fflush(stdout);
 

@@ -178,8 +178,10 @@ static void wh__op(void *user, const wh_bench_op *op)
     if (p->json) {
         printf("%s  {\"op\": \"%s\", \"shape\": \"%s\", \"ms\": %.4f, ", p->first ? "" : ",\n", op->name, op->shape,
                1e3 * op->seconds);
-        if (conv) printf("\"gflop_per_s\": %.2f, \"pct_of_peak\": %.1f}", op->gflop_per_s, pct);
-        else printf("\"gb_per_s\": %.2f, \"pct_of_triad\": %.1f}", op->gb_per_s, pct);
+        if (conv)
+            printf("\"gflop_per_s\": %.2f, \"pct_of_peak\": %.1f}", op->gflop_per_s, pct);
+        else
+            printf("\"gb_per_s\": %.2f, \"pct_of_triad\": %.1f}", op->gb_per_s, pct);
     } else {
         printf("| %s | %s | %.3f | %s%.1f %s | %.0f %% |\n", op->name, op->shape, 1e3 * op->seconds, "",
                conv ? op->gflop_per_s : op->gb_per_s, conv ? "GFLOP/s" : "GB/s", pct);

@@ -36,6 +36,8 @@ void wh_cmd_pipeline_usage(void)
            "  --groups NAME         the grouping (default scale-module)\n"
            "  --target-params X     share of parameters to remove (quick 0.5, full 0.647)\n"
            "  --at-beta-scale X     scales the paper's attention betas (default 0.01)\n"
+           "  --s X                 the sparsity rate given to the scheduler (default 0.05)\n"
+           "  --baseline-iterations N --sparse-iterations N --finetune-iterations N   override the budget\n"
            "  --seed N --threads N\n"
            "  --stop-after N        stop each training run after N iterations (then rerun to go on)\n",
            WH_DEFAULT_DATA);
@@ -89,7 +91,8 @@ int wh_cmd_pipeline(int argc, char **argv)
                *test_split = "test", *budget = "quick";
     const char *out = "runs/pipeline", *sched = NULL, *groups = "scale-module";
     int size = 0, seed = 1, threads = 0, stop_after = 0;
-    double width = 0, target = -1, beta = -1;
+    double width = 0, target = -1, beta = -1, srate = -1;
+    int its[3] = {0, 0, 0}; /* baseline, sparse, fine-tune overrides */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         if (!strcmp(a, "--data")) {
@@ -118,6 +121,14 @@ int wh_cmd_pipeline(int argc, char **argv)
             if (!(v = wh_app_value(argc, argv, &i)) || wh_app_double(a, v, 1e-3, 4, &width)) return 2;
         } else if (!strcmp(a, "--target-params")) {
             if (!(v = wh_app_value(argc, argv, &i)) || wh_app_double(a, v, 1e-3, 0.99, &target)) return 2;
+        } else if (!strcmp(a, "--s")) {
+            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_double(a, v, 0, 10, &srate)) return 2;
+        } else if (!strcmp(a, "--baseline-iterations")) {
+            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 1, 1 << 30, &its[0])) return 2;
+        } else if (!strcmp(a, "--sparse-iterations")) {
+            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 1, 1 << 30, &its[1])) return 2;
+        } else if (!strcmp(a, "--finetune-iterations")) {
+            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 1, 1 << 30, &its[2])) return 2;
         } else if (!strcmp(a, "--at-beta-scale")) {
             if (!(v = wh_app_value(argc, argv, &i)) || wh_app_double(a, v, 0, 1e12, &beta)) return 2;
         } else if (!strcmp(a, "--seed")) {
@@ -145,6 +156,10 @@ int wh_cmd_pipeline(int argc, char **argv)
     }
     if (target > 0) p.b.target_params = target;
     if (beta >= 0) p.b.at_beta_scale = beta;
+    if (srate >= 0) p.b.s = srate;
+    if (its[0]) p.b.base_its = its[0];
+    if (its[1]) p.b.sparse_its = its[1];
+    if (its[2]) p.b.ft_its = its[2];
     char sched_buf[128];
     if (!sched) {
         snprintf(sched_buf, sizeof(sched_buf), "dynamic:s=%g", p.b.s);
@@ -167,19 +182,22 @@ int wh_cmd_pipeline(int argc, char **argv)
     snprintf(settings, sizeof(settings),
              "data=%s\nsplits=%s/"
              "%s\nnetwork=%s\nsize=%d\nwidth_multiple=%g\nbudget=%s\nsched=%s\ngroups=%s\ntarget_params=%g\n"
-             "at_beta_scale=%g\nseed=%d\n",
+             "at_beta_scale=%g\ns=%g\niterations=%g,%g,%g\nseed=%d\n",
              data, train_split, test_split,
              init       ? init
              : cfg_path ? cfg_path
                         : model,
              init || cfg_path ? 0 : size, init || cfg_path ? 0 : width, budget, sched, groups, p.b.target_params,
-             p.b.at_beta_scale, seed);
+             p.b.at_beta_scale, p.b.s, p.b.base_its, p.b.sparse_its, p.b.ft_its, seed);
     if (wh_pl_settings(out, settings)) {
         free(cfg);
         return 1;
     }
-    printf("pipeline: %s, budget %s, data %s -> %s (omp wait policy %s)\n", cfg_path ? cfg_path : model, budget, data,
-           out, getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : "default");
+    printf("pipeline: %s, budget %s, data %s -> %s (omp wait policy %s)\n",
+           init       ? init
+           : cfg_path ? cfg_path
+                      : model,
+           budget, data, out, getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : "default");
     fflush(stdout);
     const double t0 = wh__now();
 

@@ -501,8 +501,9 @@ int wh_pl_prune(const wh_pl *p, const char *name, const char *src, const char *g
          * the pruned network keeps the blocked layout and its speed */
         char round_to[16];
         snprintf(round_to, sizeof(round_to), "%d", dnnl_get_effective_cpu_isa() >= dnnl_cpu_isa_avx512_core ? 16 : 8);
-        char *argv[] = {"prune", (char *)src, "--groups", (char *)groups, "--target-params", target, "--round-to",
-                        round_to, "--bench-runs", "0", "--threads", threads, "-o", tmp, NULL};
+        char *argv[] = {"prune",  (char *)src,    "--groups", (char *)groups, "--target-params", target, "--round-to",
+                        round_to, "--bench-runs", "0",        "--threads",    threads,           "-o",   tmp,
+                        NULL};
         fprintf(p->term, "  %-12s pruning %s (groups %s, -%g %% parameters)\n", name, src, groups,
                 100 * p->b.target_params);
         if (wh__run_logged(wh_cmd_prune, 14, argv, log) != 0) {

@@ -17,9 +17,9 @@ extern "C" {
 
 typedef struct wh_bench_peak {
     int threads;
-    double fma_gflops;      /* all threads together, single precision */
-    double fma_gflops_one;  /* one thread */
-    double triad_gbs;       /* a[i] = b[i] + s c[i] over 3 x 64 MiB, bytes read + written per second */
+    double fma_gflops;     /* all threads together, single precision */
+    double fma_gflops_one; /* one thread */
+    double triad_gbs;      /* a[i] = b[i] + s c[i] over 3 x 64 MiB, bytes read + written per second */
 } wh_bench_peak;
 
 /* Measures with threads (0: OpenMP's default); each figure is the median of
@@ -38,12 +38,12 @@ typedef struct wh_bench_net_opts {
 
 typedef struct wh_bench_net_result {
     int width, height, batch, threads;
-    double median_s, min_s;   /* per forward (infer) or per training step */
+    double median_s, min_s; /* per forward (infer) or per training step */
     double img_per_s;
     double conv_gflop_per_img; /* forward convolutions, 2 per multiply-add */
-    double gflop_per_s;       /* convolution FLOPs done per second: a step counts 3x the forward */
-    double phase_s[4];        /* train: forward, loss, backward, optimizer step (medians) */
-    double peak_rss_mb;       /* VmHWM after the runs */
+    double gflop_per_s;        /* convolution FLOPs done per second: a step counts 3x the forward */
+    double phase_s[4];         /* train: forward, loss, backward, optimizer step (medians) */
+    double peak_rss_mb;        /* VmHWM after the runs */
     size_t params;
 } wh_bench_net_result;
 

@@ -75,7 +75,8 @@ wh_status wh_bench_net(const char *cfg_text, const char *name, const wh_bench_ne
     wh_cfg *cfg = NULL;
     WH_TRY(wh_cfg_parse_string(cfg_text, name, &cfg, ctx));
     const int train = o->mode == WH_BENCH_TRAIN;
-    const wh_net_opts no = {.batch = o->batch, .train = train, .blocked = !train, .width = o->width, .height = o->height};
+    const wh_net_opts no = {
+        .batch = o->batch, .train = train, .blocked = !train, .width = o->width, .height = o->height};
     wh_net *net = NULL;
     wh_status st = wh_net_create(cfg, &no, &net, ctx);
     wh_cfg_free(cfg);
@@ -109,7 +110,8 @@ wh_status wh_bench_net(const char *cfg_text, const char *name, const wh_bench_ne
         }
     }
     double ph[WH__NPH] = {0};
-    for (int w = 0; st == WH_OK && w < 2; w++) st = train ? wh__step(net, sgd, truth, ph, ctx) : wh_net_forward(net, 0, ctx);
+    for (int w = 0; st == WH_OK && w < 2; w++)
+        st = train ? wh__step(net, sgd, truth, ph, ctx) : wh_net_forward(net, 0, ctx);
     for (int k = 0; st == WH_OK && k < o->runs; k++) {
         if (train) {
             st = wh__step(net, sgd, truth, ph, ctx);

@@ -97,8 +97,10 @@ static wh_status wh__act_fn(void *arg, wh_ctx *ctx)
 {
     (void)ctx;
     wh__act_arg *a = arg;
-    if (a->backward) wh_act_backward(a->act, a->x, a->y, a->y, a->n, 0);
-    else wh_act_forward(a->act, a->x, a->y, a->n);
+    if (a->backward)
+        wh_act_backward(a->act, a->x, a->y, a->y, a->n, 0);
+    else
+        wh_act_forward(a->act, a->x, a->y, a->n);
     return WH_OK;
 }
 
@@ -172,13 +174,13 @@ wh_status wh_bench_ops(int runs, wh_bench_op_cb cb, void *user, wh_ctx *ctx)
     /* ---- convolutions of YOLOv4 at 416, batch 1 ---- */
     static const struct {
         int ic, hw, oc, k, stride;
-    } convs[] = {{32, 416, 64, 3, 2}, {64, 208, 64, 1, 1}, {128, 104, 128, 3, 1}, {256, 52, 256, 3, 1},
+    } convs[] = {{32, 416, 64, 3, 2},  {64, 208, 64, 1, 1},   {128, 104, 128, 3, 1}, {256, 52, 256, 3, 1},
                  {512, 26, 512, 3, 1}, {1024, 13, 512, 1, 1}, {512, 13, 1024, 3, 1}};
     for (size_t i = 0; st == WH_OK && i < sizeof(convs) / sizeof(convs[0]); i++) {
         const int oh = convs[i].hw / convs[i].stride;
         const double flops = 2.0 * convs[i].ic * convs[i].k * convs[i].k * convs[i].oc * oh * oh;
-        snprintf(shape, sizeof(shape), "%dx%dx%d -> %d, %dx%d/%d", convs[i].ic, convs[i].hw, convs[i].hw,
-                 convs[i].oc, convs[i].k, convs[i].k, convs[i].stride);
+        snprintf(shape, sizeof(shape), "%dx%dx%d -> %d, %dx%d/%d", convs[i].ic, convs[i].hw, convs[i].hw, convs[i].oc,
+                 convs[i].k, convs[i].k, convs[i].stride);
         for (int mode = 0; st == WH_OK && mode < 3; mode++) {
             /* 0: inference (blocked, BN + mish fused); 1: training forward; 2: training backward */
             wh__conv_body(body, sizeof(body), convs[i].oc, convs[i].k, convs[i].stride, 1, "mish");
@@ -188,8 +190,7 @@ wh_status wh_bench_ops(int runs, wh_bench_op_cb cb, void *user, wh_ctx *ctx)
             double s = 0;
             if (st == WH_OK && mode == 2) st = wh_net_forward(net, 1, ctx);
             if (st == WH_OK) st = wh__time(wh__layer_fn, &a, runs, &s, ctx);
-            static const char *names[3] = {"conv+bn+mish forward (inference, fused)",
-                                           "conv+bn+mish forward (training)",
+            static const char *names[3] = {"conv+bn+mish forward (inference, fused)", "conv+bn+mish forward (training)",
                                            "conv+bn+mish backward (data + weights + bn)"};
             if (st == WH_OK) wh__emit(cb, user, names[mode], shape, s, mode == 2 ? 2 * flops : flops, 0);
             wh_net_destroy(net);
@@ -265,20 +266,25 @@ wh_status wh_bench_ops(int runs, wh_bench_op_cb cb, void *user, wh_ctx *ctx)
                      "beta_nms=0.6\niou_loss=ciou\n",
                      255, 52, 1, 0, &net, ctx);
         wh__yolo_arg a = {.net = net};
-        for (int k = 0; k < 8; k++) a.truth[k] = (wh_truth){.x = 0.1f + 0.1f * k, .y = 0.5f, .w = 0.1f, .h = 0.2f, .cls = k};
+        for (int k = 0; k < 8; k++)
+            a.truth[k] = (wh_truth){.x = 0.1f + 0.1f * k, .y = 0.5f, .w = 0.1f, .h = 0.2f, .cls = k};
         double s = 0;
         if (st == WH_OK) st = wh_net_forward(net, 1, ctx);
         if (st == WH_OK) st = wh__time(wh__yolo_fn, &a, runs, &s, ctx);
-        if (st == WH_OK) wh__emit(cb, user, "yolo loss + gradient (8 truths)", "255x52x52", s, 0, 2.0 * 255 * 52 * 52 * 4);
+        if (st == WH_OK)
+            wh__emit(cb, user, "yolo loss + gradient (8 truths)", "255x52x52", s, 0, 2.0 * 255 * 52 * 52 * 4);
         wh_net_destroy(net);
     }
     /* ---- the attention loss at a YOLOv4 backbone map (256 x 52 x 52) ---- */
     if (st == WH_OK) {
         const wh_shape sh = {1, 256, 52, 52};
         const size_t m = wh_shape_count(sh), hw = 52 * 52;
-        wh__at_arg a = {.a = malloc(m * sizeof(float)), .qs = malloc(hw * sizeof(float)),
-                        .qt = malloc(hw * sizeof(float)), .da = calloc(m, sizeof(float)),
-                        .scratch = malloc(2 * hw * sizeof(float)), .s = sh};
+        wh__at_arg a = {.a = malloc(m * sizeof(float)),
+                        .qs = malloc(hw * sizeof(float)),
+                        .qt = malloc(hw * sizeof(float)),
+                        .da = calloc(m, sizeof(float)),
+                        .scratch = malloc(2 * hw * sizeof(float)),
+                        .s = sh};
         wh_at_opts_default(&a.o);
         if (!a.a || !a.qs || !a.qt || !a.da || !a.scratch) st = wh_error(ctx, WH_ERR_NOMEM, "out of memory");
         for (size_t i = 0; st == WH_OK && i < m; i++) a.a[i] = (float)((i * 2654435761u) % 1000) / 1000.f;
@@ -316,8 +322,7 @@ wh_status wh_bench_ops(int runs, wh_bench_op_cb cb, void *user, wh_ctx *ctx)
         if (st == WH_OK) st = wh__time(wh__sparsity_fn, &a, runs, &s, ctx);
         snprintf(shape, sizeof(shape), "%d channels", a.p.n_channels);
         /* reads gamma and s, reads and writes the gradient */
-        if (st == WH_OK)
-            wh__emit(cb, user, "sparsity update (L1 on BN scales)", shape, s, 0, 4.0 * a.p.n_channels * 4);
+        if (st == WH_OK) wh__emit(cb, user, "sparsity update (L1 on BN scales)", shape, s, 0, 4.0 * a.p.n_channels * 4);
         wh_net_cost c;
         if (st == WH_OK) {
             wh_net_cost_total(a.net, &c);
