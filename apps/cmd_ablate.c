@@ -108,17 +108,15 @@ static void wh__stats(const double *v, int n, double *mean, double *sd, double *
 
 int wh_cmd_ablate(int argc, char **argv)
 {
-    wh_ctx ctx;
-    wh_ctx_init(&ctx);
-    const char *data = WH_DEFAULT_DATA, *model = "yolov4-tiny", *cfg_path = NULL, *init = NULL, *train_split = "train",
-               *test_split = "test", *budget = "quick";
-    const char *out = "runs/ablate";
-    int size = 0, seeds = 1, threads = 0, stop_after = 0, have_grid = 0;
-    double width = 0, target = -1, beta = -1, srate = -1;
-    int its[3] = {0, 0, 0}; /* baseline, sparse, fine-tune overrides */
+    wh_pl_cli cli;
+    wh_pl_cli_init(&cli, "runs/ablate");
+    int seeds = 1, have_grid = 0;
     wh__grid g = {.v = {{"dynamic"}, {"scale-module"}, {"attention"}}, .n = {1, 1, 1}};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
+        const int r = wh_pl_cli_option(argc, argv, &i, &cli);
+        if (r < 0) return 2;
+        if (r > 0) continue;
         if (!strcmp(a, "--grid")) {
             while (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0) {
                 if (wh__grid_add(&g, argv[++i])) return 2;
@@ -130,95 +128,24 @@ int wh_cmd_ablate(int argc, char **argv)
             }
         } else if (!strcmp(a, "--seeds")) {
             if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 1, 100, &seeds)) return 2;
-        } else if (!strcmp(a, "--data")) {
-            if (!(data = wh_app_value(argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--model")) {
-            if (!(model = wh_app_value(argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--cfg")) {
-            if (!(cfg_path = wh_app_value(argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--train-split")) {
-            if (!(train_split = wh_app_value(argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--test-split")) {
-            if (!(test_split = wh_app_value(argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--init")) {
-            if (!(init = wh_app_value(argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--budget")) {
-            if (!(budget = wh_app_value(argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--out")) {
-            if (!(out = wh_app_value(argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--size")) {
-            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 32, 4096, &size)) return 2;
-        } else if (!strcmp(a, "--width-multiple")) {
-            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_double(a, v, 1e-3, 4, &width)) return 2;
-        } else if (!strcmp(a, "--target-params")) {
-            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_double(a, v, 1e-3, 0.99, &target)) return 2;
-        } else if (!strcmp(a, "--s")) {
-            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_double(a, v, 0, 10, &srate)) return 2;
-        } else if (!strcmp(a, "--baseline-iterations")) {
-            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 1, 1 << 30, &its[0])) return 2;
-        } else if (!strcmp(a, "--sparse-iterations")) {
-            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 1, 1 << 30, &its[1])) return 2;
-        } else if (!strcmp(a, "--finetune-iterations")) {
-            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 1, 1 << 30, &its[2])) return 2;
-        } else if (!strcmp(a, "--at-beta-scale")) {
-            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_double(a, v, 0, 1e12, &beta)) return 2;
-        } else if (!strcmp(a, "--threads")) {
-            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 0, 4096, &threads)) return 2;
-        } else if (!strcmp(a, "--stop-after")) {
-            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 1, 1 << 30, &stop_after)) return 2;
         } else {
             fprintf(stderr, "whittle: error: ablate: unknown option '%s' (see whittle ablate --help)\n", a);
             return 2;
         }
     }
-    wh_pl p = {.data = data,
-               .train_split = train_split,
-               .test_split = test_split,
-               .metric = WH_METRIC_VOC07,
-               .threads = threads,
-               .stop_after = stop_after,
-               .term = stdout,
-               .tty = isatty(STDOUT_FILENO)};
-    if (wh_pl_budget_get(budget, &p.b)) {
-        fprintf(stderr, "whittle: error: --budget: unknown budget '%s' (known: quick, full)\n", budget);
-        return 2;
-    }
-    if (target > 0) p.b.target_params = target;
-    if (beta >= 0) p.b.at_beta_scale = beta;
-    if (srate >= 0) p.b.s = srate;
-    if (its[0]) p.b.base_its = its[0];
-    if (its[1]) p.b.sparse_its = its[1];
-    if (its[2]) p.b.ft_its = its[2];
-    const int full = !strcmp(budget, "full");
-    if (!size) size = full ? 416 : 256;
-    if (width <= 0) width = full ? 1.0 : 0.5;
-    wh_app_threads(&ctx, threads);
-    if (wh_app_ensure_default_data(data)) return 1;
-    char *cfg = NULL;
-    if (wh_pl_network(&p, init, cfg_path, model, size, width, &cfg)) return 1;
+    const char *out = cli.out, *init = cli.init;
     /* the settings every stage depends on; the grid and the seeds may grow */
-    char settings[2048], path[4096];
-    snprintf(settings, sizeof(settings),
-             "data=%s\nsplits=%s/"
-             "%s\nnetwork=%s\nsize=%d\nwidth_multiple=%g\nbudget=%s\ntarget_params=%g\nat_beta_scale=%g\n"
-             "s=%g\niterations=%g,%g,%g\n",
-             data, train_split, test_split,
-             init       ? init
-             : cfg_path ? cfg_path
-                        : model,
-             init || cfg_path ? 0 : size, init || cfg_path ? 0 : width, budget, p.b.target_params, p.b.at_beta_scale,
-             p.b.s, p.b.base_its, p.b.sparse_its, p.b.ft_its);
-    int rc = wh_pl_settings(out, settings);
-    if (rc) {
+    wh_pl p;
+    char *cfg = NULL, settings[2048], path[4096];
+    int rc = wh_pl_cli_setup(&cli, &p, &cfg, NULL, settings, sizeof(settings));
+    if (rc) return rc;
+    if (wh_pl_settings(out, settings)) {
         free(cfg);
         return 1;
     }
     const int nc = g.n[0] * g.n[1] * g.n[2];
     printf("ablate: %d combinations x %d seeds, %s, budget %s, data %s -> %s\n", nc, seeds,
-           init       ? init
-           : cfg_path ? cfg_path
-                      : model,
-           budget, data, out);
+           init ? init : cli.cfg_path ? cli.cfg_path : cli.model, cli.budget, cli.data, out);
     fflush(stdout);
 
     /* results: [combination][seed] */

@@ -40,22 +40,29 @@ static const char *wh__wait(void)
     return w ? w : "default";
 }
 
-static int wh__peak(int argc, char **argv)
+/* --threads N --runs N --json, the options of peak and ops; 0 or -1 after printing. */
+static int wh__simple_options(int argc, char **argv, const char *mode, int *threads, int *runs, int *json)
 {
-    int threads = 0, runs = 5, json = 0;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *v;
         if (!strcmp(a, "--threads")) {
-            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 0, 4096, &threads)) return 2;
+            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 0, 4096, threads)) return -1;
         } else if (!strcmp(a, "--runs")) {
-            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 1, 1000, &runs)) return 2;
+            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 1, 1000, runs)) return -1;
         } else if (!strcmp(a, "--json")) {
-            json = 1;
+            *json = 1;
         } else {
-            fprintf(stderr, "whittle: error: bench peak: unknown option '%s'\n", a);
-            return 2;
+            fprintf(stderr, "whittle: error: bench %s: unknown option '%s'\n", mode, a);
+            return -1;
         }
     }
+    return 0;
+}
+
+static int wh__peak(int argc, char **argv)
+{
+    int threads = 0, runs = 5, json = 0;
+    if (wh__simple_options(argc, argv, "peak", &threads, &runs, &json)) return 2;
     wh_ctx ctx;
     wh_ctx_init(&ctx);
     wh_bench_peak p;
@@ -193,19 +200,7 @@ static void wh__op(void *user, const wh_bench_op *op)
 static int wh__ops(int argc, char **argv)
 {
     int threads = 0, runs = 7, json = 0;
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i], *v;
-        if (!strcmp(a, "--threads")) {
-            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 0, 4096, &threads)) return 2;
-        } else if (!strcmp(a, "--runs")) {
-            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 1, 1000, &runs)) return 2;
-        } else if (!strcmp(a, "--json")) {
-            json = 1;
-        } else {
-            fprintf(stderr, "whittle: error: bench ops: unknown option '%s'\n", a);
-            return 2;
-        }
-    }
+    if (wh__simple_options(argc, argv, "ops", &threads, &runs, &json)) return 2;
     wh_ctx ctx;
     wh_ctx_init(&ctx);
     wh_ctx_set_threads(&ctx, threads);

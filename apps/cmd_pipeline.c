@@ -85,123 +85,50 @@ static double wh__now(void)
 
 int wh_cmd_pipeline(int argc, char **argv)
 {
-    wh_ctx ctx;
-    wh_ctx_init(&ctx);
-    const char *data = WH_DEFAULT_DATA, *model = "yolov4-tiny", *cfg_path = NULL, *init = NULL, *train_split = "train",
-               *test_split = "test", *budget = "quick";
-    const char *out = "runs/pipeline", *sched = NULL, *groups = "scale-module";
-    int size = 0, seed = 1, threads = 0, stop_after = 0;
-    double width = 0, target = -1, beta = -1, srate = -1;
-    int its[3] = {0, 0, 0}; /* baseline, sparse, fine-tune overrides */
+    wh_pl_cli c;
+    wh_pl_cli_init(&c, "runs/pipeline");
+    const char *sched = NULL, *groups = "scale-module";
+    int seed = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
-        if (!strcmp(a, "--data")) {
-            if (!(data = wh_app_value(argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--model")) {
-            if (!(model = wh_app_value(argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--cfg")) {
-            if (!(cfg_path = wh_app_value(argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--train-split")) {
-            if (!(train_split = wh_app_value(argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--test-split")) {
-            if (!(test_split = wh_app_value(argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--init")) {
-            if (!(init = wh_app_value(argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--budget")) {
-            if (!(budget = wh_app_value(argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--out")) {
-            if (!(out = wh_app_value(argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--sched")) {
+        const int r = wh_pl_cli_option(argc, argv, &i, &c);
+        if (r < 0) return 2;
+        if (r > 0) continue;
+        if (!strcmp(a, "--sched")) {
             if (!(sched = wh_app_value(argc, argv, &i))) return 2;
         } else if (!strcmp(a, "--groups")) {
             if (!(groups = wh_app_value(argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--size")) {
-            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 32, 4096, &size)) return 2;
-        } else if (!strcmp(a, "--width-multiple")) {
-            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_double(a, v, 1e-3, 4, &width)) return 2;
-        } else if (!strcmp(a, "--target-params")) {
-            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_double(a, v, 1e-3, 0.99, &target)) return 2;
-        } else if (!strcmp(a, "--s")) {
-            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_double(a, v, 0, 10, &srate)) return 2;
-        } else if (!strcmp(a, "--baseline-iterations")) {
-            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 1, 1 << 30, &its[0])) return 2;
-        } else if (!strcmp(a, "--sparse-iterations")) {
-            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 1, 1 << 30, &its[1])) return 2;
-        } else if (!strcmp(a, "--finetune-iterations")) {
-            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 1, 1 << 30, &its[2])) return 2;
-        } else if (!strcmp(a, "--at-beta-scale")) {
-            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_double(a, v, 0, 1e12, &beta)) return 2;
         } else if (!strcmp(a, "--seed")) {
             if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 0, 1 << 30, &seed)) return 2;
-        } else if (!strcmp(a, "--threads")) {
-            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 0, 4096, &threads)) return 2;
-        } else if (!strcmp(a, "--stop-after")) {
-            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 1, 1 << 30, &stop_after)) return 2;
         } else {
             fprintf(stderr, "whittle: error: pipeline: unknown option '%s' (see whittle pipeline --help)\n", a);
             return 2;
         }
     }
-    wh_pl p = {.data = data,
-               .train_split = train_split,
-               .test_split = test_split,
-               .metric = WH_METRIC_VOC07,
-               .threads = threads,
-               .stop_after = stop_after,
-               .term = stdout,
-               .tty = isatty(STDOUT_FILENO)};
-    if (wh_pl_budget_get(budget, &p.b)) {
-        fprintf(stderr, "whittle: error: --budget: unknown budget '%s' (known: quick, full)\n", budget);
-        return 2;
-    }
-    if (target > 0) p.b.target_params = target;
-    if (beta >= 0) p.b.at_beta_scale = beta;
-    if (srate >= 0) p.b.s = srate;
-    if (its[0]) p.b.base_its = its[0];
-    if (its[1]) p.b.sparse_its = its[1];
-    if (its[2]) p.b.ft_its = its[2];
-    char sched_buf[128];
+    const char *out = c.out;
+    /* the default scheduler takes the budget's s: known after the budget */
+    wh_pl_budget bud;
+    char sched_buf[128] = "", extra[512], settings[2048];
     if (!sched) {
-        snprintf(sched_buf, sizeof(sched_buf), "dynamic:s=%g", p.b.s);
+        if (wh_pl_budget_get(c.budget, &bud) == 0)
+            snprintf(sched_buf, sizeof(sched_buf), "dynamic:s=%g", c.srate >= 0 ? c.srate : bud.s);
         sched = sched_buf;
     }
-    const int full = !strcmp(budget, "full");
-    if (!size) size = full ? 416 : 256;
-    if (width <= 0) width = full ? 1.0 : 0.5;
-    wh_app_threads(&ctx, threads);
-    if (wh_app_ensure_default_data(data)) return 1;
-
+    snprintf(extra, sizeof(extra), "sched=%.200s\ngroups=%.200s\nseed=%d\n", sched, groups, seed);
+    wh_pl p;
     char *cfg = NULL;
-    if (wh_pl_network(&p, init, cfg_path, model, size, width, &cfg)) return 1;
-    if (full && p.cfg_max_batches < 1) {
-        fprintf(stderr, "whittle: error: --budget full needs [net] max_batches in the cfg\n");
-        free(cfg);
-        return 2;
-    }
-    char settings[2048];
-    snprintf(settings, sizeof(settings),
-             "data=%s\nsplits=%s/"
-             "%s\nnetwork=%s\nsize=%d\nwidth_multiple=%g\nbudget=%s\nsched=%s\ngroups=%s\ntarget_params=%g\n"
-             "at_beta_scale=%g\ns=%g\niterations=%g,%g,%g\nseed=%d\n",
-             data, train_split, test_split,
-             init       ? init
-             : cfg_path ? cfg_path
-                        : model,
-             init || cfg_path ? 0 : size, init || cfg_path ? 0 : width, budget, sched, groups, p.b.target_params,
-             p.b.at_beta_scale, p.b.s, p.b.base_its, p.b.sparse_its, p.b.ft_its, seed);
+    int rc = wh_pl_cli_setup(&c, &p, &cfg, extra, settings, sizeof(settings));
+    if (rc) return rc;
     if (wh_pl_settings(out, settings)) {
         free(cfg);
         return 1;
     }
     printf("pipeline: %s, budget %s, data %s -> %s (omp wait policy %s)\n",
-           init       ? init
-           : cfg_path ? cfg_path
-                      : model,
-           budget, data, out, getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : "default");
+           c.init ? c.init : c.cfg_path ? c.cfg_path : c.model, c.budget, c.data, out,
+           getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : "default");
     fflush(stdout);
     const double t0 = wh__now();
 
-    int rc = 0;
     char d_base[4096], d_sparse[4096], d_prune[4096], d_ft[4096], d_dist[4096];
     char c_base[4096], c_sparse[4096], c_pruned[4096];
     if (wh_pl_fmt(d_base, sizeof(d_base), "%s/1-baseline", out)) rc = 1;
@@ -209,13 +136,13 @@ int wh_cmd_pipeline(int argc, char **argv)
     if (wh_pl_fmt(d_prune, sizeof(d_prune), "%s/3-pruned", out)) rc = 1;
     if (wh_pl_fmt(d_ft, sizeof(d_ft), "%s/4-finetune", out)) rc = 1;
     if (wh_pl_fmt(d_dist, sizeof(d_dist), "%s/5-distill", out)) rc = 1;
-    if (init ? wh_pl_fmt(c_base, sizeof(c_base), "%s", init) : wh_pl_fmt(c_base, sizeof(c_base), "%s/last.h5", d_base))
+    if (c.init ? wh_pl_fmt(c_base, sizeof(c_base), "%s", c.init) : wh_pl_fmt(c_base, sizeof(c_base), "%s/last.h5", d_base))
         rc = 1;
     if (wh_pl_fmt(c_sparse, sizeof(c_sparse), "%s/last.h5", d_sparse)) rc = 1;
     if (wh_pl_fmt(c_pruned, sizeof(c_pruned), "%s/pruned.h5", d_prune)) rc = 1;
     wh_pl_row rows[5];
     const uint64_t sd = (uint64_t)seed;
-    const wh_pl_stage st_base = {.kind = WH_PL_BASELINE, .name = "baseline", .dir = d_base, .init = init, .seed = sd};
+    const wh_pl_stage st_base = {.kind = WH_PL_BASELINE, .name = "baseline", .dir = d_base, .init = c.init, .seed = sd};
     const wh_pl_stage st_sparse = {
         .kind = WH_PL_SPARSE, .name = "sparse", .dir = d_sparse, .init = c_base, .sched = sched, .seed = sd};
     const wh_pl_stage st_ft = {.kind = WH_PL_FINETUNE, .name = "fine-tuned", .dir = d_ft, .init = c_pruned, .seed = sd};

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -672,6 +673,126 @@ int wh_pl_settings(const char *out, const char *text)
                 "whittle: error: %s holds runs with other settings (see %s): rerun with the same options, or "
                 "choose another --out\n",
                 out, path);
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- the shared command line ------------------------------------------------------ */
+
+void wh_pl_cli_init(wh_pl_cli *c, const char *out)
+{
+    memset(c, 0, sizeof(*c));
+    c->data = WH_DEFAULT_DATA;
+    c->model = "yolov4-tiny";
+    c->train_split = "train";
+    c->test_split = "test";
+    c->budget = "quick";
+    c->out = out;
+    c->target = c->beta = c->srate = -1;
+}
+
+int wh_pl_cli_option(int argc, char **argv, int *i, wh_pl_cli *c)
+{
+    static const struct {
+        const char *flag;
+        size_t off;
+    } strs[] = {{"--data", offsetof(wh_pl_cli, data)},
+                {"--model", offsetof(wh_pl_cli, model)},
+                {"--cfg", offsetof(wh_pl_cli, cfg_path)},
+                {"--init", offsetof(wh_pl_cli, init)},
+                {"--train-split", offsetof(wh_pl_cli, train_split)},
+                {"--test-split", offsetof(wh_pl_cli, test_split)},
+                {"--budget", offsetof(wh_pl_cli, budget)},
+                {"--out", offsetof(wh_pl_cli, out)}};
+    static const struct {
+        const char *flag;
+        size_t off;
+        int lo, hi;
+    } ints[] = {{"--size", offsetof(wh_pl_cli, size), 32, 4096},
+                {"--threads", offsetof(wh_pl_cli, threads), 0, 4096},
+                {"--stop-after", offsetof(wh_pl_cli, stop_after), 1, 1 << 30},
+                {"--baseline-iterations", offsetof(wh_pl_cli, its), 1, 1 << 30},
+                {"--sparse-iterations", offsetof(wh_pl_cli, its) + sizeof(int), 1, 1 << 30},
+                {"--finetune-iterations", offsetof(wh_pl_cli, its) + 2 * sizeof(int), 1, 1 << 30}};
+    static const struct {
+        const char *flag;
+        size_t off;
+        double lo, hi;
+    } dbls[] = {{"--width-multiple", offsetof(wh_pl_cli, width), 1e-3, 4},
+                {"--target-params", offsetof(wh_pl_cli, target), 1e-3, 0.99},
+                {"--at-beta-scale", offsetof(wh_pl_cli, beta), 0, 1e12},
+                {"--s", offsetof(wh_pl_cli, srate), 0, 10}};
+    const char *a = argv[*i], *v;
+    char *base = (char *)c;
+    for (size_t k = 0; k < sizeof(strs) / sizeof(strs[0]); k++)
+        if (!strcmp(a, strs[k].flag)) {
+            if (!(v = wh_app_value(argc, argv, i))) return -1;
+            *(const char **)(base + strs[k].off) = v;
+            return 1;
+        }
+    for (size_t k = 0; k < sizeof(ints) / sizeof(ints[0]); k++)
+        if (!strcmp(a, ints[k].flag)) {
+            if (!(v = wh_app_value(argc, argv, i)) || wh_app_int(a, v, ints[k].lo, ints[k].hi, (int *)(base + ints[k].off)))
+                return -1;
+            return 1;
+        }
+    for (size_t k = 0; k < sizeof(dbls) / sizeof(dbls[0]); k++)
+        if (!strcmp(a, dbls[k].flag)) {
+            if (!(v = wh_app_value(argc, argv, i)) ||
+                wh_app_double(a, v, dbls[k].lo, dbls[k].hi, (double *)(base + dbls[k].off)))
+                return -1;
+            return 1;
+        }
+    return 0;
+}
+
+int wh_pl_cli_setup(const wh_pl_cli *c, wh_pl *p, char **cfg, const char *extra, char *buf, size_t n)
+{
+    *cfg = NULL;
+    memset(p, 0, sizeof(*p));
+    p->data = c->data;
+    p->train_split = c->train_split;
+    p->test_split = c->test_split;
+    p->metric = WH_METRIC_VOC07;
+    p->threads = c->threads;
+    p->stop_after = c->stop_after;
+    p->term = stdout;
+    p->tty = isatty(STDOUT_FILENO);
+    if (wh_pl_budget_get(c->budget, &p->b)) {
+        fprintf(stderr, "whittle: error: --budget: unknown budget '%s' (known: quick, full)\n", c->budget);
+        return 2;
+    }
+    if (c->target > 0) p->b.target_params = c->target;
+    if (c->beta >= 0) p->b.at_beta_scale = c->beta;
+    if (c->srate >= 0) p->b.s = c->srate;
+    if (c->its[0]) p->b.base_its = c->its[0];
+    if (c->its[1]) p->b.sparse_its = c->its[1];
+    if (c->its[2]) p->b.ft_its = c->its[2];
+    const int full = !strcmp(c->budget, "full");
+    const int size = c->size ? c->size : full ? 416 : 256;
+    const double width = c->width > 0 ? c->width : full ? 1.0 : 0.5;
+    wh_ctx ctx;
+    wh_ctx_init(&ctx);
+    wh_app_threads(&ctx, c->threads);
+    if (wh_app_ensure_default_data(c->data)) return 1;
+    if (wh_pl_network(p, c->init, c->cfg_path, c->model, size, width, cfg)) return 1;
+    if (full && p->cfg_max_batches < 1) {
+        fprintf(stderr, "whittle: error: --budget full needs [net] max_batches in the cfg\n");
+        free(*cfg);
+        *cfg = NULL;
+        return 2;
+    }
+    const int given = c->init || c->cfg_path;
+    const char *net = c->init ? c->init : c->cfg_path ? c->cfg_path : c->model;
+    if (wh_pl_fmt(buf, n,
+                  "data=%s\nsplits=%s/%s\nnetwork=%s\nsize=%d\nwidth_multiple=%g\nbudget=%s\ntarget_params=%g\n"
+                  "at_beta_scale=%g\ns=%g\niterations=%g,%g,%g\n%s",
+                  c->data, c->train_split, c->test_split, net, given ? 0 : size, given ? 0 : width, c->budget,
+                  p->b.target_params, p->b.at_beta_scale, p->b.s, p->b.base_its, p->b.sparse_its, p->b.ft_its,
+                  extra ? extra : "")) {
+        free(*cfg);
+        *cfg = NULL;
         return 1;
     }
     return 0;

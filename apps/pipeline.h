@@ -106,6 +106,26 @@ int wh_pl_network(wh_pl *p, const char *init, const char *cfg_path, const char *
  * printing the error. */
 int wh_pl_settings(const char *out, const char *text);
 
+/* The options pipeline and ablate share. */
+typedef struct wh_pl_cli {
+    const char *data, *model, *cfg_path, *init, *train_split, *test_split, *budget, *out;
+    int size, threads, stop_after;
+    double width, target, beta, srate; /* <= 0 / < 0: the budget's */
+    int its[3];                        /* baseline, sparse, fine-tune iterations; 0: the budget's */
+} wh_pl_cli;
+
+/* Defaults: the embedded data, yolov4-tiny, the quick budget, out. */
+void wh_pl_cli_init(wh_pl_cli *c, const char *out);
+/* argv[*i]: 1 when it was a shared option (its value consumed), 0 when it
+ * is not one, -1 after printing what is wrong with its value. */
+int wh_pl_cli_option(int argc, char **argv, int *i, wh_pl_cli *c);
+/* Fills p from the options (budget with overrides, splits, threads; the
+ * network into *cfg, malloc'd, see wh_pl_network), generating the embedded
+ * data when it is used and missing, and writes the settings both commands
+ * compare (settings.txt lines, extra appended) into buf. 0, or the exit
+ * status after printing the error (2: a bad option value). */
+int wh_pl_cli_setup(const wh_pl_cli *c, wh_pl *p, char **cfg, const char *extra, char *buf, size_t n);
+
 /* Charts (apps/charts.c); 0 or 1 after printing the error.
  * Loss curves of the training stages in dirs (their train.jsonl), stage i
  * drawn from iteration x0[i] on; at most 8. */

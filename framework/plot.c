@@ -68,6 +68,14 @@ static void wh__line(wh_image *img, double x0, double y0, double x1, double y1, 
     }
 }
 
+/* Saves img as PNG and frees it, whatever the outcome. */
+static wh_status wh__save_free(const char *path, wh_image *img, wh_ctx *ctx)
+{
+    const wh_status st = wh_image_save_png(path, img, ctx);
+    wh_image_free(img);
+    return st;
+}
+
 static int wh__cmp_float(const void *a, const void *b)
 {
     float x = *(const float *)a, y = *(const float *)b;
@@ -158,9 +166,7 @@ wh_status wh_chart_save(const wh_chart *c, const char *path, wh_ctx *ctx)
 {
     wh_image img = {0};
     WH_TRY(wh_chart_render(c, 1000, 600, &img, ctx));
-    wh_status st = wh_image_save_png(path, &img, ctx);
-    wh_image_free(&img);
-    return st;
+    return wh__save_free(path, &img, ctx);
 }
 
 wh_status wh_hist_chart_save(const char *path, const float *rows, const float *iters, int n_rows, int bins,
@@ -208,9 +214,7 @@ wh_status wh_hist_chart_save(const char *path, const float *rows, const float *i
             wh_draw_text(&img, R - 80, T + 6 + (r == 0 ? 0 : 12), 1, buf, col);
         }
     }
-    wh_status st = wh_image_save_png(path, &img, ctx);
-    wh_image_free(&img);
-    return st;
+    return wh__save_free(path, &img, ctx);
 }
 
 void wh_lines_color(int k, float rgb[3])
@@ -315,9 +319,7 @@ wh_status wh_lines_save(const wh_lines *c, const char *path, wh_ctx *ctx)
 {
     wh_image img = {0};
     WH_TRY(wh_lines_render(c, 1000, 600, &img, ctx));
-    wh_status st = wh_image_save_png(path, &img, ctx);
-    wh_image_free(&img);
-    return st;
+    return wh__save_free(path, &img, ctx);
 }
 
 wh_status wh_bars_render(const char *const *labels, const double *mean, const double *lo, const double *hi, int n,
@@ -376,7 +378,5 @@ wh_status wh_bars_save(const char *path, const char *const *labels, const double
 {
     wh_image img = {0};
     WH_TRY(wh_bars_render(labels, mean, lo, hi, n, x_max, title, x_label, &img, ctx));
-    wh_status st = wh_image_save_png(path, &img, ctx);
-    wh_image_free(&img);
-    return st;
+    return wh__save_free(path, &img, ctx);
 }

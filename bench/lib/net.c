@@ -1,5 +1,6 @@
 /* Whole networks timed (bench/bench.h). */
 #include "bench/bench.h"
+#include "bench/bench_util.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -16,25 +17,6 @@
 #define WH__MAX_BOXES 8
 enum { WH__FWD, WH__LOSS, WH__BWD, WH__STEP, WH__NPH };
 
-static double wh__now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int wh__cmp(const void *a, const void *b)
-{
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double wh__median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof(double), wh__cmp);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 /* xorshift64*: reproducible inputs */
 static double wh__rnd(uint64_t *s)
 {
@@ -48,20 +30,20 @@ static double wh__rnd(uint64_t *s)
  * gradients, forward, every [yolo] loss, backward, one SGD step. */
 static wh_status wh__step(wh_net *net, wh_sgd *sgd, const wh_truth *truth, double t[WH__NPH], wh_ctx *ctx)
 {
-    const double t0 = wh__now();
+    const double t0 = wh_bench_now();
     wh_net_zero_grads(net);
     WH_TRY(wh_net_forward(net, 1, ctx));
-    const double t1 = wh__now();
+    const double t1 = wh_bench_now();
     wh_net_zero_douts(net);
     for (int i = 0; i < net->n_layers; i++)
         if (wh_yolo_get(&net->layers[i]))
             WH_TRY(wh_yolo_loss(&net->layers[i], truth, WH__MAX_BOXES, net->in_shape.w, net->in_shape.h, NULL, ctx));
-    const double t2 = wh__now();
+    const double t2 = wh_bench_now();
     WH_TRY(wh_net_backward(net, NULL, ctx));
-    const double t3 = wh__now();
+    const double t3 = wh_bench_now();
     /* a small fixed rate: random data must not diverge over a few steps */
     WH_TRY(wh_sgd_step(sgd, net, 1e-4f, net->in_shape.n, ctx));
-    const double t4 = wh__now();
+    const double t4 = wh_bench_now();
     t[WH__FWD] = t1 - t0, t[WH__LOSS] = t2 - t1, t[WH__BWD] = t3 - t2, t[WH__STEP] = t4 - t3;
     return WH_OK;
 }
@@ -118,9 +100,9 @@ wh_status wh_bench_net(const char *cfg_text, const char *name, const wh_bench_ne
             t[k] = 0;
             for (int p = 0; p < WH__NPH; p++) t[k] += ph[p], t[(size_t)(p + 1) * o->runs + k] = ph[p];
         } else {
-            const double t0 = wh__now();
+            const double t0 = wh_bench_now();
             st = wh_net_forward(net, 0, ctx);
-            t[k] = wh__now() - t0;
+            t[k] = wh_bench_now() - t0;
         }
     }
     if (st == WH_OK) {
@@ -130,9 +112,9 @@ wh_status wh_bench_net(const char *cfg_text, const char *name, const wh_bench_ne
 #else
         r->threads = 1;
 #endif
-        r->median_s = wh__median(t, o->runs);
+        r->median_s = wh_bench_median(t, o->runs);
         r->min_s = t[0];
-        for (int p = 0; train && p < WH__NPH; p++) r->phase_s[p] = wh__median(t + (size_t)(p + 1) * o->runs, o->runs);
+        for (int p = 0; train && p < WH__NPH; p++) r->phase_s[p] = wh_bench_median(t + (size_t)(p + 1) * o->runs, o->runs);
         wh_net_cost c;
         wh_net_cost_total(net, &c);
         r->params = c.params;

@@ -1,5 +1,6 @@
 /* Each operation at YOLOv4 shapes (bench/bench.h). */
 #include "bench/bench.h"
+#include "bench/bench_util.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -15,25 +16,6 @@
 #include "layers/yolo.h"
 #include "pruning/sparsity.h"
 
-static double wh__now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int wh__cmp(const void *a, const void *b)
-{
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double wh__median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof(double), wh__cmp);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 /* What one timed call does, and the median over runs after one warm-up. */
 typedef wh_status (*wh__fn)(void *arg, wh_ctx *ctx);
 
@@ -43,11 +25,11 @@ static wh_status wh__time(wh__fn fn, void *arg, int runs, double *median_s, wh_c
     if (!t) return wh_error(ctx, WH_ERR_NOMEM, "out of memory");
     wh_status st = fn(arg, ctx);
     for (int r = 0; st == WH_OK && r < runs; r++) {
-        const double t0 = wh__now();
+        const double t0 = wh_bench_now();
         st = fn(arg, ctx);
-        t[r] = wh__now() - t0;
+        t[r] = wh_bench_now() - t0;
     }
-    if (st == WH_OK) *median_s = wh__median(t, runs);
+    if (st == WH_OK) *median_s = wh_bench_median(t, runs);
     free(t);
     return st;
 }
@@ -246,11 +228,11 @@ wh_status wh_bench_ops(int runs, wh_bench_op_cb cb, void *user, wh_ctx *ctx)
                     const size_t m = wh_shape_count(net->layers[last].out_shape);
                     for (size_t k = 0; k < m; k++) net->layers[last].dout[k] = 1e-3f;
                 }
-                const double t0 = wh__now();
+                const double t0 = wh_bench_now();
                 st = bwd ? wh_net_backward_layer(net, last, NULL, ctx) : wh_net_forward_layer(net, last, 1, ctx);
-                if (r >= 0) t[r] = wh__now() - t0;
+                if (r >= 0) t[r] = wh_bench_now() - t0;
             }
-            if (st == WH_OK) s = wh__median(t, runs);
+            if (st == WH_OK) s = wh_bench_median(t, runs);
             free(t);
             char name[96];
             snprintf(name, sizeof(name), "%s %s", mem[i].name, bwd ? "backward" : "forward");

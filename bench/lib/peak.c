@@ -1,6 +1,7 @@
 /* The machine's own limits (bench/bench.h): an FMA loop for the
  * single-precision peak and a stream triad for the memory bandwidth. */
 #include "bench/bench.h"
+#include "bench/bench_util.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -10,25 +11,6 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
-
-static double wh__now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int wh__cmp(const void *a, const void *b)
-{
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double wh__median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof(double), wh__cmp);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 /* WH__CHAINS independent accumulators of WH__LANES floats: enough vector
  * chains in flight to cover the FMA latency (4-5 cycles) on both FMA pipes,
@@ -60,10 +42,10 @@ static double wh__fma_loop(long iters, float *sink)
 static double wh__fma_gflops(int nt, long iters)
 {
     float sink = 0;
-    double flops = 0, t0 = wh__now();
+    double flops = 0, t0 = wh_bench_now();
 #pragma omp parallel num_threads(nt) reduction(+ : flops, sink)
     flops += wh__fma_loop(iters, &sink);
-    const double dt = wh__now() - t0;
+    const double dt = wh_bench_now() - t0;
     if (sink == 12345.f) fprintf(stderr, " "); /* never true; the sum must look used */
     return flops / dt / 1e9;
 }
@@ -85,9 +67,9 @@ wh_status wh_bench_peak_measure(int threads, int runs, wh_bench_peak *out, wh_ct
     const long iters = 25000000L;
     wh__fma_gflops(nt, iters / 10); /* warm-up: clocks up, threads created */
     for (int r = 0; r < runs; r++) v[r] = wh__fma_gflops(nt, iters);
-    out->fma_gflops = wh__median(v, runs);
+    out->fma_gflops = wh_bench_median(v, runs);
     for (int r = 0; r < runs; r++) v[r] = wh__fma_gflops(1, iters);
-    out->fma_gflops_one = wh__median(v, runs);
+    out->fma_gflops_one = wh_bench_median(v, runs);
     /* triad over 3 arrays of 16 Mi floats (192 MiB: far past any cache) */
     const size_t n = (size_t)16 << 20;
     float *a = malloc(n * sizeof(float)), *b = malloc(n * sizeof(float)), *c = malloc(n * sizeof(float));
@@ -100,13 +82,13 @@ wh_status wh_bench_peak_measure(int threads, int runs, wh_bench_peak *out, wh_ct
     for (size_t i = 0; i < n; i++) a[i] = 0, b[i] = 1, c[i] = 2;
     const float s = 3;
     for (int r = -1; r < runs; r++) {
-        const double t0 = wh__now();
+        const double t0 = wh_bench_now();
 #pragma omp parallel for num_threads(nt) schedule(static)
         for (size_t i = 0; i < n; i++) a[i] = b[i] + s * c[i];
-        const double dt = wh__now() - t0;
+        const double dt = wh_bench_now() - t0;
         if (r >= 0) v[r] = 3.0 * (double)n * sizeof(float) / dt / 1e9;
     }
-    out->triad_gbs = wh__median(v, runs);
+    out->triad_gbs = wh_bench_median(v, runs);
     const int ok = a[n / 2] == 7.f;
     free(a), free(b), free(c), free(v);
     if (!ok) return wh_error(ctx, WH_ERR_STATE, "bench peak: the triad computed a wrong value");
