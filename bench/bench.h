@@ -25,6 +25,11 @@ typedef struct wh_bench_peak {
 /* Measures with threads (0: OpenMP's default); each figure is the median of
  * runs timed passes of about seconds / runs each. */
 wh_status wh_bench_peak_measure(int threads, int runs, wh_bench_peak *out, wh_ctx *ctx);
+/* The same with the work per pass given: fma_iters iterations of the FMA
+ * loop (192 FLOPs each; the default is 25 M) and a triad over 3 arrays of
+ * triad_floats (default 16 Mi). Tests use small sizes. */
+wh_status wh_bench_peak_measure_sized(int threads, int runs, long fma_iters, size_t triad_floats, wh_bench_peak *out,
+                                      wh_ctx *ctx);
 
 typedef enum wh_bench_mode { WH_BENCH_INFER, WH_BENCH_TRAIN } wh_bench_mode;
 

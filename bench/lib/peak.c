@@ -52,8 +52,16 @@ static double wh__fma_gflops(int nt, long iters)
 
 wh_status wh_bench_peak_measure(int threads, int runs, wh_bench_peak *out, wh_ctx *ctx)
 {
+    /* about 0.05 s per FMA pass at 100 GFLOP/s per thread; 192 MiB for the triad: far past any cache */
+    return wh_bench_peak_measure_sized(threads, runs, 25000000L, (size_t)16 << 20, out, ctx);
+}
+
+wh_status wh_bench_peak_measure_sized(int threads, int runs, long fma_iters, size_t triad_floats, wh_bench_peak *out,
+                                      wh_ctx *ctx)
+{
     memset(out, 0, sizeof(*out));
-    if (runs < 1) return wh_error(ctx, WH_ERR_ARG, "bench peak: runs must be >= 1");
+    if (runs < 1 || fma_iters < 1 || triad_floats < 1)
+        return wh_error(ctx, WH_ERR_ARG, "bench peak: runs, iterations and sizes must be >= 1");
 #ifdef _OPENMP
     const int nt = threads > 0 ? threads : omp_get_max_threads();
 #else
@@ -63,19 +71,17 @@ wh_status wh_bench_peak_measure(int threads, int runs, wh_bench_peak *out, wh_ct
     out->threads = nt;
     double *v = malloc((size_t)runs * sizeof(double));
     if (!v) return wh_error(ctx, WH_ERR_NOMEM, "out of memory");
-    /* about 0.1 s per pass at 100 GFLOP/s per thread */
-    const long iters = 25000000L;
+    const long iters = fma_iters;
     wh__fma_gflops(nt, iters / 10); /* warm-up: clocks up, threads created */
     for (int r = 0; r < runs; r++) v[r] = wh__fma_gflops(nt, iters);
     out->fma_gflops = wh_bench_median(v, runs);
     for (int r = 0; r < runs; r++) v[r] = wh__fma_gflops(1, iters);
     out->fma_gflops_one = wh_bench_median(v, runs);
-    /* triad over 3 arrays of 16 Mi floats (192 MiB: far past any cache) */
-    const size_t n = (size_t)16 << 20;
+    const size_t n = triad_floats;
     float *a = malloc(n * sizeof(float)), *b = malloc(n * sizeof(float)), *c = malloc(n * sizeof(float));
     if (!a || !b || !c) {
         free(a), free(b), free(c), free(v);
-        return wh_error(ctx, WH_ERR_NOMEM, "out of memory (bench peak: 192 MiB)");
+        return wh_error(ctx, WH_ERR_NOMEM, "out of memory (bench peak: 3 x %zu floats)", n);
     }
     /* first touch by the threads that will use each part */
 #pragma omp parallel for num_threads(nt) schedule(static)
