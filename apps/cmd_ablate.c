@@ -96,6 +96,24 @@ static void wh__slug(const char *v, char *out, size_t n)
     out[k] = '\0';
 }
 
+/* The share of |gamma| below 1e-2 in the last line of dir/gamma.jsonl (NaN if none). */
+static double wh__below_1e2(const char *dir)
+{
+    char path[4096], line[1 << 14];
+    double v = NAN;
+    if (snprintf(path, sizeof(path), "%s/gamma.jsonl", dir) >= (int)sizeof(path)) return v;
+    FILE *fp = fopen(path, "r");
+    if (!fp) return v;
+    while (fgets(line, sizeof(line), fp)) {
+        /* a record's first chunk (lines may be longer than the buffer): its
+         * first below_1e-2 is the whole network's, before the per-layer ones */
+        const char *k = strncmp(line, "{\"iteration\"", 12) ? NULL : strstr(line, "\"below_1e-2\": ");
+        if (k) v = strtod(k + 14, NULL);
+    }
+    fclose(fp);
+    return v;
+}
+
 static void wh__stats(const double *v, int n, double *mean, double *sd, double *lo, double *hi)
 {
     double s = 0, q = 0;
@@ -152,7 +170,10 @@ int wh_cmd_ablate(int argc, char **argv)
     double *m_pruned = malloc((size_t)nc * seeds * sizeof(double)),
            *m_final = malloc((size_t)nc * seeds * sizeof(double));
     wh_pl_row *r_final = calloc((size_t)nc * seeds, sizeof(wh_pl_row));
-    if (!m_pruned || !m_final || !r_final) {
+    /* per scheduler and seed: the sparse model's mAP and share of |gamma| < 1e-2 */
+    double *m_sparse = malloc((size_t)g.n[0] * seeds * sizeof(double)),
+           *z_sparse = malloc((size_t)g.n[0] * seeds * sizeof(double));
+    if (!m_pruned || !m_final || !r_final || !m_sparse || !z_sparse) {
         fprintf(stderr, "whittle: error: out of memory\n");
         rc = 1;
     }
@@ -177,6 +198,8 @@ int wh_cmd_ablate(int argc, char **argv)
                 .kind = WH_PL_SPARSE, .name = name, .dir = d_sp, .init = c_base, .sched = spec, .seed = (uint64_t)s};
             wh_pl_row row;
             rc = wh_pl_train(&p, &st_sp, &row);
+            m_sparse[(size_t)a * seeds + (s - 1)] = row.map;
+            z_sparse[(size_t)a * seeds + (s - 1)] = wh__below_1e2(d_sp);
             for (int b = 0; !rc && b < g.n[1]; b++) {
                 char sb[128], d_pr[4096], c_pr[4096], pname[64];
                 wh__slug(g.v[1][b], sb, sizeof(sb));
@@ -206,7 +229,7 @@ int wh_cmd_ablate(int argc, char **argv)
             }
         }
     if (rc) {
-        free(m_pruned), free(m_final), free(r_final), free(cfg);
+        free(m_pruned), free(m_final), free(r_final), free(m_sparse), free(z_sparse), free(cfg);
         return rc == WH_PL_STOPPED ? 0 : 1;
     }
 
@@ -228,6 +251,14 @@ int wh_cmd_ablate(int argc, char **argv)
                 "mean +- sample standard deviation [min, max].\n\n",
                 wh_metric_name(p.metric), wh_metric_title(p.metric), base.map, base.params, base.conv_flops / 1e9,
                 seeds);
+        fprintf(fm, "| sched | mAP after sparse training | share of \\|gamma\\| < 1e-2 |\n|---|---|---|\n");
+        for (int a = 0; a < g.n[0]; a++) {
+            double m, sd, mn, mx, zm, zsd;
+            wh__stats(m_sparse + (size_t)a * seeds, seeds, &m, &sd, &mn, &mx);
+            wh__stats(z_sparse + (size_t)a * seeds, seeds, &zm, &zsd, &mn, &mx);
+            fprintf(fm, "| %s | %.4f +- %.4f | %.3f +- %.3f |\n", g.v[0][a], m, sd, zm, zsd);
+        }
+        fputc('\n', fm);
         fprintf(fm,
                 "| sched | groups | distill | mAP after pruning | final mAP | per seed | parameters | conv GFLOPs | "
                 "latency b1 (ms) |\n|---|---|---|---|---|---|---|---|---|\n");
@@ -290,6 +321,6 @@ int wh_cmd_ablate(int argc, char **argv)
         if (!rc) printf("\n%s\ntables: %s/ablation.md .csv .json   chart: %s/ablation.png\n", md, out, out);
     }
     free(md), free(csv), free(js), free(labels), free(label_buf), free(mean), free(lo), free(hi);
-    free(m_pruned), free(m_final), free(r_final), free(cfg);
+    free(m_pruned), free(m_final), free(r_final), free(m_sparse), free(z_sparse), free(cfg);
     return rc ? 1 : 0;
 }

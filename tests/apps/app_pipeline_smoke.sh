@@ -95,6 +95,8 @@ check "ablate shares stages: 1 baseline, 4 sparse, 4 prunings, 8 fine-tunes for 
 [ "$(wc -l < "$T/g/ablation.csv")" -eq 9 ]; check "ablation.csv: one line per run" $?
 [ "$(grep -c '^| \(constant\|dynamic\) | global | \(none\|attention\) |' "$T/g/ablation.md")" -eq 4 ]
 check "ablation.md: one row per combination" $?
+[ "$(grep -c '^| \(constant\|dynamic\) | [0-9.]* +- [0-9.]* | [0-9.]* +- ' "$T/g/ablation.md")" -eq 2 ]
+check "ablation.md: the sparse models' mAP and |gamma| share per scheduler" $?
 [ -s "$T/g/ablation.png" ] && python3 -c "import json,sys; assert len(json.load(open(sys.argv[1]))['runs']) == 8" \
     "$T/g/ablation.json"
 check "ablation.json and ablation.png" $?
