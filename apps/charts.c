@@ -26,8 +26,8 @@ static int wh__loss_series(const char *dir, float x0, float **x, float **y)
     int n = 0, cap = 0;
     float *it = NULL, *loss = NULL;
     while (fgets(line, sizeof(line), fp)) {
-        const char *a = strstr(line, "\"iteration\": "), *b = strstr(line, "\"loss\": ");
-        if (!a || !b || strstr(line, "\"eval\"")) continue;
+        const double i = wh_pl_json_num(line, "iteration"), l = wh_pl_json_num(line, "loss");
+        if (!isfinite(i) || !isfinite(l)) continue; /* evaluation records have no loss */
         if (n == cap) {
             cap = cap ? 2 * cap : 512;
             float *t1 = realloc(it, (size_t)cap * sizeof(float)), *t2 = realloc(loss, (size_t)cap * sizeof(float));
@@ -35,8 +35,8 @@ static int wh__loss_series(const char *dir, float x0, float **x, float **y)
             if (t2) loss = t2;
             if (!t1 || !t2) break;
         }
-        it[n] = x0 + strtof(a + 13, NULL);
-        loss[n] = strtof(b + 8, NULL);
+        it[n] = x0 + (float)i;
+        loss[n] = (float)l;
         n++;
     }
     fclose(fp);

@@ -107,8 +107,7 @@ static double wh__below_1e2(const char *dir)
     while (fgets(line, sizeof(line), fp)) {
         /* a record's first chunk (lines may be longer than the buffer): its
          * first below_1e-2 is the whole network's, before the per-layer ones */
-        const char *k = strncmp(line, "{\"iteration\"", 12) ? NULL : strstr(line, "\"below_1e-2\": ");
-        if (k) v = strtod(k + 14, NULL);
+        if (!strncmp(line, "{\"iteration\"", 12)) v = wh_pl_json_num(line, "below_1e-2");
     }
     fclose(fp);
     return v;

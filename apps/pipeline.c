@@ -161,7 +161,7 @@ static int wh__row_save(const char *dir, const wh_pl_row *r)
     return st == WH_OK ? 0 : wh_app_fail(&ctx);
 }
 
-static double wh__get(const char *text, const char *key)
+double wh_pl_json_num(const char *text, const char *key)
 {
     char pat[64];
     snprintf(pat, sizeof(pat), "\"%s\": ", key);
@@ -188,14 +188,14 @@ static int wh__row_load(const char *dir, wh_pl_row *r)
     while (s[k] && s[k] != '"' && k + 1 < sizeof(r->stage)) k++;
     memcpy(r->stage, s, k);
     r->stage[k] = '\0';
-    r->map = wh__get(text, "map");
-    r->params = wh__get(text, "params");
-    r->conv_flops = wh__get(text, "conv_flops");
-    r->weights_bytes = wh__get(text, "weights_bytes");
-    r->latency_ms = wh__get(text, "latency_ms");
-    r->train_img_s = wh__get(text, "train_img_per_s");
-    r->train_s = wh__get(text, "train_seconds");
-    r->iterations = (long)wh__get(text, "iterations");
+    r->map = wh_pl_json_num(text, "map");
+    r->params = wh_pl_json_num(text, "params");
+    r->conv_flops = wh_pl_json_num(text, "conv_flops");
+    r->weights_bytes = wh_pl_json_num(text, "weights_bytes");
+    r->latency_ms = wh_pl_json_num(text, "latency_ms");
+    r->train_img_s = wh_pl_json_num(text, "train_img_per_s");
+    r->train_s = wh_pl_json_num(text, "train_seconds");
+    r->iterations = (long)wh_pl_json_num(text, "iterations");
     free(text);
     return 1;
 }
@@ -219,7 +219,7 @@ static void wh__train_speed(const char *dir, wh_pl_row *r)
     double *v = NULL, secs = 0;
     size_t n = 0, cap = 0;
     while (fgets(line, sizeof(line), fp)) {
-        const double ips = wh__get(line, "img_per_s"), s = wh__get(line, "seconds");
+        const double ips = wh_pl_json_num(line, "img_per_s"), s = wh_pl_json_num(line, "seconds");
         if (!isfinite(ips)) continue;
         if (n == cap) {
             cap = cap ? 2 * cap : 256;
