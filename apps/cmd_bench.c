@@ -15,7 +15,8 @@ void wh_cmd_bench_usage(void)
     printf("usage: whittle bench peak [--threads N] [--runs N] [--json]\n"
            "       whittle bench ops [--threads N] [--runs N] [--json]\n"
            "       whittle bench net (--cfg CFG | --model NAME) [--size N] [--batch B] [--mode train|infer]\n"
-           "                         [--runs N] [--threads N] [--peak GFLOPS] [--json]\n\n"
+           "                         [--runs N] [--threads N] [--peak GFLOPS] [--layout plain|blocked]\n"
+           "                         [--profile] [--json]\n\n"
            "peak: the machine's single-precision peak (an FMA loop on every thread, and on one) and its\n"
            "memory bandwidth (a stream triad over 192 MiB), medians of --runs passes (default 5).\n"
            "ops: every operation of a training step at YOLOv4 shapes (416, batch 1): convolutions with\n"
@@ -23,7 +24,7 @@ void wh_cmd_bench_usage(void)
            "shortcut, yolo loss, attention loss, sparsity update, SGD step; GFLOP/s against the FMA peak\n"
            "or GB/s against the triad.\n"
            "net: a network with random weights and inputs, 2 warm-up then --runs timed forward passes\n"
-           "(infer: the blocked inference network) or training steps (train: forward, loss on random\n"
+           "(infer: the inference network) or training steps (train: forward, loss on random\n"
            "boxes, backward, SGD step, as the trainer with subdivisions 1). Prints img/s, the\n"
            "convolutions' GFLOP/s (a training step counts 3x the forward) against the peak (measured\n"
            "first unless --peak gives it), and the peak resident memory.\n"
@@ -31,6 +32,9 @@ void wh_cmd_bench_usage(void)
            "  --size N              input size (default: the cfg's; --model: 416)\n"
            "  --batch B             (default 1)\n"
            "  --mode train|infer    (default infer)\n"
+           "  --layout plain|blocked  activations between layers in NCHW, or (default) in oneDNN's\n"
+           "                        blocked layout wherever a layer's channels fill whole blocks\n"
+           "  --profile             time every layer on its own and print a per-layer table\n"
            "The OpenMP wait policy in force is printed: set OMP_WAIT_POLICY=passive on a shared machine.\n");
 }
 
@@ -78,10 +82,42 @@ static int wh__peak(int argc, char **argv)
     return 0;
 }
 
+/* The per-layer table of --profile: each layer's median forward and backward
+ * time, and for convolutions the rate against the peak (a backward counts 2
+ * forwards: data and weights); then the totals per layer type. */
+static void wh__print_profile(const wh_bench_net_result *r, int train, double peak)
+{
+    printf("\n| layer | type | what | output | layout | fwd ms | fwd %% peak |%s\n", train ? " bwd ms | bwd %% peak |" : "");
+    printf("|---|---|---|---|---|---|---|%s\n", train ? "---|---|" : "");
+    double tot = 0;
+    for (int i = 0; i < r->n_layers; i++) tot += r->layers[i].fwd_s + r->layers[i].bwd_s;
+    const char *types[16];
+    double tt[16] = {0};
+    int nt = 0;
+    for (int i = 0; i < r->n_layers; i++) {
+        const wh_bench_layer_time *e = &r->layers[i];
+        char fp[16] = "", bp[16] = "";
+        if (e->gflop > 0) {
+            snprintf(fp, sizeof(fp), "%.0f", 100 * e->gflop / e->fwd_s / peak);
+            if (e->bwd_s > 0) snprintf(bp, sizeof(bp), "%.0f", 100 * 2 * e->gflop / e->bwd_s / peak);
+        }
+        printf("| %d | %s | %s | %dx%dx%d | %s | %.2f | %s |", e->index, e->type, e->what, e->out.w, e->out.h,
+               e->out.c, wh_layout_name(e->layout), 1e3 * e->fwd_s, fp);
+        if (train) printf(" %.2f | %s |", 1e3 * e->bwd_s, bp);
+        printf("\n");
+        int k = 0;
+        while (k < nt && strcmp(types[k], e->type)) k++;
+        if (k == nt && nt < 16) types[nt++] = e->type;
+        if (k < 16) tt[k] += e->fwd_s + e->bwd_s;
+    }
+    printf("\nper type (forward%s, sum of the layers' medians %.1f ms):", train ? " + backward" : "", 1e3 * tot);
+    for (int k = 0; k < nt; k++) printf(" %s %.1f ms (%.0f %%)%s", types[k], 1e3 * tt[k], 100 * tt[k] / tot, k + 1 < nt ? "," : "\n");
+}
+
 static int wh__net(int argc, char **argv)
 {
     const char *cfg_path = NULL, *model = NULL, *mode = "infer";
-    int size = 0, batch = 1, runs = 5, threads = 0, json = 0;
+    int size = 0, batch = 1, runs = 5, threads = 0, json = 0, plain = 0, profile = 0;
     double peak = 0;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *v;
@@ -107,6 +143,15 @@ static int wh__net(int argc, char **argv)
             if (!(v = wh_app_value(argc, argv, &i)) || wh_app_double(a, v, 1e-3, 1e9, &peak)) return 2;
         } else if (!strcmp(a, "--json")) {
             json = 1;
+        } else if (!strcmp(a, "--profile")) {
+            profile = 1;
+        } else if (!strcmp(a, "--layout")) {
+            if (!(v = wh_app_value(argc, argv, &i))) return 2;
+            if (strcmp(v, "plain") && strcmp(v, "blocked")) {
+                fprintf(stderr, "whittle: error: --layout: expected plain or blocked, got '%s'\n", v);
+                return 2;
+            }
+            plain = !strcmp(v, "plain");
         } else {
             fprintf(stderr, "whittle: error: bench net: unknown option '%s'\n", a);
             return 2;
@@ -143,7 +188,9 @@ static int wh__net(int argc, char **argv)
                                  .width = cfg_path ? size : 0,
                                  .height = cfg_path ? size : 0,
                                  .runs = runs,
-                                 .threads = threads};
+                                 .threads = threads,
+                                 .plain = plain,
+                                 .profile = profile};
     wh_bench_net_result r;
     const wh_status st = wh_bench_net(text, name, &o, &r, &ctx);
     free(text);
@@ -156,6 +203,20 @@ static int wh__net(int argc, char **argv)
                "%.1f, \"peak_rss_mb\": %.1f, \"params\": %zu",
                name, mode, r.width, r.batch, r.threads, wh__wait(), runs, r.median_s, r.min_s, r.img_per_s,
                r.conv_gflop_per_img, r.gflop_per_s, peak, pct, r.peak_rss_mb, r.params);
+        printf(", \"layout\": \"%s\", \"arena_mb\": {\"params\": %zu, \"grads\": %zu, \"activations\": %zu, "
+               "\"scratch\": %zu}",
+               plain ? "plain" : "blocked", r.arena_mb[0], r.arena_mb[1], r.arena_mb[2], r.arena_mb[3]);
+        if (r.n_layers) {
+            printf(", \"layers\": [");
+            for (int i = 0; i < r.n_layers; i++) {
+                const wh_bench_layer_time *e = &r.layers[i];
+                printf("%s{\"i\": %d, \"type\": \"%s\", \"layout\": \"%s\", \"fwd_ms\": %.3f, \"bwd_ms\": %.3f, "
+                       "\"gflop\": %.4f}",
+                       i ? ", " : "", e->index, e->type, wh_layout_name(e->layout), 1e3 * e->fwd_s, 1e3 * e->bwd_s,
+                       e->gflop);
+            }
+            printf("]");
+        }
         if (o.mode == WH_BENCH_TRAIN)
             printf(", \"phase_ms\": {\"forward\": %.2f, \"loss\": %.2f, \"backward\": %.2f, \"sgd_step\": %.2f}",
                    1e3 * r.phase_s[0], 1e3 * r.phase_s[1], 1e3 * r.phase_s[2], 1e3 * r.phase_s[3]);
@@ -168,7 +229,11 @@ static int wh__net(int argc, char **argv)
         if (o.mode == WH_BENCH_TRAIN)
             printf("  phases (ms): forward %.1f, loss %.1f, backward %.1f, SGD step %.1f\n", 1e3 * r.phase_s[0],
                    1e3 * r.phase_s[1], 1e3 * r.phase_s[2], 1e3 * r.phase_s[3]);
+        printf("  layout %s; arenas (MB): parameters %zu, gradients %zu, activations %zu, scratch %zu\n",
+               plain ? "plain NCHW" : "blocked", r.arena_mb[0], r.arena_mb[1], r.arena_mb[2], r.arena_mb[3]);
+        if (r.n_layers) wh__print_profile(&r, o.mode == WH_BENCH_TRAIN, peak);
     }
+    wh_bench_net_result_free(&r);
     return 0;
 }
 

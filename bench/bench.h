@@ -39,7 +39,20 @@ typedef struct wh_bench_net_opts {
     int width, height; /* 0: the cfg's */
     int runs;          /* timed (after 2 warm-up) */
     int threads;       /* 0: OpenMP's default */
+    int plain;         /* 1: activations in plain NCHW instead of oneDNN's blocked layout */
+    int profile;       /* 1: time every layer's forward (and backward) on its own */
 } wh_bench_net_opts;
+
+/* One layer's share of a step (profile): medians over the runs. */
+typedef struct wh_bench_layer_time {
+    int index;
+    const char *type;
+    char what[48];      /* the layer's describe() text */
+    wh_shape out;
+    wh_layout layout;
+    double fwd_s, bwd_s; /* bwd_s: 0 for inference */
+    double gflop;        /* forward convolution GFLOP for the whole batch (0: not a convolution) */
+} wh_bench_layer_time;
 
 typedef struct wh_bench_net_result {
     int width, height, batch, threads;
@@ -50,7 +63,12 @@ typedef struct wh_bench_net_result {
     double phase_s[4];         /* train: forward, loss, backward, optimizer step (medians) */
     double peak_rss_mb;        /* VmHWM after the runs */
     size_t params;
+    size_t arena_mb[4];        /* the net's arenas: parameters, gradients, activations, scratch (MB) */
+    int n_layers;
+    wh_bench_layer_time *layers; /* profile only: n_layers entries (wh_bench_net_result_free) */
 } wh_bench_net_result;
+
+void wh_bench_net_result_free(wh_bench_net_result *r);
 
 /* Times the network of cfg_text (random weights, random input; training
  * steps with random boxes, as the trainer runs them with subdivisions 1). */

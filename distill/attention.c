@@ -72,8 +72,8 @@ void wh_at_map(const float *a, wh_shape s, wh_layout layout, const wh_at_opts *o
     }
 }
 
-double wh_at_loss(const float *a, wh_shape s, const float *qs, const float *qt, const wh_at_opts *o, double beta,
-                  float *da, float *scratch)
+double wh_at_loss(const float *a, wh_shape s, wh_layout layout, const float *qs, const float *qt, const wh_at_opts *o,
+                  double beta, float *da, float *scratch)
 {
     const size_t hw = (size_t)s.h * s.w;
     double loss = 0;
@@ -97,7 +97,7 @@ double wh_at_loss(const float *a, wh_shape s, const float *qs, const float *qt, 
         } else {
             /* d (Q / |Q|): (g - qs <qs, g>) / |Q|, |Q| from the raw map again */
             float *raw = scratch + (size_t)s.n * hw + (size_t)n * hw;
-            wh__raw(a, s, WH_LAYOUT_NCHW, o, n, raw);
+            wh__raw(a, s, layout, o, n, raw);
             double ss = 0;
             for (size_t i = 0; i < hw; i++) ss += (double)raw[i] * raw[i];
             const double nrm = sqrt(ss);
@@ -108,6 +108,23 @@ double wh_at_loss(const float *a, wh_shape s, const float *qs, const float *qt, 
         }
         /* through Q = (1/C) sum_c f(A): dA = dQ f'(A) / C */
         const float inv_c = o->sum ? 1.f : 1.f / (float)s.c;
+        const int B = wh_layout_block(layout);
+        if (B > 1) {
+            const int cb = (s.c + B - 1) / B;
+            for (int k = 0; k < cb; k++) {
+                const float *pa = a + ((size_t)n * cb + (size_t)k) * hw * B;
+                float *pd = da + ((size_t)n * cb + (size_t)k) * hw * B;
+                const int lanes = s.c - k * B < B ? s.c - k * B : B;
+                for (size_t i = 0; i < hw; i++) {
+                    const float gi = g[i] * inv_c;
+                    for (int t = 0; t < lanes; t++) {
+                        const float v = pa[i * B + t];
+                        pd[i * B + t] += o->p == 1 ? gi * (float)((v > 0.f) - (v < 0.f)) : gi * 2.f * v;
+                    }
+                }
+            }
+            continue;
+        }
         for (int c = 0; c < s.c; c++) {
             const float *pa = a + ((size_t)n * s.c + (size_t)c) * hw;
             float *pd = da + ((size_t)n * s.c + (size_t)c) * hw;

@@ -38,10 +38,11 @@ void wh_at_map(const float *a, wh_shape s, wh_layout layout, const wh_at_opts *o
 
 /* The loss of the student's map against the teacher's (both (N, H*W),
  * normalised) times beta, and, when da is not NULL, += its gradient with
- * respect to the student's feature map a (shape s, NCHW). qs must be the map
- * of a (wh_at_map). scratch: 2*N*H*W floats. */
-double wh_at_loss(const float *a, wh_shape s, const float *qs, const float *qt, const wh_at_opts *o, double beta,
-                  float *da, float *scratch);
+ * respect to the student's feature map a (shape s, in layout; da in the same
+ * layout, padding lanes untouched). qs must be the map of a (wh_at_map).
+ * scratch: 2*N*H*W floats. */
+double wh_at_loss(const float *a, wh_shape s, wh_layout layout, const float *qs, const float *qt, const wh_at_opts *o,
+                  double beta, float *da, float *scratch);
 
 /* ---- logit distillation ------------------------------------------------------ */
 
@@ -106,6 +107,7 @@ typedef struct wh_distill {
     double kd_box_weight;  /* decoded-box L2 term (0: off) */
     double kd_box_loss;    /* summed over the run */
     float *zt;             /* a teacher head's output in NCHW */
+    float *zs, *dzs;       /* a blocked student head's output and gradient in NCHW */
     double kd_loss;        /* summed over the run */
     wh_net *teacher;
     wh_at_pair *pairs;

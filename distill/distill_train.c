@@ -42,6 +42,8 @@ void wh_distill_free(wh_distill *d)
     free(d->pair_loss);
     free(d->fixed);
     free(d->zt);
+    free(d->zs);
+    free(d->dzs);
     memset(d, 0, sizeof(*d));
 }
 
@@ -77,7 +79,9 @@ static wh_status wh__setup(wh_distill *d, const wh_net *student, wh_ctx *ctx)
             zmax = m > zmax ? m : zmax;
         }
     d->zt = malloc(zmax * sizeof(float));
-    if (!d->zt) return wh_error(ctx, WH_ERR_NOMEM, "out of memory");
+    d->zs = malloc(zmax * sizeof(float));
+    d->dzs = malloc(zmax * sizeof(float));
+    if (!d->zt || !d->zs || !d->dzs) return wh_error(ctx, WH_ERR_NOMEM, "out of memory");
     if (!d->out_dir || !d->data || d->dump_images <= 0) return WH_OK;
     /* the fixed sample the dumps show: the first images of the test split */
     wh_dataset *ds = NULL;
@@ -195,13 +199,12 @@ static wh_status wh__extra_loss(void *user, wh_net *net, double *loss, wh_ctx *c
     for (int k = 0; k < d->n_pairs; k++) {
         const wh_layer *lt = &d->teacher->layers[d->pairs[k].layer];
         wh_layer *ls = &net->layers[d->pairs[k].layer];
-        if (ls->out_layout != WH_LAYOUT_NCHW || !ls->dout)
-            return wh_error(ctx, WH_ERR_STATE, "attention layer %d: the student must be a training net in NCHW",
-                            ls->index);
+        if (!ls->dout)
+            return wh_error(ctx, WH_ERR_STATE, "attention layer %d: the student must be a training net", ls->index);
         wh_at_map(lt->out, lt->out_shape, lt->out_layout, &d->at, d->qt);
-        wh_at_map(ls->out, ls->out_shape, WH_LAYOUT_NCHW, &d->at, d->qs);
-        const double l = wh_at_loss(ls->out, ls->out_shape, d->qs, d->qt, &d->at, d->pairs[k].beta * d->beta_scale,
-                                    ls->dout, d->scratch);
+        wh_at_map(ls->out, ls->out_shape, ls->out_layout, &d->at, d->qs);
+        const double l = wh_at_loss(ls->out, ls->out_shape, ls->out_layout, d->qs, d->qt, &d->at,
+                                    d->pairs[k].beta * d->beta_scale, ls->dout, d->scratch);
         d->pair_loss[k] += l;
         *loss += l;
     }
@@ -211,25 +214,41 @@ static wh_status wh__extra_loss(void *user, wh_net *net, double *loss, wh_ctx *c
         if (!yp || j < 0) continue;
         wh_layer *hs = &net->layers[j];
         const wh_layer *ht = &d->teacher->layers[j];
-        if (hs->out_layout != WH_LAYOUT_NCHW || !hs->dout || !wh_shape_eq(hs->out_shape, ht->out_shape))
+        if (!hs->dout || !wh_shape_eq(hs->out_shape, ht->out_shape))
             return wh_error(ctx, WH_ERR_STATE, "logit/box distillation: layer %d differs between teacher and student", j);
+        const wh_shape hsh = hs->out_shape;
         const float *zt = ht->out;
         if (ht->out_layout != WH_LAYOUT_NCHW) {
-            wh_tensor src = {(float *)ht->out, ht->out_shape, ht->out_layout}, dst = {d->zt, ht->out_shape, WH_LAYOUT_NCHW};
+            wh_tensor src = {(float *)ht->out, hsh, ht->out_layout}, dst = {d->zt, hsh, WH_LAYOUT_NCHW};
             wh_tensor_reorder(&src, &dst);
             zt = d->zt;
         }
+        /* The terms read and write NCHW; a blocked student head (its filters
+         * a multiple of the block) goes through plain copies. */
+        const int blocked = hs->out_layout != WH_LAYOUT_NCHW;
+        const float *zs = hs->out;
+        float *dz = hs->dout;
+        if (blocked) {
+            wh_tensor src = {hs->out, hsh, hs->out_layout}, dst = {d->zs, hsh, WH_LAYOUT_NCHW};
+            wh_tensor_reorder(&src, &dst);
+            memset(d->dzs, 0, wh_shape_count(hsh) * sizeof(float));
+            zs = d->zs, dz = d->dzs;
+        }
         if (d->kd_weight > 0) {
-            const double l = wh_kd_logits(hs->out, zt, hs->out_shape.n, yp->n_mask, yp->classes,
-                                          hs->out_shape.h * hs->out_shape.w, d->kd_temperature, d->kd_weight, hs->dout);
+            const double l = wh_kd_logits(zs, zt, hsh.n, yp->n_mask, yp->classes, hsh.h * hsh.w, d->kd_temperature,
+                                          d->kd_weight, dz);
             d->kd_loss += l;
             *loss += l;
         }
         if (d->kd_box_weight > 0) {
-            const double l = wh_kd_boxes(hs->out, zt, hs->out_shape.n, yp, hs->out_shape.w, hs->out_shape.h,
-                                         net->in_shape.w, net->in_shape.h, d->kd_box_weight, hs->dout);
+            const double l = wh_kd_boxes(zs, zt, hsh.n, yp, hsh.w, hsh.h, net->in_shape.w, net->in_shape.h,
+                                         d->kd_box_weight, dz);
             d->kd_box_loss += l;
             *loss += l;
+        }
+        if (blocked) {
+            wh_tensor src = {d->dzs, hsh, WH_LAYOUT_NCHW}, dst = {hs->dout, hsh, hs->out_layout};
+            wh_tensor_reorder_add(&src, &dst);
         }
     }
     d->batches++;

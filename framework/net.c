@@ -152,7 +152,7 @@ wh_status wh_net_create(wh_cfg *cfg, const wh_net_opts *opts, wh_net **out, wh_c
     if (!net) return wh_error(ctx, WH_ERR_NOMEM, "out of memory");
     net->train = o.train ? 1 : 0;
     /* the blocked layout oneDNN's convolutions use on this CPU */
-    net->blocked = !o.blocked || o.train ? WH_LAYOUT_NCHW
+    net->blocked = !o.blocked ? WH_LAYOUT_NCHW
                    : dnnl_get_effective_cpu_isa() >= dnnl_cpu_isa_avx512_core ? WH_LAYOUT_NCHW16C
                                                                              : WH_LAYOUT_NCHW8C;
     wh_status st = wh_hparams_parse(s0, &net->hp, ctx);

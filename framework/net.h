@@ -56,12 +56,13 @@ typedef struct wh_net_opts {
     int batch;          /* 0: [net] batch / subdivisions, as darknet */
     int width, height;  /* 0: from [net] */
     int train;          /* 1: allocate gradients and what backward needs */
-    /* Inference nets only: keep activations in oneDNN's channel-blocked
-     * layout (8 channels per block on AVX2, 16 on AVX-512) between the
-     * layers that support it (convolutions with a multiple of the block
-     * filters, pools, upsamples, routes and shortcuts whose inputs agree),
-     * so convolutions skip their layout reorders. Outputs of [yolo] layers
-     * stay NCHW; read any other layer's l->out through its l->out_layout. */
+    /* Keep activations (and, training, their gradients) in oneDNN's
+     * channel-blocked layout (8 channels per block on AVX2, 16 on AVX-512)
+     * between the layers that support it (convolutions with a multiple of
+     * the block filters, pools, upsamples, routes and shortcuts whose inputs
+     * agree), so convolutions skip their layout reorders. Outputs of [yolo]
+     * layers stay NCHW; read any other layer's l->out and l->dout through
+     * its l->out_layout. */
     int blocked;
 } wh_net_opts;
 
@@ -72,7 +73,7 @@ struct wh_net {
     wh_layer *layers;
     int train;
     wh_layout blocked;       /* the blocked layout layers may output (8c on AVX2, 16c on
-                                AVX-512), or NCHW: not an inference net with opts.blocked */
+                                AVX-512), or NCHW: opts.blocked was 0 */
     float *input;            /* in_shape, NCHW */
     float *arena[WH_ARENA_COUNT];
     size_t arena_bytes[WH_ARENA_COUNT];

@@ -230,7 +230,7 @@ static wh_status wh__setup(wh__run *r, wh_ctx *ctx)
     wh_cfg *cfg = NULL;
     if (st == WH_OK) st = wh_cfg_parse_string(r->cfg_text, o->resume ? r->path : o->cfg_path ? o->cfg_path : "<checkpoint cfg>", &cfg, ctx);
     if (st == WH_OK) {
-        wh_net_opts no = {.train = 1};
+        wh_net_opts no = {.train = 1, .blocked = 1};
         st = wh_net_create(cfg, &no, &r->net, ctx);
         wh_cfg_free(cfg);
     }

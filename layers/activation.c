@@ -66,44 +66,40 @@ static inline float wh__tanh_softplus(float x, float *e_out)
     return n / (n + 2.f);
 }
 
+/* The loops of wh_act_forward; P is the pragma each loop carries (parallel
+ * or only vectorised). */
+#define WH__ACT_FWD(P)                                                                                                 \
+    switch (a) {                                                                                                       \
+    case WH_ACT_LINEAR:                                                                                                \
+        if (x != y) {                                                                                                  \
+            _Pragma(P) for (long i = 0; i < nn; i++) y[i] = x[i];                                                      \
+        }                                                                                                              \
+        break;                                                                                                         \
+    case WH_ACT_LEAKY: _Pragma(P) for (long i = 0; i < nn; i++) y[i] = x[i] > 0.f ? x[i] : WH_LEAKY * x[i]; break;     \
+    case WH_ACT_RELU: _Pragma(P) for (long i = 0; i < nn; i++) y[i] = x[i] > 0.f ? x[i] : 0.f; break;                  \
+    case WH_ACT_LOGISTIC: _Pragma(P) for (long i = 0; i < nn; i++) y[i] = wh__sigm(x[i]); break;                       \
+    case WH_ACT_SWISH: _Pragma(P) for (long i = 0; i < nn; i++) y[i] = x[i] * wh__sigm(x[i]); break;                   \
+    case WH_ACT_MISH:                                                                                                  \
+        _Pragma(P) for (long i = 0; i < nn; i++)                                                                       \
+        {                                                                                                              \
+            float e;                                                                                                   \
+            y[i] = x[i] * wh__tanh_softplus(x[i], &e);                                                                 \
+        }                                                                                                              \
+        break;                                                                                                         \
+    case WH_ACT_TANH: _Pragma(P) for (long i = 0; i < nn; i++) y[i] = tanhf(x[i]); break;                              \
+    default: break;                                                                                                    \
+    }
+
 void wh_act_forward(wh_act a, const float *x, float *y, size_t n)
 {
     const long nn = (long)n;
-    switch (a) {
-    case WH_ACT_LINEAR:
-        if (x != y)
-#pragma omp parallel for simd schedule(static)
-            for (long i = 0; i < nn; i++) y[i] = x[i];
-        break;
-    case WH_ACT_LEAKY:
-#pragma omp parallel for simd schedule(static)
-        for (long i = 0; i < nn; i++) y[i] = x[i] > 0.f ? x[i] : WH_LEAKY * x[i];
-        break;
-    case WH_ACT_RELU:
-#pragma omp parallel for simd schedule(static)
-        for (long i = 0; i < nn; i++) y[i] = x[i] > 0.f ? x[i] : 0.f;
-        break;
-    case WH_ACT_LOGISTIC:
-#pragma omp parallel for simd schedule(static)
-        for (long i = 0; i < nn; i++) y[i] = wh__sigm(x[i]);
-        break;
-    case WH_ACT_SWISH:
-#pragma omp parallel for simd schedule(static)
-        for (long i = 0; i < nn; i++) y[i] = x[i] * wh__sigm(x[i]);
-        break;
-    case WH_ACT_MISH:
-#pragma omp parallel for simd schedule(static)
-        for (long i = 0; i < nn; i++) {
-            float e;
-            y[i] = x[i] * wh__tanh_softplus(x[i], &e);
-        }
-        break;
-    case WH_ACT_TANH:
-#pragma omp parallel for simd schedule(static)
-        for (long i = 0; i < nn; i++) y[i] = tanhf(x[i]);
-        break;
-    default: break;
-    }
+    WH__ACT_FWD("omp parallel for simd schedule(static)")
+}
+
+void wh_act_forward_serial(wh_act a, const float *x, float *y, size_t n)
+{
+    const long nn = (long)n;
+    WH__ACT_FWD("omp simd")
 }
 
 /* f'(x) for each activation, branch-free. */
@@ -134,38 +130,42 @@ static inline float wh__dact(wh_act a, float x)
     }
 }
 
-void wh_act_backward(wh_act a, const float *x, const float *dy, float *dx, size_t n,
-                     int accumulate)
+/* The loops of wh_act_backward, with pragma P as above. The switch sits
+ * outside the loops so each loop body is branch-free after inlining (the
+ * ternaries become blends). */
+#define WH__ACT_BWD_ONE(ACT, P)                                                                                        \
+    if (accumulate) {                                                                                                  \
+        _Pragma(P) for (long i = 0; i < nn; i++) dx[i] += dy[i] * wh__dact(ACT, x[i]);                                 \
+    } else {                                                                                                           \
+        _Pragma(P) for (long i = 0; i < nn; i++) dx[i] = dy[i] * wh__dact(ACT, x[i]);                                  \
+    }                                                                                                                  \
+    break;
+#define WH__ACT_BWD(P)                                                                                                 \
+    switch (a) {                                                                                                       \
+    case WH_ACT_LINEAR:                                                                                                \
+        if (accumulate) {                                                                                              \
+            _Pragma(P) for (long i = 0; i < nn; i++) dx[i] += dy[i];                                                   \
+        } else if (dx != dy) {                                                                                         \
+            _Pragma(P) for (long i = 0; i < nn; i++) dx[i] = dy[i];                                                    \
+        }                                                                                                              \
+        break;                                                                                                         \
+    case WH_ACT_LEAKY: WH__ACT_BWD_ONE(WH_ACT_LEAKY, P)                                                                \
+    case WH_ACT_RELU: WH__ACT_BWD_ONE(WH_ACT_RELU, P)                                                                  \
+    case WH_ACT_LOGISTIC: WH__ACT_BWD_ONE(WH_ACT_LOGISTIC, P)                                                          \
+    case WH_ACT_SWISH: WH__ACT_BWD_ONE(WH_ACT_SWISH, P)                                                                \
+    case WH_ACT_MISH: WH__ACT_BWD_ONE(WH_ACT_MISH, P)                                                                  \
+    case WH_ACT_TANH: WH__ACT_BWD_ONE(WH_ACT_TANH, P)                                                                  \
+    default: break;                                                                                                    \
+    }
+
+void wh_act_backward(wh_act a, const float *x, const float *dy, float *dx, size_t n, int accumulate)
 {
     const long nn = (long)n;
-    /* The switch sits outside the loops so each loop body is branch-free
-     * after inlining (the ternaries become blends). */
-#define WH__ACT_BWD(ACT)                                                                   \
-    if (accumulate) {                                                                      \
-        _Pragma("omp parallel for simd schedule(static)")                                  \
-        for (long i = 0; i < nn; i++) dx[i] += dy[i] * wh__dact(ACT, x[i]);                \
-    } else {                                                                               \
-        _Pragma("omp parallel for simd schedule(static)")                                  \
-        for (long i = 0; i < nn; i++) dx[i] = dy[i] * wh__dact(ACT, x[i]);                 \
-    }                                                                                      \
-    break;
-    switch (a) {
-    case WH_ACT_LINEAR:
-        if (accumulate) {
-#pragma omp parallel for simd schedule(static)
-            for (long i = 0; i < nn; i++) dx[i] += dy[i];
-        } else if (dx != dy) {
-#pragma omp parallel for simd schedule(static)
-            for (long i = 0; i < nn; i++) dx[i] = dy[i];
-        }
-        break;
-    case WH_ACT_LEAKY: WH__ACT_BWD(WH_ACT_LEAKY)
-    case WH_ACT_RELU: WH__ACT_BWD(WH_ACT_RELU)
-    case WH_ACT_LOGISTIC: WH__ACT_BWD(WH_ACT_LOGISTIC)
-    case WH_ACT_SWISH: WH__ACT_BWD(WH_ACT_SWISH)
-    case WH_ACT_MISH: WH__ACT_BWD(WH_ACT_MISH)
-    case WH_ACT_TANH: WH__ACT_BWD(WH_ACT_TANH)
-    default: break;
-    }
-#undef WH__ACT_BWD
+    WH__ACT_BWD("omp parallel for simd schedule(static)")
+}
+
+void wh_act_backward_serial(wh_act a, const float *x, const float *dy, float *dx, size_t n, int accumulate)
+{
+    const long nn = (long)n;
+    WH__ACT_BWD("omp simd")
 }

@@ -29,6 +29,10 @@ void wh_act_forward(wh_act a, const float *x, float *y, size_t n);
  * x == dx is not allowed; dy == dx is allowed when accumulate is 0. */
 void wh_act_backward(wh_act a, const float *x, const float *dy, float *dx, size_t n,
                      int accumulate);
+/* The same on the calling thread only (vectorised): for fused passes that
+ * already run inside a parallel loop, one cache-sized chunk at a time. */
+void wh_act_forward_serial(wh_act a, const float *x, float *y, size_t n);
+void wh_act_backward_serial(wh_act a, const float *x, const float *dy, float *dx, size_t n, int accumulate);
 
 #ifdef __cplusplus
 }

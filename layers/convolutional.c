@@ -44,11 +44,14 @@ typedef struct wh__conv {
     wh_act act;
     dnnl_dims_t strides, pad_l, pad_r;
     /* buffers (floats) */
-    float *z;      /* (N,OC,OH,OW) conv output before BN, training with BN */
-    float *pre;    /* (N,OC,OH,OW) pre-activation, training */
-    float *mean;   /* (OC) batch mean, training */
-    float *sd;     /* (OC) sqrt(batch variance), training */
+    float *z;      /* (N,OC,OH,OW) conv output, training, in the output's layout; the
+                    * pre-activation k z + off is recomputed from it, never stored */
+    float *mean;   /* (OC) batch mean, training with BN */
+    float *sd;     /* (OC) sqrt(batch variance), training with BN */
     float *dz;     /* scratch (N,OC,OH,OW): gradient w.r.t. z */
+    float *chan;   /* scratch (4 OC): inv_s, a, mdy, bxh of the BN backward */
+    double *part;  /* scratch (N * OC * 2): per-plane partial sums */
+    double *sums;  /* scratch (2 OC): per-channel sums of the backward */
     float *dx_tmp; /* scratch (N,C,H,W): backward-data result before accumulation */
     float *dw_tmp; /* scratch (weights): backward-weights result before accumulation */
     void *pad_scratch; /* oneDNN scratchpad (user mode), the largest of the three */
@@ -300,12 +303,11 @@ static wh_status wh_conv_plan(wh_layer *l, wh_plan *p, wh_ctx *ctx)
 
     /* Activation-lifetime buffers (kept from forward to backward). */
     if (l->train) {
+        WH_TRY(wh_plan_buffer(p, WH_ARENA_ACT, &c->z, n_out));
         if (c->bn) {
-            WH_TRY(wh_plan_buffer(p, WH_ARENA_ACT, &c->z, n_out));
             WH_TRY(wh_plan_buffer(p, WH_ARENA_ACT, &c->mean, (size_t)oc));
             WH_TRY(wh_plan_buffer(p, WH_ARENA_ACT, &c->sd, (size_t)oc));
         }
-        WH_TRY(wh_plan_buffer(p, WH_ARENA_ACT, &c->pre, n_out));
     }
     /* Scratch (this call only). Forward and backward never overlap, but one
      * plan covers both; the arena is shared with every other layer anyway. */
@@ -318,6 +320,9 @@ static wh_status wh_conv_plan(wh_layer *l, wh_plan *p, wh_ctx *ctx)
     WH_TRY(wh_plan_buffer(p, WH_ARENA_SCRATCH, &c->foff, (size_t)oc));
     if (l->train) {
         WH_TRY(wh_plan_buffer(p, WH_ARENA_SCRATCH, &c->dz, n_out));
+        WH_TRY(wh_plan_buffer(p, WH_ARENA_SCRATCH, &c->chan, 4 * (size_t)oc));
+        WH_TRY(wh_plan_bytes(p, WH_ARENA_SCRATCH, (void **)&c->part, (size_t)l->out_shape.n * (size_t)oc * 2 * sizeof(double)));
+        WH_TRY(wh_plan_bytes(p, WH_ARENA_SCRATCH, (void **)&c->sums, 2 * (size_t)oc * sizeof(double)));
         WH_TRY(wh_plan_buffer(p, WH_ARENA_SCRATCH, &c->dx_tmp, n_in));
         WH_TRY(wh_plan_buffer(p, WH_ARENA_SCRATCH, &c->dw_tmp, wh__nweights(l)));
         WH_TRY(wh__darg_request(&c->d_ddst, p));
@@ -431,46 +436,6 @@ static wh_status wh__darg_out(wh__darg *a, void *ptr, wh_net *net, wh_ctx *ctx)
     return wh_dnnl_check(dnnl_stream_wait(net->stream), "reorder", ctx);
 }
 
-/* Batch statistics per channel of z (N, C, HW): mean and sqrt(unbiased var). */
-static void wh__bn_stats(const float *z, int n, int oc, int hw, float *mean, float *sd)
-{
-    const double m = (double)n * hw;
-#pragma omp parallel for schedule(static)
-    for (int c = 0; c < oc; c++) {
-        double s = 0;
-        for (int b = 0; b < n; b++) {
-            const float *p = z + ((size_t)b * oc + c) * hw;
-#pragma omp simd reduction(+ : s)
-            for (int i = 0; i < hw; i++) s += p[i];
-        }
-        const double mu = s / m;
-        double v = 0;
-        for (int b = 0; b < n; b++) {
-            const float *p = z + ((size_t)b * oc + c) * hw;
-#pragma omp simd reduction(+ : v)
-            for (int i = 0; i < hw; i++) v += (p[i] - mu) * (p[i] - mu);
-        }
-        mean[c] = (float)mu;
-        sd[c] = (float)sqrt(v / (m > 1 ? m - 1 : 1));
-    }
-}
-
-/* y = scale * (x - mean) / (sd + eps) + bias, per channel, x may be y. */
-static void wh__bn_apply(const float *x, float *y, int n, int oc, int hw, const float *mean,
-                         const float *sd, const float *scale, const float *bias)
-{
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int b = 0; b < n; b++)
-        for (int c = 0; c < oc; c++) {
-            const float k = scale[c] / (sd[c] + WH_BN_EPS);
-            const float off = bias[c] - k * mean[c];
-            const float *px = x + ((size_t)b * oc + c) * hw;
-            float *py = y + ((size_t)b * oc + c) * hw;
-#pragma omp simd
-            for (int i = 0; i < hw; i++) py[i] = k * px[i] + off;
-        }
-}
-
 /* y = k[c] * y + off[c] for a (N, C, H, W) tensor in either layout. */
 static void wh__affine(float *y, wh_shape o, wh_layout lay, const float *k, const float *off)
 {
@@ -504,16 +469,209 @@ static void wh__affine(float *y, wh_shape o, wh_layout lay, const float *k, cons
         }
 }
 
-static void wh__add_bias(float *y, int n, int oc, int hw, const float *bias)
+/* --- training passes over either layout -------------------------------------
+ * The training forward and backward see the output (N, C, H, W), plain or
+ * blocked, as n*cb planes of hw*B floats: B = 1 (NCHW) gives one channel per
+ * plane (cb = C); a blocked layout interleaves B channels (cb = C / B, the
+ * net keeps an output blocked only when B divides C). Float i of plane
+ * (b, q) belongs to channel q*B + i % B. As 16 % B == 0, lane e of every
+ * 16-float group holds channel q*B + e % B, so one 16-lane loop serves every
+ * layout, vectorised, with per-lane copies of the per-channel constants. */
+#define WH__LANES 16
+#define WH__CHUNK 4096 /* floats per fused step (16 KB): the chunk stays in L1 between its passes */
+
+typedef struct wh__planes {
+    int B, cb, n;
+    size_t len; /* floats per plane: hw * B */
+} wh__planes;
+
+static wh__planes wh__planes_of(wh_shape o, wh_layout lay)
 {
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int b = 0; b < n; b++)
-        for (int c = 0; c < oc; c++) {
-            float *p = y + ((size_t)b * oc + c) * hw;
-            const float v = bias[c];
+    const int B = wh_layout_block(lay);
+    return (wh__planes){B, o.c / B, o.n, (size_t)o.h * (size_t)o.w * (size_t)B};
+}
+
+/* out[e] = v[q*B + e % B]: a per-channel constant, spread over the lanes */
+static inline void wh__lanes(const float *v, int q, int B, float out[WH__LANES])
+{
+    for (int e = 0; e < WH__LANES; e++) out[e] = v[q * B + e % B];
+}
+
+/* Lane sums folded per channel of the plane: out[t] = sum of acc[e], e % B == t. */
+static inline void wh__fold(const double acc[WH__LANES], int B, double *out)
+{
+    for (int t = 0; t < B; t++) out[t] = 0;
+    for (int e = 0; e < WH__LANES; e++) out[e % B] += acc[e];
+}
+
+/* y = kk * x + oo, lane by lane; n floats from a 16-aligned plane offset */
+static inline void wh__affine_lanes(const float *x, float *y, size_t n, const float kk[WH__LANES],
+                                    const float oo[WH__LANES])
+{
+    size_t i = 0;
+    for (; i + WH__LANES <= n; i += WH__LANES)
 #pragma omp simd
-            for (int i = 0; i < hw; i++) p[i] += v;
+        for (int e = 0; e < WH__LANES; e++) y[i + e] = kk[e] * x[i + e] + oo[e];
+    for (int e = 0; i < n; i++, e++) y[i] = kk[e] * x[i] + oo[e];
+}
+
+/* Batch statistics of z per channel: mean and sqrt(unbiased variance), in one
+ * pass (sums of z and z^2 in float64: with M = N*H*W up to ~10^6 terms the
+ * cancellation in sum z^2 - M mean^2 stays near 1e-10 relative). Each plane's
+ * partial sums go to part (n*cb*2*B doubles) and are added in a fixed order,
+ * so the result does not depend on the thread count. */
+static void wh__bn_stats(const float *z, wh__planes g, double *part, float *mean, float *sd)
+{
+    const long np = (long)g.n * g.cb;
+#pragma omp parallel for schedule(static)
+    for (long p = 0; p < np; p++) {
+        const float *x = z + (size_t)p * g.len;
+        double s[WH__LANES] = {0}, ss[WH__LANES] = {0};
+        size_t i = 0;
+        for (; i + WH__LANES <= g.len; i += WH__LANES)
+#pragma omp simd
+            for (int e = 0; e < WH__LANES; e++) {
+                const double v = x[i + e];
+                s[e] += v;
+                ss[e] += v * v;
+            }
+        for (int e = 0; i < g.len; i++, e++) {
+            s[e] += x[i];
+            ss[e] += (double)x[i] * x[i];
         }
+        wh__fold(s, g.B, part + (size_t)p * 2 * g.B);
+        wh__fold(ss, g.B, part + (size_t)p * 2 * g.B + g.B);
+    }
+    const double m = (double)g.n * (double)(g.len / (size_t)g.B);
+    for (int q = 0; q < g.cb; q++)
+        for (int t = 0; t < g.B; t++) {
+            double s = 0, ss = 0;
+            for (int b = 0; b < g.n; b++) {
+                const double *pp = part + ((size_t)b * g.cb + (size_t)q) * 2 * g.B;
+                s += pp[t];
+                ss += pp[g.B + t];
+            }
+            const double mu = s / m;
+            mean[q * g.B + t] = (float)mu;
+            sd[q * g.B + t] = (float)sqrt(fmax((ss - s * mu) / (m > 1 ? m - 1 : 1), 0.0));
+        }
+}
+
+/* out = act(k * z + off) per channel, in one pass: the pre-activation lives
+ * only in a chunk-sized buffer (the backward recomputes it from z). */
+static void wh__affine_act(const float *z, float *out, wh__planes g, const float *k, const float *off, wh_act act)
+{
+    const long np = (long)g.n * g.cb;
+#pragma omp parallel for schedule(static)
+    for (long p = 0; p < np; p++) {
+        float kk[WH__LANES], oo[WH__LANES], tmp[WH__CHUNK];
+        wh__lanes(k, (int)(p % g.cb), g.B, kk);
+        wh__lanes(off, (int)(p % g.cb), g.B, oo);
+        const float *x = z + (size_t)p * g.len;
+        float *y = out + (size_t)p * g.len;
+        for (size_t c0 = 0; c0 < g.len; c0 += WH__CHUNK) {
+            const size_t n = g.len - c0 < WH__CHUNK ? g.len - c0 : WH__CHUNK;
+            if (act == WH_ACT_LINEAR) {
+                wh__affine_lanes(x + c0, y + c0, n, kk, oo);
+                continue;
+            }
+            wh__affine_lanes(x + c0, tmp, n, kk, oo);
+            wh_act_forward_serial(act, tmp, y + c0, n);
+        }
+    }
+}
+
+/* The first backward pass, one read of z and dout: dz = dout * act'(k z + off)
+ * and, per channel, sum dz and sum dz * xhat (xhat = (z - mu) * inv_s; mu and
+ * inv_s are only read when xh is set). Sums go to sums[0..C) and sums[C..2C)
+ * through part, in a fixed order. */
+static void wh__act_backward_sums(const float *z, const float *dout, float *dz, wh__planes g, const float *k,
+                                  const float *off, const float *mu, const float *inv_s, int xh, wh_act act,
+                                  double *part, double *sums)
+{
+    const long np = (long)g.n * g.cb;
+#pragma omp parallel for schedule(static)
+    for (long p = 0; p < np; p++) {
+        const int q = (int)(p % g.cb);
+        float kk[WH__LANES], oo[WH__LANES], mm[WH__LANES] = {0}, is[WH__LANES] = {0}, tmp[WH__CHUNK];
+        wh__lanes(k, q, g.B, kk);
+        wh__lanes(off, q, g.B, oo);
+        if (xh) {
+            wh__lanes(mu, q, g.B, mm);
+            wh__lanes(inv_s, q, g.B, is);
+        }
+        double s[WH__LANES] = {0}, sx[WH__LANES] = {0};
+        const float *zp = z + (size_t)p * g.len, *gp = dout + (size_t)p * g.len;
+        float *dp = dz + (size_t)p * g.len;
+        for (size_t c0 = 0; c0 < g.len; c0 += WH__CHUNK) {
+            const size_t n = g.len - c0 < WH__CHUNK ? g.len - c0 : WH__CHUNK;
+            if (act == WH_ACT_LINEAR) {
+                memcpy(dp + c0, gp + c0, n * sizeof(float));
+            } else {
+                wh__affine_lanes(zp + c0, tmp, n, kk, oo);
+                wh_act_backward_serial(act, tmp, gp + c0, dp + c0, n, 0);
+            }
+            const float *zc = zp + c0, *dc = dp + c0;
+            size_t i = 0;
+            for (; i + WH__LANES <= n; i += WH__LANES)
+#pragma omp simd
+                for (int e = 0; e < WH__LANES; e++) {
+                    s[e] += dc[i + e];
+                    sx[e] += dc[i + e] * ((zc[i + e] - mm[e]) * is[e]);
+                }
+            for (int e = 0; i < n; i++, e++) {
+                s[e] += dc[i];
+                sx[e] += dc[i] * ((zc[i] - mm[e]) * is[e]);
+            }
+        }
+        wh__fold(s, g.B, part + (size_t)p * 2 * g.B);
+        wh__fold(sx, g.B, part + (size_t)p * 2 * g.B + g.B);
+    }
+    const int C = g.cb * g.B;
+    for (int q = 0; q < g.cb; q++)
+        for (int t = 0; t < g.B; t++) {
+            double s = 0, sx = 0;
+            for (int b = 0; b < g.n; b++) {
+                const double *pp = part + ((size_t)b * g.cb + (size_t)q) * 2 * g.B;
+                s += pp[t];
+                sx += pp[g.B + t];
+            }
+            sums[q * g.B + t] = s;
+            sums[C + q * g.B + t] = sx;
+        }
+}
+
+/* The second backward pass of batch norm, in place:
+ * dz = a * (dz - mdy - (z - mu) * inv_s * bxh) per channel. */
+static void wh__bn_backward_apply(const float *z, float *dz, wh__planes g, const float *a, const float *mdy,
+                                  const float *mu, const float *inv_s, const float *bxh)
+{
+    const long np = (long)g.n * g.cb;
+#pragma omp parallel for schedule(static)
+    for (long p = 0; p < np; p++) {
+        const int q = (int)(p % g.cb);
+        float aa[WH__LANES], md[WH__LANES], mm[WH__LANES], is[WH__LANES], bx[WH__LANES];
+        wh__lanes(a, q, g.B, aa);
+        wh__lanes(mdy, q, g.B, md);
+        wh__lanes(mu, q, g.B, mm);
+        wh__lanes(inv_s, q, g.B, is);
+        wh__lanes(bxh, q, g.B, bx);
+        const float *zp = z + (size_t)p * g.len;
+        float *dp = dz + (size_t)p * g.len;
+        size_t i = 0;
+        for (; i + WH__LANES <= g.len; i += WH__LANES)
+#pragma omp simd
+            for (int e = 0; e < WH__LANES; e++)
+                dp[i + e] = aa[e] * (dp[i + e] - md[e] - (zp[i + e] - mm[e]) * is[e] * bx[e]);
+        for (int e = 0; i < g.len; i++, e++) dp[i] = aa[e] * (dp[i] - md[e] - (zp[i] - mm[e]) * is[e] * bx[e]);
+    }
+}
+
+static void wh__add_into(float *dst, const float *src, size_t n)
+{
+    const long nn = (long)n;
+#pragma omp parallel for simd schedule(static)
+    for (long i = 0; i < nn; i++) dst[i] += src[i];
 }
 
 static wh_status wh__conv_fwd(wh_layer *l, const float *x, float *z, wh_net *net, wh_ctx *ctx)
@@ -550,8 +708,6 @@ static wh_status wh_conv_forward(wh_layer *l, wh_exec *x)
 {
     wh__conv *c = wh__c(l);
     const wh_shape o = l->out_shape;
-    const int hw = o.h * o.w;
-    const size_t n_out = wh_shape_count(o);
     float *bias = l->params[P_BIASES].data;
     if (c->fused) {
         wh__inference_affine(l, c->fk, c->foff);
@@ -576,69 +732,26 @@ static wh_status wh_conv_forward(wh_layer *l, wh_exec *x)
         return WH_OK;
     }
     if (!l->train) return wh_error(x->ctx, WH_ERR_STATE, "training forward in an inference net");
+    /* z = conv(x); out = act(k z + off) with, per channel, BN on batch
+     * statistics (k = scale / (sd + eps), off = bias - k mean) or the bias
+     * (k = 1, off = bias) */
+    WH_TRY(wh__conv_fwd(l, x->in[0], c->z, x->net, x->ctx));
+    const wh__planes g = wh__planes_of(o, l->out_layout);
     if (c->bn) {
-        WH_TRY(wh__conv_fwd(l, x->in[0], c->z, x->net, x->ctx));
-        wh__bn_stats(c->z, o.n, o.c, hw, c->mean, c->sd);
-        wh__bn_apply(c->z, c->pre, o.n, o.c, hw, c->mean, c->sd, l->params[P_SCALES].data, bias);
+        wh__bn_stats(c->z, g, c->part, c->mean, c->sd);
+        const float *scale = l->params[P_SCALES].data;
         float *rm = l->params[P_MEAN].data, *rv = l->params[P_VAR].data;
         for (int k = 0; k < o.c; k++) {
+            c->fk[k] = scale[k] / (c->sd[k] + WH_BN_EPS);
+            c->foff[k] = bias[k] - c->fk[k] * c->mean[k];
             rm[k] = (1.f - WH_BN_MOMENTUM) * rm[k] + WH_BN_MOMENTUM * c->mean[k];
             rv[k] = (1.f - WH_BN_MOMENTUM) * rv[k] + WH_BN_MOMENTUM * c->sd[k] * c->sd[k];
         }
     } else {
-        WH_TRY(wh__conv_fwd(l, x->in[0], c->pre, x->net, x->ctx));
-        wh__add_bias(c->pre, o.n, o.c, hw, bias);
+        for (int k = 0; k < o.c; k++) c->fk[k] = 1.f, c->foff[k] = bias[k];
     }
-    wh_act_forward(c->act, c->pre, l->out, n_out);
+    wh__affine_act(c->z, l->out, g, c->fk, c->foff, c->act);
     return WH_OK;
-}
-
-/* Given dy = dL/d(BN output) in dz (in place), writes dz = dL/dz and adds the
- * scale and shift gradients. With xhat = (z - mean)/s, s = sd + eps,
- * var = sum (z-mean)^2 / (M-1):
- *   dz_i = (1/s) * (g_i - mean(g) - xhat_i * (s / ((M-1) sd)) * sum_j g_j xhat_j),
- * where g = scale * dy (scale factors out of the bracket). */
-static void wh__bn_backward(wh__conv *c, float *dz, const float *z, int n, int oc, int hw,
-                            const float *scale, float *dscale, float *dbias)
-{
-    const double m = (double)n * hw;
-#pragma omp parallel for schedule(static)
-    for (int k = 0; k < oc; k++) {
-        const double s = (double)c->sd[k] + WH_BN_EPS, mu = c->mean[k];
-        double sum_dy = 0, sum_dy_xh = 0;
-        for (int b = 0; b < n; b++) {
-            const float *pd = dz + ((size_t)b * oc + k) * hw;
-            const float *pz = z + ((size_t)b * oc + k) * hw;
-#pragma omp simd reduction(+ : sum_dy, sum_dy_xh)
-            for (int i = 0; i < hw; i++) {
-                sum_dy += pd[i];
-                sum_dy_xh += pd[i] * ((pz[i] - mu) / s);
-            }
-        }
-        dscale[k] += (float)sum_dy_xh;
-        dbias[k] += (float)sum_dy;
-        const double coef = c->sd[k] > 0 ? s / ((m > 1 ? m - 1 : 1) * c->sd[k]) : 0.0;
-        const float a = (float)(scale[k] / s);
-        const float mean_dy = (float)(sum_dy / m);
-        const float b_xh = (float)(coef * sum_dy_xh);
-        const float inv_s = (float)(1.0 / s), fmu = (float)mu;
-        for (int b = 0; b < n; b++) {
-            float *pd = dz + ((size_t)b * oc + k) * hw;
-            const float *pz = z + ((size_t)b * oc + k) * hw;
-#pragma omp simd
-            for (int i = 0; i < hw; i++) {
-                const float xh = (pz[i] - fmu) * inv_s;
-                pd[i] = a * (pd[i] - mean_dy - xh * b_xh);
-            }
-        }
-    }
-}
-
-static void wh__add_into(float *dst, const float *src, size_t n)
-{
-    const long nn = (long)n;
-#pragma omp parallel for simd schedule(static)
-    for (long i = 0; i < nn; i++) dst[i] += src[i];
 }
 
 static wh_status wh_conv_backward(wh_layer *l, wh_exec *x)
@@ -647,27 +760,42 @@ static wh_status wh_conv_backward(wh_layer *l, wh_exec *x)
     wh_net *net = x->net;
     wh_ctx *ctx = x->ctx;
     const wh_shape o = l->out_shape;
-    const int hw = o.h * o.w;
-    const size_t n_out = wh_shape_count(o);
     wh_param *pb = &l->params[P_BIASES];
     wh_param *pw = &l->params[c->bn ? P_WEIGHTS : 1];
 
-    /* dpre = dout * act'(pre) */
-    wh_act_backward(c->act, c->pre, l->dout, c->dz, n_out, 0);
+    /* dz = dout * act'(k z + off), with its per-channel sums (one pass), then
+     * for BN the second pass. With xhat = (z - mean)/s, s = sd + eps,
+     * var = sum (z-mean)^2 / (M-1), g = dL/d(BN output):
+     *   dL/dz_i = (scale/s) (g_i - mean(g) - xhat_i (s / ((M-1) sd)) sum_j g_j xhat_j). */
+    const wh__planes g = wh__planes_of(o, l->out_layout);
+    const double m = (double)o.n * o.h * o.w;
+    float *inv_s = c->chan, *a = c->chan + o.c, *mdy = c->chan + 2 * o.c, *bxh = c->chan + 3 * o.c;
     if (c->bn) {
-        wh__bn_backward(c, c->dz, c->z, o.n, o.c, hw, l->params[P_SCALES].data,
-                        l->params[P_SCALES].grad, pb->grad);
-    } else {
-#pragma omp parallel for schedule(static)
+        /* k and off as the forward made them (the parameters have not moved) */
+        const float *scale = l->params[P_SCALES].data;
         for (int k = 0; k < o.c; k++) {
-            double s = 0;
-            for (int b = 0; b < o.n; b++) {
-                const float *p = c->dz + ((size_t)b * o.c + k) * hw;
-#pragma omp simd reduction(+ : s)
-                for (int i = 0; i < hw; i++) s += p[i];
-            }
-            pb->grad[k] += (float)s;
+            const float sk = c->sd[k] + WH_BN_EPS;
+            inv_s[k] = (float)(1.0 / sk);
+            c->fk[k] = scale[k] / sk;
+            c->foff[k] = pb->data[k] - c->fk[k] * c->mean[k];
         }
+    } else {
+        for (int k = 0; k < o.c; k++) c->fk[k] = 1.f, c->foff[k] = pb->data[k];
+    }
+    wh__act_backward_sums(c->z, l->dout, c->dz, g, c->fk, c->foff, c->mean, inv_s, c->bn, c->act, c->part, c->sums);
+    for (int k = 0; k < o.c; k++) pb->grad[k] += (float)c->sums[k];
+    if (c->bn) {
+        float *dscale = l->params[P_SCALES].grad;
+        const float *scale = l->params[P_SCALES].data;
+        for (int k = 0; k < o.c; k++) {
+            const double s = (double)c->sd[k] + WH_BN_EPS, sum_dy = c->sums[k], sum_dy_xh = c->sums[o.c + k];
+            dscale[k] += (float)sum_dy_xh;
+            const double coef = c->sd[k] > 0 ? s / ((m > 1 ? m - 1 : 1) * c->sd[k]) : 0.0;
+            a[k] = (float)(scale[k] / s);
+            mdy[k] = (float)(sum_dy / m);
+            bxh[k] = (float)(coef * sum_dy_xh);
+        }
+        wh__bn_backward_apply(c->z, c->dz, g, a, mdy, c->mean, inv_s, bxh);
     }
     /* dW += conv_bwd_weights(x, dz) */
     WH_TRY(wh__darg_in(&c->w_src, x->in[0], net, ctx));

@@ -130,14 +130,15 @@ void wh_layer_facts_get(const wh_layer *l, wh_layer_facts *f);
 /* Every layout, for layers that handle the blocked ones too. */
 #define WH_LAYOUTS_ALL (WH_LAYOUT_BIT(WH_LAYOUT_NCHW) | WH_LAYOUT_BIT(WH_LAYOUT_NCHW16C) | WH_LAYOUT_BIT(WH_LAYOUT_NCHW8C))
 
-/* For shape(): keeps input k blocked only in the net's blocked layout, in an
- * inference net, with channels filling whole blocks; else asks for NCHW.
+/* For shape(): keeps input k blocked only in the net's blocked layout, with
+ * channels filling whole blocks (no padding channels: batch statistics,
+ * gradients and channel slices then never see one); else asks for NCHW.
  * Returns the layout input k arrives in. */
 static inline wh_layout wh_layer_keep_blocked(wh_layer *l, int k)
 {
     const wh_layout in = l->in_layout[k];
     const int B = wh_layout_block(in);
-    if (B > 1 && (l->train || in != l->blocked || l->in_shape[k].c % B)) l->in_layout[k] = WH_LAYOUT_NCHW;
+    if (B > 1 && (in != l->blocked || l->in_shape[k].c % B)) l->in_layout[k] = WH_LAYOUT_NCHW;
     return l->in_layout[k];
 }
 

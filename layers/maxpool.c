@@ -65,7 +65,7 @@ static wh_status wh__maxpool_shape(wh_layer *l, wh_ctx *ctx)
                         "windows without any pixel (input too small or padding too large)",
                         mp->size, mp->size, mp->stride, mp->pad, in.w, in.h);
     l->out_shape = (wh_shape){in.n, in.c, oh, ow};
-    /* blocked in, blocked out (inference nets; C a multiple of 16) */
+    /* blocked in, blocked out (C a multiple of the block) */
     l->out_layout = wh_layer_keep_blocked(l, 0);
     return WH_OK;
 }
@@ -81,8 +81,10 @@ static wh_status wh__maxpool_plan(wh_layer *l, wh_plan *p, wh_ctx *ctx)
 static inline int wh__imax(int a, int b) { return a > b ? a : b; }
 static inline int wh__imin(int a, int b) { return a < b ? a : b; }
 
-/* (N, C/B, H, W, B): the same windows, B channels at a time. */
-static void wh__maxpool_blocked(const wh_layer *l, const wh_maxpool *mp, const float *in, float *out)
+/* (N, C/B, H, W, B): the same windows, B channels at a time. arg (training):
+ * per output element, the pixel y*W+x its channel's maximum came from (the
+ * first one on ties, as the plain path). */
+static void wh__maxpool_blocked(const wh_layer *l, const wh_maxpool *mp, const float *in, float *out, int32_t *arg)
 {
     const wh_shape is = l->in_shape[0], os = l->out_shape;
     const int B = wh_layout_block(l->out_layout);
@@ -98,14 +100,22 @@ static void wh__maxpool_blocked(const wh_layer *l, const wh_maxpool *mp, const f
             for (int ox = 0; ox < OW; ox++) {
                 const int x0 = wh__imax(ox * stride + off, 0), x1 = wh__imin(ox * stride + off + size, W);
                 float m[16];
-                for (int t = 0; t < B; t++) m[t] = -FLT_MAX;
+                int32_t mi[16];
+                for (int t = 0; t < B; t++) m[t] = -FLT_MAX, mi[t] = y0 * W + x0;
                 for (int y = y0; y < y1; y++)
                     for (int xx = x0; xx < x1; xx++) {
                         const float *v = ip + ((size_t)y * W + (size_t)xx) * B;
+                        const int32_t at = y * W + xx;
 #pragma omp simd
-                        for (int t = 0; t < B; t++) m[t] = v[t] > m[t] ? v[t] : m[t];
+                        for (int t = 0; t < B; t++) {
+                            const int better = v[t] > m[t];
+                            m[t] = better ? v[t] : m[t];
+                            mi[t] = better ? at : mi[t];
+                        }
                     }
                 for (int t = 0; t < B; t++) op[(size_t)ox * B + t] = m[t];
+                if (arg)
+                    for (int t = 0; t < B; t++) arg[((size_t)p * OH * OW + (size_t)oy * OW + (size_t)ox) * B + t] = mi[t];
             }
         }
 }
@@ -114,8 +124,8 @@ static wh_status wh__maxpool_forward(wh_layer *l, wh_exec *x)
 {
     wh_maxpool *mp = l->priv;
     if (l->out_layout != WH_LAYOUT_NCHW) {
-        wh__maxpool_blocked(l, mp, x->in[0], l->out);
-        mp->have_argmax = 0;
+        wh__maxpool_blocked(l, mp, x->in[0], l->out, x->train ? (int32_t *)mp->argmax : NULL);
+        mp->have_argmax = x->train;
         return WH_OK;
     }
     const wh_shape is = l->in_shape[0], os = l->out_shape;
@@ -164,6 +174,20 @@ static wh_status wh__maxpool_backward(wh_layer *l, wh_exec *x)
     const size_t plane_in = (size_t)is.h * is.w, plane_out = (size_t)os.h * os.w;
     const int32_t *arg = (const int32_t *)mp->argmax;
     const float *dout = l->dout;
+    const int B = wh_layout_block(l->out_layout);
+    if (B > 1) {
+        /* planes of B interleaved channels; lane t's argmax names a pixel */
+        const long bplanes = (long)os.n * (os.c / B);
+#pragma omp parallel for schedule(static)
+        for (long p = 0; p < bplanes; p++) {
+            float *dp = din + (size_t)p * plane_in * B;
+            const float *gp = dout + (size_t)p * plane_out * B;
+            const int32_t *ap = arg + (size_t)p * plane_out * B;
+            for (size_t o = 0; o < plane_out * B; o += (size_t)B)
+                for (int t = 0; t < B; t++) dp[(size_t)ap[o + t] * B + t] += gp[o + t];
+        }
+        return WH_OK;
+    }
     const long planes = (long)os.n * os.c;
     /* Windows overlap within a plane, never across planes: one thread per
      * plane writes each din element, in a fixed order. */

@@ -65,7 +65,7 @@ static wh_status wh__route_shape(wh_layer *l, wh_ctx *ctx)
     /* Blocked only if every input is and every slice is whole blocks;
      * otherwise every input in NCHW (the net reorders the blocked ones). */
     const int B = wh_layout_block(l->blocked);
-    int blocked = !l->train && B > 1;
+    int blocked = B > 1;
     for (int k = 0; k < l->n_in; k++)
         blocked &= l->in_layout[k] == l->blocked && (l->in_shape[k].c / r->groups) % B == 0;
     for (int k = 0; k < l->n_in; k++)
@@ -115,6 +115,27 @@ static wh_status wh__route_backward(wh_layer *l, wh_exec *x)
     const wh_shape os = l->out_shape;
     const size_t plane = (size_t)os.h * os.w;
     int oc0 = 0;
+    const int B = wh_layout_block(l->out_layout);
+    if (B > 1) {
+        /* whole blocks of B channels, as the forward copied them */
+        const int ocb = os.c / B;
+        for (int k = 0; k < l->n_in; k++) {
+            const int cb = l->in_shape[k].c / B, part = cb / r->groups, first = r->group_id * part;
+            float *din = x->din[k];
+            if (din) {
+#pragma omp parallel for collapse(2) schedule(static)
+                for (int n = 0; n < os.n; n++)
+                    for (int q = 0; q < part; q++) {
+                        float *d = din + ((size_t)n * cb + (size_t)(first + q)) * plane * B;
+                        const float *g = l->dout + ((size_t)n * ocb + (size_t)(oc0 + q)) * plane * B;
+#pragma omp simd
+                        for (size_t i = 0; i < plane * B; i++) d[i] += g[i];
+                    }
+            }
+            oc0 += part;
+        }
+        return WH_OK;
+    }
     /* Inputs one after another: the same layer may appear twice in 'layers',
      * and then two slices add into the same din planes. */
     for (int k = 0; k < l->n_in; k++) {

@@ -79,7 +79,7 @@ static wh_status wh__shortcut_shape(wh_layer *l, wh_ctx *ctx)
     }
     l->out_shape = a;
     /* elementwise: any layout, as long as all inputs share it */
-    int same = !l->train && a.c % wh_layout_block(l->in_layout[0]) == 0;
+    int same = a.c % wh_layout_block(l->in_layout[0]) == 0;
     for (int k = 0; k < l->n_in; k++) same &= l->in_layout[k] == l->in_layout[0];
     for (int k = 0; k < l->n_in; k++)
         if (!same) l->in_layout[k] = WH_LAYOUT_NCHW;

@@ -107,6 +107,28 @@ static wh_status wh__upsample_backward(wh_layer *l, wh_exec *x)
     const int s = up->stride, W = is.w, OW = is.w * s;
     const float scale = up->scale;
     const float *dout = l->dout;
+    const int B = wh_layout_block(l->out_layout);
+    if (B > 1) {
+        /* rows of W pixels of B lanes; each pixel gathers its s x s block */
+        const long brows = (long)is.n * (is.c / B) * is.h;
+#pragma omp parallel for schedule(static)
+        for (long r = 0; r < brows; r++) {
+            float *d = din + (size_t)r * W * B;
+            const float *g = dout + (size_t)r * s * OW * B;
+            for (int ix = 0; ix < W; ix++) {
+                float acc[16] = {0};
+                for (int k = 0; k < s; k++)
+                    for (int j = 0; j < s; j++) {
+                        const float *gk = g + ((size_t)k * OW + (size_t)ix * s + (size_t)j) * B;
+#pragma omp simd
+                        for (int t = 0; t < B; t++) acc[t] += gk[t];
+                    }
+#pragma omp simd
+                for (int t = 0; t < B; t++) d[(size_t)ix * B + t] += scale * acc[t];
+            }
+        }
+        return WH_OK;
+    }
     const long rows = (long)is.n * is.c * is.h;
     /* Each input row gathers from its own s output rows: no two threads
      * write the same din element. */

@@ -97,7 +97,7 @@ static wh_status wh__at_fn(void *arg, wh_ctx *ctx)
     (void)ctx;
     wh__at_arg *a = arg;
     wh_at_map(a->a, a->s, WH_LAYOUT_NCHW, &a->o, a->qs);
-    wh_at_loss(a->a, a->s, a->qs, a->qt, &a->o, 1.0, a->da, a->scratch);
+    wh_at_loss(a->a, a->s, WH_LAYOUT_NCHW, a->qs, a->qt, &a->o, 1.0, a->da, a->scratch);
     return WH_OK;
 }
 

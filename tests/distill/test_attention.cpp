@@ -116,7 +116,26 @@ TEST(Attention, LossGradientMatchesFiniteDifferences)
         std::vector<float> qs(2 * hw), qt(2 * hw), da(n, 0.f), scratch(4 * hw);
         wh_at_map(at.data(), st, WH_LAYOUT_NCHW, &o, qt.data());
         wh_at_map(a.data(), s, WH_LAYOUT_NCHW, &o, qs.data());
-        const double loss = wh_at_loss(a.data(), s, qs.data(), qt.data(), &o, beta, da.data(), scratch.data());
+        const double loss =
+            wh_at_loss(a.data(), s, WH_LAYOUT_NCHW, qs.data(), qt.data(), &o, beta, da.data(), scratch.data());
+        // the same map and gradient with a (and da) in the blocked layouts;
+        // 3 channels leave padding lanes, which must stay untouched
+        for (wh_layout lay : {WH_LAYOUT_NCHW8C, WH_LAYOUT_NCHW16C}) {
+            std::vector<float> ab(wh_layout_count(s, lay)), dab(wh_layout_count(s, lay), 0.f), back(n);
+            wh_tensor src = {a.data(), s, WH_LAYOUT_NCHW}, dst = {ab.data(), s, lay};
+            wh_tensor_reorder(&src, &dst);
+            std::vector<float> qb(2 * hw);
+            wh_at_map(ab.data(), s, lay, &o, qb.data());
+            const double lb = wh_at_loss(ab.data(), s, lay, qb.data(), qt.data(), &o, beta, dab.data(), scratch.data());
+            EXPECT_NEAR(lb, loss, 1e-6 * (1 + loss)) << wh_layout_name(lay);
+            wh_tensor gsrc = {dab.data(), s, lay}, gdst = {back.data(), s, WH_LAYOUT_NCHW};
+            wh_tensor_reorder(&gsrc, &gdst);
+            for (size_t i = 0; i < n; i++) EXPECT_NEAR(back[i], da[i], 1e-5 * (1 + std::fabs(da[i]))) << i;
+            for (size_t e = 0; e < dab.size(); e++) {  // padding lanes (channels 3.. of the block) stay 0
+                if ((int)(e % wh_layout_block(lay)) < s.c) continue;
+                EXPECT_EQ(dab[e], 0.f) << e;
+            }
+        }
         std::vector<double> ad(a.begin(), a.end()), qtd(qt.begin(), qt.end());
         EXPECT_NEAR(loss, ref_loss(ad, s, qtd, o, beta), 1e-6 * (1 + loss)) << "p " << v.p << " norm " << v.norm;
         EXPECT_GT(loss, 0.0);
