@@ -48,9 +48,10 @@ static void wh__on_event(void *user, const wh_train_event *ev)
     case WH_EV_ITER: {
         wh__hms(ev->eta_s, eta, sizeof(eta));
         if (p->tty) printf("\r\033[K");
-        printf("%6ld/%ld: loss %.4f (box %.4f obj %.4f cls %.4f) iou %.3f r50 %.3f lr %.6f %.1f img/s %s left\n",
+        printf("%6ld/%ld: loss %.4f (box %.4f obj %.4f cls %.4f) iou %.3f r50 %.3f lr %.6f %.1f img/s "
+               "(loader wait %.0f ms) %s left\n",
                ev->iteration, ev->max_batches, ev->loss, ev->box, ev->obj, ev->cls, ev->avg_iou, ev->recall50,
-               ev->lr, ev->img_per_s, eta);
+               ev->lr, ev->img_per_s, 1e3 * ev->load_wait_s, eta);
         int filled = (int)(ev->epoch_progress * 30);
         if (p->tty) {
             printf("epoch %d [", ev->epoch);

@@ -288,8 +288,9 @@ static void wh__on_event(void *user, const wh_train_event *ev)
         fprintf(g->log, "train: %s\n", ev->text);
         break;
     case WH_EV_ITER:
-        fprintf(g->log, "%6ld/%ld: loss %.4f (box %.4f obj %.4f cls %.4f) lr %.6f %.1f img/s\n", ev->iteration,
-                ev->max_batches, ev->loss, ev->box, ev->obj, ev->cls, ev->lr, ev->img_per_s);
+        fprintf(g->log, "%6ld/%ld: loss %.4f (box %.4f obj %.4f cls %.4f) lr %.6f %.1f img/s (loader wait %.0f ms)\n",
+                ev->iteration, ev->max_batches, ev->loss, ev->box, ev->obj, ev->cls, ev->lr, ev->img_per_s,
+                1e3 * ev->load_wait_s);
         if (ev->iteration >= g->next_print || ev->iteration == ev->max_batches) {
             const long eta = (long)(ev->eta_s + 0.5);
             fprintf(g->p->term, "%s  %-12s %5ld/%ld  loss %8.3f  %5.1f img/s  %ld:%02ld left%s",

@@ -63,7 +63,10 @@ typedef struct wh_bench_net_result {
     double phase_s[4];         /* train: forward, loss, backward, optimizer step (medians) */
     double peak_rss_mb;        /* VmHWM after the runs */
     size_t params;
-    size_t arena_mb[4];        /* the net's arenas: parameters, gradients, activations, scratch (MB) */
+    size_t arena_mb[5];        /* the net's arenas: parameters, gradients, activations, scratch, activation
+                                  gradients (MB) */
+    double theory_mb;          /* train: parameters + gradients + momentum + the activations the backward
+                                  reads + the most activation gradients alive at once (wh_net_memory) */
     int n_layers;
     wh_bench_layer_time *layers; /* profile only: n_layers entries (wh_bench_net_result_free) */
 } wh_bench_net_result;

@@ -189,11 +189,13 @@ static wh_status wh__after_backward(void *user, wh_net *net, long it, wh_ctx *ct
     return due ? wh__dump(d, net, it, ctx) : WH_OK;
 }
 
+static wh_status wh__begin(void *user, wh_net *net, long train_images, wh_ctx *ctx);
+
 static wh_status wh__extra_loss(void *user, wh_net *net, double *loss, wh_ctx *ctx)
 {
     wh_distill *d = user;
     *loss = 0;
-    if (!d->teacher) WH_TRY(wh__setup(d, net, ctx));
+    if (!d->teacher) WH_TRY(wh__begin(d, net, 0, ctx));
     memcpy(d->teacher->input, net->input, wh_shape_count(net->in_shape) * sizeof(float));
     WH_TRY(wh_net_forward(d->teacher, 0, ctx));
     for (int k = 0; k < d->n_pairs; k++) {
@@ -255,9 +257,25 @@ static wh_status wh__extra_loss(void *user, wh_net *net, double *loss, wh_ctx *c
     return WH_OK;
 }
 
+/* Before the first step: the teacher, the pairs, and the student's gradients
+ * that the terms seed before the backward (the paired layers', the heads')
+ * kept alive from the loss on (wh_net_pin_dout). */
+static wh_status wh__begin(void *user, wh_net *net, long train_images, wh_ctx *ctx)
+{
+    (void)train_images;
+    wh_distill *d = user;
+    if (!d->teacher) WH_TRY(wh__setup(d, net, ctx));
+    for (int k = 0; k < d->n_pairs; k++) WH_TRY(wh_net_pin_dout(net, d->pairs[k].layer, ctx));
+    for (int i = 0; (d->kd_weight > 0 || d->kd_box_weight > 0) && i < net->n_layers; i++)
+        if (wh_yolo_get(&net->layers[i]) && net->layers[i].in[0] >= 0)
+            WH_TRY(wh_net_pin_dout(net, net->layers[i].in[0], ctx));
+    return WH_OK;
+}
+
 void wh_distill_attach(wh_distill *d, wh_train_hooks *hooks)
 {
     hooks->user = d;
+    hooks->begin = wh__begin;
     hooks->extra_loss = wh__extra_loss;
     hooks->after_backward = wh__after_backward;
 }

@@ -23,6 +23,7 @@ void wh_net_destroy(wh_net *net)
     }
     free(net->layers);
     free(net->n_consumers);
+    free(net->dout_hi);
     for (int k = 0; k < WH_ARENA_COUNT; k++) free(net->arena[k]);
     if (net->stream) dnnl_stream_destroy(net->stream);
     if (net->engine) dnnl_engine_destroy(net->engine);
@@ -101,7 +102,155 @@ static wh_status wh__infer_shapes(wh_net *net, wh_cfg *cfg, wh_ctx *ctx)
     for (int i = 0; i < net->n_layers; i++)
         for (int k = 0; k < net->layers[i].n_in; k++)
             if (net->layers[i].in[k] >= 0) net->n_consumers[net->layers[i].in[k]]++;
+    /* a dout lives up to its last consumer's backward; a leaf's from the loss on */
+    net->dout_hi = malloc((size_t)(net->n_layers > 0 ? net->n_layers : 1) * sizeof(int));
+    if (!net->dout_hi) return wh_error(ctx, WH_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < net->n_layers; i++) net->dout_hi[i] = net->n_layers;
+    for (int i = net->n_layers - 1; i >= 0; i--)
+        for (int k = 0; k < net->layers[i].n_in; k++) {
+            const int j = net->layers[i].in[k];
+            if (j >= 0 && net->dout_hi[j] == net->n_layers) net->dout_hi[j] = i;
+        }
     return WH_OK;
+}
+
+/* --- activation gradients ----------------------------------------------------
+ * Every dout, and every din_cvt (the gradient of a reordered input edge),
+ * gets an interval of backward steps, in layer indices: layer j's dout is
+ * used by the backward of layers j..dout_hi[j] (its consumers write it, j
+ * reads it); a din_cvt of layer i only within i's backward. Buffers whose
+ * intervals overlap get disjoint bytes; the others may share them. Offsets:
+ * largest first, each at the lowest offset clear of the already placed
+ * buffers it overlaps in time (first fit, as compilers lay out stack slots).
+ * Without share_douts every interval spans the whole backward, so nothing
+ * shares. */
+typedef struct wh__life {
+    float **slot;
+    size_t bytes;
+    int lo, hi;
+    size_t off;
+} wh__life;
+
+static int wh__by_size(const void *a, const void *b)
+{
+    const wh__life *x = a, *y = b;
+    if (x->bytes != y->bytes) return x->bytes < y->bytes ? 1 : -1;
+    return x->lo < y->lo ? -1 : x->lo > y->lo; /* a stable, reproducible order */
+}
+
+static int wh__by_off(const void *a, const void *b)
+{
+    const wh__life *x = *(wh__life *const *)a, *y = *(wh__life *const *)b;
+    return x->off < y->off ? -1 : x->off > y->off;
+}
+
+static wh_status wh__plan_douts(wh_net *net, wh_ctx *ctx)
+{
+    const int n = net->n_layers;
+    int cnt = 0;
+    for (int i = 0; i < n; i++) {
+        cnt++;
+        for (int k = 0; k < net->layers[i].n_in; k++) cnt += net->layers[i].in_cvt[k] != NULL;
+    }
+    wh__life *v = calloc((size_t)cnt, sizeof(*v));
+    wh__life **placed = calloc((size_t)cnt, sizeof(*placed));
+    if (!v || !placed) {
+        free(v);
+        free(placed);
+        return wh_error(ctx, WH_ERR_NOMEM, "out of memory while planning");
+    }
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        wh_layer *l = &net->layers[i];
+        const int hi = net->share_douts ? net->dout_hi[i] : n;
+        v[m++] = (wh__life){&l->dout, wh_layout_count(l->out_shape, l->out_layout) * sizeof(float),
+                            net->share_douts ? i : -1, hi, 0};
+        for (int k = 0; k < l->n_in; k++)
+            if (l->in_cvt[k])
+                v[m++] = (wh__life){&l->din_cvt[k], wh_layout_count(l->in_shape[k], l->in_layout[k]) * sizeof(float),
+                                    net->share_douts ? i : -1, net->share_douts ? i : n, 0};
+    }
+    for (int a = 0; a < m; a++) v[a].bytes = (v[a].bytes + 63) / 64 * 64;
+    qsort(v, (size_t)m, sizeof(*v), wh__by_size);
+    size_t total = 0;
+    for (int a = 0; a < m; a++) {
+        int np = 0;
+        for (int b = 0; b < a; b++)
+            if (v[b].lo <= v[a].hi && v[a].lo <= v[b].hi) placed[np++] = &v[b];
+        qsort(placed, (size_t)np, sizeof(*placed), wh__by_off);
+        size_t off = 0;
+        for (int b = 0; b < np; b++) {
+            if (placed[b]->off >= off + v[a].bytes) break; /* the gap before it fits */
+            const size_t end = placed[b]->off + placed[b]->bytes;
+            off = end > off ? end : off;
+        }
+        v[a].off = off;
+        total = off + v[a].bytes > total ? off + v[a].bytes : total;
+    }
+    free(placed);
+    char *arena = total ? aligned_alloc(64, total) : NULL;
+    if (total && !arena) {
+        free(v);
+        return wh_error(ctx, WH_ERR_NOMEM, "cannot allocate the activation-gradient arena (%.1f MiB)",
+                        (double)total / (1 << 20));
+    }
+    if (arena) memset(arena, 0, total);
+    for (int a = 0; a < m; a++) *v[a].slot = (float *)(void *)(arena + v[a].off);
+    free(v);
+    free(net->arena[WH_ARENA_DOUT]);
+    net->arena[WH_ARENA_DOUT] = (float *)arena;
+    net->arena_bytes[WH_ARENA_DOUT] = total;
+    return WH_OK;
+}
+
+void wh_net_memory_get(const wh_net *net, wh_net_memory *m)
+{
+    memset(m, 0, sizeof(*m));
+    m->params = net->arena_bytes[WH_ARENA_PARAM];
+    m->grads = net->arena_bytes[WH_ARENA_GRAD];
+    for (int k = 0; k < WH_ARENA_COUNT; k++) m->arena_total += net->arena_bytes[k];
+    if (!net->train) return;
+    /* the activation arena, less the outputs (and reordered copies) no
+     * backward reads: only a convolution's backward reads its input */
+    size_t unneeded = 0;
+    const int n = net->n_layers;
+    int conv_reads_input = 0;
+    for (int i = 0; i < n; i++) {
+        const wh_layer *l = &net->layers[i];
+        int read = 0;
+        for (int c = i + 1; c < n; c++)
+            for (int k = 0; k < net->layers[c].n_in; k++)
+                if (net->layers[c].in[k] == i && !net->layers[c].in_cvt[k] && net->layers[c].ops->flow == WH_FLOW_NEW)
+                    read = 1;
+        if (!read) unneeded += (wh_layout_count(l->out_shape, l->out_layout) * sizeof(float) + 63) / 64 * 64;
+        for (int k = 0; k < l->n_in; k++) {
+            if (l->in[k] < 0 && l->ops->flow == WH_FLOW_NEW) conv_reads_input = 1;
+            if (l->in_cvt[k] && l->ops->flow != WH_FLOW_NEW)
+                unneeded += (wh_layout_count(l->in_shape[k], l->in_layout[k]) * sizeof(float) + 63) / 64 * 64;
+        }
+    }
+    if (!conv_reads_input) unneeded += (wh_shape_count(net->in_shape) * sizeof(float) + 63) / 64 * 64;
+    m->needed_acts = net->arena_bytes[WH_ARENA_ACT] - unneeded;
+    /* the gradients alive at each backward step, with their lifetimes */
+    for (int t = 0; t <= n; t++) {
+        size_t live = 0;
+        for (int i = 0; i < n; i++) {
+            const wh_layer *l = &net->layers[i];
+            if (i <= t && t <= net->dout_hi[i]) live += wh_layout_count(l->out_shape, l->out_layout) * sizeof(float);
+            for (int k = 0; k < l->n_in && t == i; k++)
+                if (l->din_cvt[k]) live += wh_layout_count(l->in_shape[k], l->in_layout[k]) * sizeof(float);
+        }
+        m->douts_live = live > m->douts_live ? live : m->douts_live;
+    }
+}
+
+wh_status wh_net_pin_dout(wh_net *net, int i, wh_ctx *ctx)
+{
+    if (!net->train) return wh_error(ctx, WH_ERR_STATE, "pinning a gradient in a network built for inference");
+    if (i < 0 || i >= net->n_layers) return wh_error(ctx, WH_ERR_ARG, "no layer %d", i);
+    if (net->dout_hi[i] == net->n_layers) return WH_OK;
+    net->dout_hi[i] = net->n_layers;
+    return wh__plan_douts(net, ctx);
 }
 
 static wh_status wh__plan(wh_net *net, wh_cfg *cfg, wh_ctx *ctx)
@@ -114,14 +263,12 @@ static wh_status wh__plan(wh_net *net, wh_cfg *cfg, wh_ctx *ctx)
         wh_layer *l = &net->layers[i];
         size_t n = wh_layout_count(l->out_shape, l->out_layout);
         st = wh_plan_buffer(&plan, WH_ARENA_ACT, &l->out, n);
-        if (st == WH_OK && net->train) st = wh_plan_buffer(&plan, WH_ARENA_ACT, &l->dout, n);
         for (int k = 0; st == WH_OK && k < l->n_in; k++) {
             int j = l->in[k];
             wh_layout have = j < 0 ? WH_LAYOUT_NCHW : net->layers[j].out_layout;
             if (have == l->in_layout[k]) continue;
             size_t nk = wh_layout_count(l->in_shape[k], l->in_layout[k]);
             st = wh_plan_buffer(&plan, WH_ARENA_ACT, &l->in_cvt[k], nk);
-            if (st == WH_OK && net->train) st = wh_plan_buffer(&plan, WH_ARENA_ACT, &l->din_cvt[k], nk);
         }
         if (st == WH_OK && l->ops->plan) {
             st = l->ops->plan(l, &plan, ctx);
@@ -133,6 +280,7 @@ static wh_status wh__plan(wh_net *net, wh_cfg *cfg, wh_ctx *ctx)
     if (st == WH_OK) st = wh_plan_allocate(&plan, net->arena, net->arena_bytes, ctx);
     else if (st == WH_ERR_NOMEM && plan.failed) st = wh_error(ctx, st, "out of memory while planning");
     wh_plan_free(&plan);
+    if (st == WH_OK && net->train) st = wh__plan_douts(net, ctx);
     return st;
 }
 
@@ -151,6 +299,7 @@ wh_status wh_net_create(wh_cfg *cfg, const wh_net_opts *opts, wh_net **out, wh_c
     wh_net *net = calloc(1, sizeof(*net));
     if (!net) return wh_error(ctx, WH_ERR_NOMEM, "out of memory");
     net->train = o.train ? 1 : 0;
+    net->share_douts = o.train && o.share_douts;
     /* the blocked layout oneDNN's convolutions use on this CPU */
     net->blocked = !o.blocked ? WH_LAYOUT_NCHW
                    : dnnl_get_effective_cpu_isa() >= dnnl_cpu_isa_avx512_core ? WH_LAYOUT_NCHW16C
@@ -269,6 +418,7 @@ void wh_net_zero_douts(wh_net *net)
     if (!net->train) return;
     for (int i = 0; i < net->n_layers; i++) {
         wh_layer *l = &net->layers[i];
+        if (net->share_douts && net->dout_hi[i] < net->n_layers) continue; /* zeroed when it comes alive */
         memset(l->dout, 0, wh_layout_count(l->out_shape, l->out_layout) * sizeof(float));
     }
 }
@@ -288,6 +438,14 @@ wh_status wh_net_backward_layer(wh_net *net, int i, float *din_input, wh_ctx *ct
                         l->ops->type);
     wh_exec x;
     wh__exec_for(net, l, 1, din_input, ctx, &x);
+    /* inputs whose gradient comes alive here (this is their last consumer) */
+    for (int k = 0; net->share_douts && k < l->n_in; k++) {
+        const int j = l->in[k];
+        if (j >= 0 && net->dout_hi[j] == i) {
+            const wh_layer *p = &net->layers[j];
+            memset(p->dout, 0, wh_layout_count(p->out_shape, p->out_layout) * sizeof(float));
+        }
+    }
     for (int k = 0; k < l->n_in; k++)
         if (l->din_cvt[k])
             memset(l->din_cvt[k], 0, wh_layout_count(l->in_shape[k], l->in_layout[k]) * sizeof(float));

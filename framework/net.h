@@ -64,6 +64,14 @@ typedef struct wh_net_opts {
      * layers stay NCHW; read any other layer's l->out and l->dout through
      * its l->out_layout. */
     int blocked;
+    /* Training nets: activation gradients share memory by lifetime. Layer
+     * j's dout lives from the backward of its last consumer (or, for a layer
+     * nobody reads and for pinned ones, from wh_net_zero_douts) to its own
+     * backward; buffers whose lifetimes do not overlap share bytes, so a
+     * layer's dout may be read only while it lives (wh_net_backward_layer
+     * zeroes it when it starts to). Gradients seeded into a middle layer
+     * before the backward (a distillation term) need wh_net_pin_dout. */
+    int share_douts;
 } wh_net_opts;
 
 struct wh_net {
@@ -78,6 +86,9 @@ struct wh_net {
     float *arena[WH_ARENA_COUNT];
     size_t arena_bytes[WH_ARENA_COUNT];
     int *n_consumers;        /* per layer: how many layers read its output */
+    int *dout_hi;            /* per layer: the last layer whose backward its dout lives for (n_layers:
+                                from wh_net_zero_douts on: a leaf, pinned, or nothing shared) */
+    int share_douts;
     int n_layout_cvt;        /* edges where the net reorders between disagreeing layouts */
     dnnl_engine_t engine;
     dnnl_stream_t stream;
@@ -93,8 +104,13 @@ void wh_net_init_weights(wh_net *net, uint64_t seed);
 
 /* Runs every layer in order on net->input. */
 wh_status wh_net_forward(wh_net *net, int train, wh_ctx *ctx);
-/* Sets every layer's dout to zero (call before seeding the loss gradients). */
+/* Sets every layer's dout that lives from the loss on to zero (every dout,
+ * unless opts.share_douts): call before seeding the loss gradients. */
 void wh_net_zero_douts(wh_net *net);
+/* Keeps layer i's dout alive (and zeroed by wh_net_zero_douts) from the loss
+ * on, for a loss term that seeds it; lays the gradient memory out again
+ * (contents are lost: call between steps). */
+wh_status wh_net_pin_dout(wh_net *net, int i, wh_ctx *ctx);
 /* Sets parameter gradients to zero. */
 void wh_net_zero_grads(wh_net *net);
 /* Back-propagates the douts the caller seeded, last layer first; parameter
@@ -114,6 +130,19 @@ typedef struct wh_net_cost {
 } wh_net_cost;
 void wh_layer_cost(const wh_layer *l, wh_net_cost *c);
 void wh_net_cost_total(const wh_net *net, wh_net_cost *c);
+
+/* What a training step must hold in memory, in theory, against what the net
+ * allocated (bytes). needed_acts: the activations some backward reads (a
+ * convolution's input and pre-BN output, BN statistics, pool argmax, ...),
+ * not the outputs only the forward needed; douts_live: the most activation
+ * gradients alive at any one backward step. */
+typedef struct wh_net_memory {
+    size_t params, grads;       /* the parameter and gradient arenas */
+    size_t needed_acts;
+    size_t douts_live;
+    size_t arena_total;         /* every arena the net allocated */
+} wh_net_memory;
+void wh_net_memory_get(const wh_net *net, wh_net_memory *m);
 
 /* Helpers for oneDNN calls: translate a failed status into a wh_status. */
 wh_status wh_dnnl_check(dnnl_status_t s, const char *what, wh_ctx *ctx);

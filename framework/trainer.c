@@ -230,7 +230,7 @@ static wh_status wh__setup(wh__run *r, wh_ctx *ctx)
     wh_cfg *cfg = NULL;
     if (st == WH_OK) st = wh_cfg_parse_string(r->cfg_text, o->resume ? r->path : o->cfg_path ? o->cfg_path : "<checkpoint cfg>", &cfg, ctx);
     if (st == WH_OK) {
-        wh_net_opts no = {.train = 1, .blocked = 1};
+        wh_net_opts no = {.train = 1, .blocked = 1, .share_douts = 1};
         st = wh_net_create(cfg, &no, &r->net, ctx);
         wh_cfg_free(cfg);
     }
@@ -320,17 +320,20 @@ static void wh__teardown(wh__run *r)
 }
 
 /* One iteration: all subdivisions forward + loss + backward, then the step. */
-static wh_status wh__iteration(wh__run *r, wh_yolo_loss_parts *parts, double *extra, wh_ctx *ctx)
+static wh_status wh__iteration(wh__run *r, wh_yolo_loss_parts *parts, double *extra, double *wait, wh_ctx *ctx)
 {
     wh_net *net = r->net;
     const wh_hparams *hp = &net->hp;
     const size_t in_floats = wh_shape_count(net->in_shape);
     memset(parts, 0, sizeof(*parts));
     *extra = 0;
+    *wait = 0;
     wh_net_zero_grads(net);
     for (int s = 0; s < hp->subdivisions; s++) {
         const wh_batch *b;
+        const double tw = wh__now(); /* the loader prefetches: any wait here is a stall */
         WH_TRY(wh_loader_next(r->loader, &b, ctx));
+        *wait += wh__now() - tw;
         memcpy(net->input, b->images, in_floats * sizeof(float));
         WH_TRY(wh_net_forward(net, 1, ctx));
         wh_net_zero_douts(net);
@@ -440,8 +443,8 @@ wh_status wh_train(const wh_train_opts *o, wh_train_result *res, wh_ctx *ctx)
         const wh_hparams *hp = &r.net->hp;
         const double t0 = wh__now();
         wh_yolo_loss_parts p;
-        double extra;
-        st = wh__iteration(&r, &p, &extra, ctx);
+        double extra, wait;
+        st = wh__iteration(&r, &p, &extra, &wait, ctx);
         if (st != WH_OK) break;
         r.it++;
         run_iters++;
@@ -457,6 +460,7 @@ wh_status wh_train(const wh_train_opts *o, wh_train_result *res, wh_ctx *ctx)
         ev.recall50 = p.count ? (double)p.recall50 / p.count : 0;
         ev.lr = wh_lr_at(hp, r.it - 1);
         ev.img_per_s = hp->batch / dt;
+        ev.load_wait_s = wait;
         ev.eta_s = ema_dt * (double)(hp->max_batches - r.it);
         const long images = (long)r.it * hp->batch;
         ev.epoch = (int)(images / r.train->n) + 1;
@@ -465,8 +469,9 @@ wh_status wh_train(const wh_train_opts *o, wh_train_result *res, wh_ctx *ctx)
         res->last_loss = ev.loss;
         fprintf(r.log,
                 "{\"iteration\": %ld, \"loss\": %.6f, \"box\": %.6f, \"obj\": %.6f, \"cls\": %.6f, "
-                "\"avg_iou\": %.4f, \"recall50\": %.4f, \"lr\": %.8g, \"img_per_s\": %.3f, \"seconds\": %.3f}\n",
-                r.it, ev.loss, ev.box, ev.obj, ev.cls, ev.avg_iou, ev.recall50, ev.lr, ev.img_per_s, dt);
+                "\"avg_iou\": %.4f, \"recall50\": %.4f, \"lr\": %.8g, \"img_per_s\": %.3f, \"seconds\": %.3f, "
+                "\"load_wait_s\": %.4f}\n",
+                r.it, ev.loss, ev.box, ev.obj, ev.cls, ev.avg_iou, ev.recall50, ev.lr, ev.img_per_s, dt, wait);
         fflush(r.log);
         if (wh__series_add(&r.hist, (float)r.it, (float)ev.loss)) st = wh_error(ctx, WH_ERR_NOMEM, "out of memory");
         const int last = r.it == hp->max_batches || (o->stop_after > 0 && run_iters >= o->stop_after);

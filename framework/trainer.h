@@ -50,6 +50,7 @@ typedef struct wh_train_event {
     double loss, box, obj, cls; /* per image */
     double avg_iou, recall50;
     double lr, img_per_s, eta_s;
+    double load_wait_s;     /* of this iteration's seconds, those spent waiting for the loader */
     double map;
     const char *text;
 } wh_train_event;

@@ -148,6 +148,7 @@ typedef enum wh_arena_kind {
     WH_ARENA_GRAD,    /* parameter gradients (training only) */
     WH_ARENA_ACT,     /* activations and what backward needs: one forward+backward */
     WH_ARENA_SCRATCH, /* transient within one layer call; shared by all layers */
+    WH_ARENA_DOUT,    /* activation gradients (training): laid out by the net itself, by lifetime */
     WH_ARENA_COUNT
 } wh_arena_kind;
 

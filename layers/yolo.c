@@ -39,6 +39,9 @@ typedef struct wh__yolo {
     float *dlogit;      /* (N, C, H, W) d loss / d input: ACT arena, training nets only */
     const float *in;    /* (N, C, H, W) the input logits of the latest training forward */
     int have_loss;      /* dlogit holds the loss of the latest forward */
+    void *ws;           /* the loss's work buffers, kept between calls: a training step allocates
+                         * nothing once the first has run (it grows only with max_boxes) */
+    size_t ws_bytes;
 } wh__yolo;
 
 const wh_yolo_params *wh_yolo_get(const wh_layer *l)
@@ -276,6 +279,7 @@ static void wh__yolo_describe(const wh_layer *l, char *buf, int n)
 
 static void wh__yolo_destroy(wh_layer *l)
 {
+    if (l->priv) free(((wh__yolo *)l->priv)->ws);
     free(l->priv);
     l->priv = NULL;
 }
@@ -802,6 +806,8 @@ static wh_status wh__count_truths(const wh_yolo_params *p, const wh_truth *tr, i
     return WH_OK;
 }
 
+static size_t wh__al(size_t b) { return (b + 63) / 64 * 64; }
+
 wh_status wh_yolo_loss(wh_layer *l, const wh_truth *truth, int max_boxes, int netw, int neth,
                        wh_yolo_loss_parts *parts, wh_ctx *ctx)
 {
@@ -825,32 +831,29 @@ wh_status wh_yolo_loss(wh_layer *l, const wh_truth *truth, int max_boxes, int ne
                         "wh_yolo_loss: bad arguments (net %dx%d, max_boxes %d, truth %s)", netw,
                         neth, max_boxes, truth ? "set" : "NULL");
     const wh_shape s = l->out_shape;
-    int *n_t = malloc((size_t)s.n * sizeof(int));
-    if (!n_t) return wh_error(ctx, WH_ERR_NOMEM, "out of memory");
-    for (int b = 0; b < s.n; b++) {
-        wh_status st =
-            wh__count_truths(p, truth + (size_t)b * max_boxes, max_boxes, b, &n_t[b], ctx);
-        if (st != WH_OK) {
-            free(n_t);
-            return st;
-        }
-    }
-    /* Per image: head, ignore flags and assignments (at most one per
-     * prediction from truth_thresh, n_mask per truth from the truth loop). */
+    /* Per image: the truth count, head, ignore flags and assignments (at
+     * most one per prediction from truth_thresh, n_mask per truth from the
+     * truth loop), and the loss parts; one workspace, 64-byte aligned parts. */
     const long plane = (long)s.h * s.w, n_pred = (long)p->n_mask * plane;
     const int cap = (int)(n_pred + (long)max_boxes * p->n_mask);
-    int *head = malloc((size_t)s.n * n_pred * sizeof(int));
-    unsigned char *ign = malloc((size_t)s.n * n_pred);
-    wh__assign *as = malloc((size_t)s.n * cap * sizeof(wh__assign));
-    wh_yolo_loss_parts *pp = calloc((size_t)s.n, sizeof(*pp));
-    if (!head || !ign || !as || !pp) {
-        free(n_t);
-        free(head);
-        free(ign);
-        free(as);
-        free(pp);
-        return wh_error(ctx, WH_ERR_NOMEM, "wh_yolo_loss: out of memory");
+    const size_t o_t = 0, o_head = o_t + wh__al((size_t)s.n * sizeof(int)),
+                 o_ign = o_head + wh__al((size_t)s.n * n_pred * sizeof(int)),
+                 o_as = o_ign + wh__al((size_t)s.n * n_pred), o_pp = o_as + wh__al((size_t)s.n * cap * sizeof(wh__assign)),
+                 need = o_pp + wh__al((size_t)s.n * sizeof(wh_yolo_loss_parts));
+    if (need > y->ws_bytes) {
+        free(y->ws);
+        y->ws = aligned_alloc(64, need);
+        y->ws_bytes = y->ws ? need : 0;
+        if (!y->ws) return wh_error(ctx, WH_ERR_NOMEM, "wh_yolo_loss: out of memory");
     }
+    char *ws = y->ws;
+    int *n_t = (int *)(void *)(ws + o_t), *head = (int *)(void *)(ws + o_head);
+    unsigned char *ign = (unsigned char *)(ws + o_ign);
+    wh__assign *as = (wh__assign *)(void *)(ws + o_as);
+    wh_yolo_loss_parts *pp = (wh_yolo_loss_parts *)(void *)(ws + o_pp);
+    memset(pp, 0, (size_t)s.n * sizeof(*pp));
+    for (int b = 0; b < s.n; b++)
+        WH_TRY(wh__count_truths(p, truth + (size_t)b * max_boxes, max_boxes, b, &n_t[b], ctx));
     const long img = (long)s.c * plane; /* floats per image */
 #pragma omp parallel for schedule(dynamic)
     for (int b = 0; b < s.n; b++) {
@@ -863,11 +866,6 @@ wh_status wh_yolo_loss(wh_layer *l, const wh_truth *truth, int max_boxes, int ne
     if (parts)
         for (int b = 0; b < s.n; b++) wh_yolo_loss_parts_add(parts, &pp[b]);
     y->have_loss = 1;
-    free(n_t);
-    free(head);
-    free(ign);
-    free(as);
-    free(pp);
     return WH_OK;
 }
 

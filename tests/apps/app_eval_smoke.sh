@@ -18,6 +18,12 @@ check "train exits 0" $?
 [ "$(grep -c '^{"iteration": [0-9]*, "loss"' "$T/run/train.jsonl" 2> /dev/null)" = 3 ]
 check "train.jsonl has 3 iteration lines" $?
 grep -q '^{"iteration": 3, "loss"' "$T/run/train.jsonl"; check "the last iteration logged is 3" $?
+# every iteration logs its loader wait: a number of seconds within the iteration's own
+/usr/bin/python3 -c '
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{\"iteration\"")]
+sys.exit(0 if rows and all(0 <= r["load_wait_s"] <= r["seconds"] for r in rows) else 1)' "$T/run/train.jsonl"
+check "train.jsonl logs the loader wait of each iteration (0 <= wait <= its seconds)" $?
 
 # ---- eval, and map re-scoring its detections ----
 "$W" eval "$T/run/last.h5" --data "$T/d" --dets-out "$T/dets.txt" > "$T/eval.txt" 2> "$T/eval.err"

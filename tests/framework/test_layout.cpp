@@ -247,7 +247,11 @@ double max_rel(const std::vector<float> &a, const std::vector<float> &b)
     return m > 0 ? d / m : d;
 }
 
-void train_step(wh_net *net, const std::vector<float> &x, const std::vector<wh_truth> &truth, int max_boxes)
+// One training step, the backward layer by layer: each layer's output
+// gradient is copied (in NCHW) just before its own backward, while it is
+// complete and alive (with opts.share_douts its bytes are reused later).
+void train_step(wh_net *net, const std::vector<float> &x, const std::vector<wh_truth> &truth, int max_boxes,
+                std::vector<std::vector<float>> &douts)
 {
     wh_ctx ctx;
     wh_ctx_init(&ctx);
@@ -262,13 +266,19 @@ void train_step(wh_net *net, const std::vector<float> &x, const std::vector<wh_t
                   WH_OK)
             << ctx.msg;
     }
-    ASSERT_EQ(wh_net_backward(net, nullptr, &ctx), WH_OK) << ctx.msg;
+    douts.assign((size_t)net->n_layers, {});
+    for (int i = net->n_layers - 1; i >= 0; i--) {
+        const wh_layer *l = &net->layers[i];
+        douts[(size_t)i] = plain_copy(l->dout, l->out_shape, l->out_layout);
+        ASSERT_EQ(wh_net_backward_layer(net, i, nullptr, &ctx), WH_OK) << ctx.msg;
+    }
 }
 
 void blocked_matches_plain(const char *model, int size, double wm, int batch, int *n_blocked)
 {
     const std::string text = wht::model_cfg(model, 3, size, wm);
-    wh_net *plain = wht::cfg_net(text, batch, 1, 0), *blk = wht::cfg_net(text, batch, 1, 1);
+    // the blocked net also shares its gradient memory by lifetime
+    wh_net *plain = wht::cfg_net(text, batch, 1, 0), *blk = wht::cfg_net(text, batch, 1, 1, 1);
     ASSERT_TRUE(plain && blk);
     ASSERT_EQ(plain->n_layers, blk->n_layers);
     wh_net_init_weights(plain, 7);
@@ -288,8 +298,10 @@ void blocked_matches_plain(const char *model, int size, double wm, int batch, in
             t.x = t.w / 2 + (1 - t.w) * u(rng), t.y = t.h / 2 + (1 - t.h) * u(rng);
             t.cls = j % 3;
         }
-    train_step(plain, x, truth, max_boxes);
-    train_step(blk, x, truth, max_boxes);
+    std::vector<std::vector<float>> dplain, dblk;
+    train_step(plain, x, truth, max_boxes, dplain);
+    train_step(blk, x, truth, max_boxes, dblk);
+    EXPECT_LT(blk->arena_bytes[WH_ARENA_DOUT], plain->arena_bytes[WH_ARENA_DOUT] / 2);
     for (int i = 0; i < plain->n_layers; i++) {
         const wh_layer *a = &plain->layers[i], *b = &blk->layers[i];
         ASSERT_EQ(a->out_layout, WH_LAYOUT_NCHW);
@@ -297,8 +309,7 @@ void blocked_matches_plain(const char *model, int size, double wm, int batch, in
         const auto pb = plain_copy(b->out, b->out_shape, b->out_layout);
         EXPECT_LT(max_rel(pb, pa), 1e-4) << model << " layer " << i << " [" << a->ops->type << "] output, "
                                           << wh_layout_name(b->out_layout);
-        const auto ga = plain_copy(a->dout, a->out_shape, a->out_layout);
-        const auto gb = plain_copy(b->dout, b->out_shape, b->out_layout);
+        const auto &ga = dplain[(size_t)i], &gb = dblk[(size_t)i];
         EXPECT_LT(max_rel(gb, ga), 1e-3) << model << " layer " << i << " [" << a->ops->type
                                          << "] output gradient, " << wh_layout_name(b->out_layout);
         for (int k = 0; k < a->n_params; k++) {

@@ -268,7 +268,7 @@ TEST(NetArena, TrainingBuffersAreDisjointAndInTheirArenas)
     ASSERT_EQ(net->n_layers, 4);
     EXPECT_EQ(net->train, 1);
 
-    std::vector<Range> params, grads, acts;
+    std::vector<Range> params, grads, acts, douts;
     size_t n_param_floats = 0, n_grad_floats = 0;
     for (int i = 0; i < net->n_layers; i++) {
         const wh_layer &l = net->layers[i];
@@ -297,7 +297,7 @@ TEST(NetArena, TrainingBuffersAreDisjointAndInTheirArenas)
         ASSERT_NE(l.dout, nullptr);
         const size_t n = wh_layout_count(l.out_shape, l.out_layout);
         acts.push_back(range(l.out, n, li + "out"));
-        acts.push_back(range(l.dout, n, li + "dout"));
+        douts.push_back(range(l.dout, n, li + "dout"));
     }
     acts.push_back(range(net->input, wh_shape_count(net->in_shape), "input"));
     // 16*3*9 + 20*16*9 + 7*20 + 5*7*9 weights, and 16*4 + 20*4 + 7 + 5*4 per-filter
@@ -308,6 +308,8 @@ TEST(NetArena, TrainingBuffersAreDisjointAndInTheirArenas)
     expect_disjoint_inside(params, net->arena[WH_ARENA_PARAM], net->arena_bytes[WH_ARENA_PARAM]);
     expect_disjoint_inside(grads, net->arena[WH_ARENA_GRAD], net->arena_bytes[WH_ARENA_GRAD]);
     expect_disjoint_inside(acts, net->arena[WH_ARENA_ACT], net->arena_bytes[WH_ARENA_ACT]);
+    // without opts.share_douts no two activation gradients share a byte
+    expect_disjoint_inside(douts, net->arena[WH_ARENA_DOUT], net->arena_bytes[WH_ARENA_DOUT]);
 }
 
 TEST(NetArena, InferenceNetHasNoGradientsAndNoBackward)
