@@ -9,6 +9,7 @@
 extern "C" {
 #include "framework/modelgen.h"
 #include "framework/net.h"
+#include "layers/yolo.h"
 }
 
 namespace wht {
@@ -55,6 +56,25 @@ inline wh_net *cfg_net(const std::string &text, int batch = 1, int train = 0, in
 inline wh_net *model_net(const char *model, int classes, int size, double wm, int train = 0)
 {
     return cfg_net(model_cfg(model, classes, size, wm), 1, train);
+}
+
+// The first half of a training step, as the trainer runs it: zero the
+// parameter gradients, a training forward, zero the seeded gradients, every
+// [yolo] layer's loss for truth (max_boxes per image). The caller runs the
+// backward (whole or layer by layer) and any optimizer step.
+inline void forward_and_loss(wh_net *net, const wh_truth *truth, int max_boxes)
+{
+    wh_ctx ctx;
+    wh_ctx_init(&ctx);
+    wh_net_zero_grads(net);
+    ASSERT_EQ(wh_net_forward(net, 1, &ctx), WH_OK) << ctx.msg;
+    wh_net_zero_douts(net);
+    for (int i = 0; i < net->n_layers; i++) {
+        if (!wh_yolo_get(&net->layers[i])) continue;
+        ASSERT_EQ(wh_yolo_loss(&net->layers[i], truth, max_boxes, net->in_shape.w, net->in_shape.h, nullptr, &ctx),
+                  WH_OK)
+            << ctx.msg;
+    }
 }
 
 }  // namespace wht

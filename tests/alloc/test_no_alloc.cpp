@@ -62,18 +62,9 @@ namespace {
 
 void step(wh_net *net, wh_sgd *sgd, const std::vector<wh_truth> &truth, int max_boxes)
 {
+    wht::forward_and_loss(net, truth.data(), max_boxes);
     wh_ctx ctx;
     wh_ctx_init(&ctx);
-    wh_net_zero_grads(net);
-    ASSERT_EQ(wh_net_forward(net, 1, &ctx), WH_OK) << ctx.msg;
-    wh_net_zero_douts(net);
-    for (int i = 0; i < net->n_layers; i++) {
-        if (!wh_yolo_get(&net->layers[i])) continue;
-        ASSERT_EQ(wh_yolo_loss(&net->layers[i], truth.data(), max_boxes, net->in_shape.w, net->in_shape.h, nullptr,
-                               &ctx),
-                  WH_OK)
-            << ctx.msg;
-    }
     ASSERT_EQ(wh_net_backward(net, nullptr, &ctx), WH_OK) << ctx.msg;
     ASSERT_EQ(wh_sgd_step(sgd, net, 1e-4f, net->in_shape.n, &ctx), WH_OK) << ctx.msg;
 }

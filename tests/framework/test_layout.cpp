@@ -256,16 +256,7 @@ void train_step(wh_net *net, const std::vector<float> &x, const std::vector<wh_t
     wh_ctx ctx;
     wh_ctx_init(&ctx);
     std::copy(x.begin(), x.end(), net->input);
-    wh_net_zero_grads(net);
-    ASSERT_EQ(wh_net_forward(net, 1, &ctx), WH_OK) << ctx.msg;
-    wh_net_zero_douts(net);
-    for (int i = 0; i < net->n_layers; i++) {
-        if (!wh_yolo_get(&net->layers[i])) continue;
-        ASSERT_EQ(wh_yolo_loss(&net->layers[i], truth.data(), max_boxes, net->in_shape.w, net->in_shape.h, nullptr,
-                               &ctx),
-                  WH_OK)
-            << ctx.msg;
-    }
+    wht::forward_and_loss(net, truth.data(), max_boxes);
     douts.assign((size_t)net->n_layers, {});
     for (int i = net->n_layers - 1; i >= 0; i--) {
         const wh_layer *l = &net->layers[i];
