@@ -515,12 +515,30 @@ static inline void wh__affine_lanes(const float *x, float *y, size_t n, const fl
     for (int e = 0; i < n; i++, e++) y[i] = kk[e] * x[i] + oo[e];
 }
 
+/* Adds the per-plane partial sums (two arrays of B per plane) over the batch
+ * in image order: sums[c] and sums[C + c] per channel c. */
+static void wh__reduce_parts(const double *part, wh__planes g, double *sums)
+{
+    const int C = g.cb * g.B;
+    for (int q = 0; q < g.cb; q++)
+        for (int t = 0; t < g.B; t++) {
+            double a = 0, b2 = 0;
+            for (int b = 0; b < g.n; b++) {
+                const double *pp = part + ((size_t)b * g.cb + (size_t)q) * 2 * g.B;
+                a += pp[t];
+                b2 += pp[g.B + t];
+            }
+            sums[q * g.B + t] = a;
+            sums[C + q * g.B + t] = b2;
+        }
+}
+
 /* Batch statistics of z per channel: mean and sqrt(unbiased variance), in one
  * pass (sums of z and z^2 in float64: with M = N*H*W up to ~10^6 terms the
  * cancellation in sum z^2 - M mean^2 stays near 1e-10 relative). Each plane's
  * partial sums go to part (n*cb*2*B doubles) and are added in a fixed order,
  * so the result does not depend on the thread count. */
-static void wh__bn_stats(const float *z, wh__planes g, double *part, float *mean, float *sd)
+static void wh__bn_stats(const float *z, wh__planes g, double *part, double *sums, float *mean, float *sd)
 {
     const long np = (long)g.n * g.cb;
 #pragma omp parallel for schedule(static)
@@ -542,19 +560,14 @@ static void wh__bn_stats(const float *z, wh__planes g, double *part, float *mean
         wh__fold(s, g.B, part + (size_t)p * 2 * g.B);
         wh__fold(ss, g.B, part + (size_t)p * 2 * g.B + g.B);
     }
+    wh__reduce_parts(part, g, sums);
     const double m = (double)g.n * (double)(g.len / (size_t)g.B);
-    for (int q = 0; q < g.cb; q++)
-        for (int t = 0; t < g.B; t++) {
-            double s = 0, ss = 0;
-            for (int b = 0; b < g.n; b++) {
-                const double *pp = part + ((size_t)b * g.cb + (size_t)q) * 2 * g.B;
-                s += pp[t];
-                ss += pp[g.B + t];
-            }
-            const double mu = s / m;
-            mean[q * g.B + t] = (float)mu;
-            sd[q * g.B + t] = (float)sqrt(fmax((ss - s * mu) / (m > 1 ? m - 1 : 1), 0.0));
-        }
+    const int C = g.cb * g.B;
+    for (int c = 0; c < C; c++) {
+        const double mu = sums[c] / m;
+        mean[c] = (float)mu;
+        sd[c] = (float)sqrt(fmax((sums[C + c] - sums[c] * mu) / (m > 1 ? m - 1 : 1), 0.0));
+    }
 }
 
 /* out = act(k * z + off) per channel, in one pass: the pre-activation lives
@@ -627,18 +640,7 @@ static void wh__act_backward_sums(const float *z, const float *dout, float *dz, 
         wh__fold(s, g.B, part + (size_t)p * 2 * g.B);
         wh__fold(sx, g.B, part + (size_t)p * 2 * g.B + g.B);
     }
-    const int C = g.cb * g.B;
-    for (int q = 0; q < g.cb; q++)
-        for (int t = 0; t < g.B; t++) {
-            double s = 0, sx = 0;
-            for (int b = 0; b < g.n; b++) {
-                const double *pp = part + ((size_t)b * g.cb + (size_t)q) * 2 * g.B;
-                s += pp[t];
-                sx += pp[g.B + t];
-            }
-            sums[q * g.B + t] = s;
-            sums[C + q * g.B + t] = sx;
-        }
+    wh__reduce_parts(part, g, sums);
 }
 
 /* The second backward pass of batch norm, in place:
@@ -704,11 +706,24 @@ static void wh__inference_affine(const wh_layer *l, float *k, float *off)
     }
 }
 
+/* Training: the per-channel k and off of out = act(k z + off) into fk, foff:
+ * BN on the batch statistics (k = scale / (sd + eps), off = bias - k mean)
+ * or the bias (k = 1, off = bias). The forward and the backward both need
+ * them, and the scratch they live in does not survive between the two. */
+static void wh__train_affine(const wh_layer *l)
+{
+    wh__conv *c = wh__c(l);
+    const float *bias = l->params[P_BIASES].data;
+    for (int k = 0; k < l->out_shape.c; k++) {
+        c->fk[k] = c->bn ? l->params[P_SCALES].data[k] / (c->sd[k] + WH_BN_EPS) : 1.f;
+        c->foff[k] = c->bn ? bias[k] - c->fk[k] * c->mean[k] : bias[k];
+    }
+}
+
 static wh_status wh_conv_forward(wh_layer *l, wh_exec *x)
 {
     wh__conv *c = wh__c(l);
     const wh_shape o = l->out_shape;
-    float *bias = l->params[P_BIASES].data;
     if (c->fused) {
         wh__inference_affine(l, c->fk, c->foff);
         WH_TRY(wh__darg_in(&c->f_src, x->in[0], x->net, x->ctx));
@@ -732,24 +747,18 @@ static wh_status wh_conv_forward(wh_layer *l, wh_exec *x)
         return WH_OK;
     }
     if (!l->train) return wh_error(x->ctx, WH_ERR_STATE, "training forward in an inference net");
-    /* z = conv(x); out = act(k z + off) with, per channel, BN on batch
-     * statistics (k = scale / (sd + eps), off = bias - k mean) or the bias
-     * (k = 1, off = bias) */
+    /* z = conv(x); out = act(k z + off) (wh__train_affine) */
     WH_TRY(wh__conv_fwd(l, x->in[0], c->z, x->net, x->ctx));
     const wh__planes g = wh__planes_of(o, l->out_layout);
     if (c->bn) {
-        wh__bn_stats(c->z, g, c->part, c->mean, c->sd);
-        const float *scale = l->params[P_SCALES].data;
+        wh__bn_stats(c->z, g, c->part, c->sums, c->mean, c->sd);
         float *rm = l->params[P_MEAN].data, *rv = l->params[P_VAR].data;
         for (int k = 0; k < o.c; k++) {
-            c->fk[k] = scale[k] / (c->sd[k] + WH_BN_EPS);
-            c->foff[k] = bias[k] - c->fk[k] * c->mean[k];
             rm[k] = (1.f - WH_BN_MOMENTUM) * rm[k] + WH_BN_MOMENTUM * c->mean[k];
             rv[k] = (1.f - WH_BN_MOMENTUM) * rv[k] + WH_BN_MOMENTUM * c->sd[k] * c->sd[k];
         }
-    } else {
-        for (int k = 0; k < o.c; k++) c->fk[k] = 1.f, c->foff[k] = bias[k];
     }
+    wh__train_affine(l);
     wh__affine_act(c->z, l->out, g, c->fk, c->foff, c->act);
     return WH_OK;
 }
@@ -770,18 +779,9 @@ static wh_status wh_conv_backward(wh_layer *l, wh_exec *x)
     const wh__planes g = wh__planes_of(o, l->out_layout);
     const double m = (double)o.n * o.h * o.w;
     float *inv_s = c->chan, *a = c->chan + o.c, *mdy = c->chan + 2 * o.c, *bxh = c->chan + 3 * o.c;
-    if (c->bn) {
-        /* k and off as the forward made them (the parameters have not moved) */
-        const float *scale = l->params[P_SCALES].data;
-        for (int k = 0; k < o.c; k++) {
-            const float sk = c->sd[k] + WH_BN_EPS;
-            inv_s[k] = (float)(1.0 / sk);
-            c->fk[k] = scale[k] / sk;
-            c->foff[k] = pb->data[k] - c->fk[k] * c->mean[k];
-        }
-    } else {
-        for (int k = 0; k < o.c; k++) c->fk[k] = 1.f, c->foff[k] = pb->data[k];
-    }
+    /* k and off as the forward made them (the parameters have not moved) */
+    wh__train_affine(l);
+    for (int k = 0; c->bn && k < o.c; k++) inv_s[k] = (float)(1.0 / (c->sd[k] + WH_BN_EPS));
     wh__act_backward_sums(c->z, l->dout, c->dz, g, c->fk, c->foff, c->mean, inv_s, c->bn, c->act, c->part, c->sums);
     for (int k = 0; k < o.c; k++) pb->grad[k] += (float)c->sums[k];
     if (c->bn) {
