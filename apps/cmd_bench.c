@@ -87,7 +87,7 @@ static int wh__peak(int argc, char **argv)
  * forwards: data and weights); then the totals per layer type. */
 static void wh__print_profile(const wh_bench_net_result *r, int train, double peak)
 {
-    printf("\n| layer | type | what | output | layout | fwd ms | fwd %% peak |%s\n", train ? " bwd ms | bwd %% peak |" : "");
+    printf("\n| layer | type | what | output | layout | fwd ms | fwd %% peak |%s\n", train ? " bwd ms | bwd % peak |" : "");
     printf("|---|---|---|---|---|---|---|%s\n", train ? "---|---|" : "");
     double tot = 0;
     for (int i = 0; i < r->n_layers; i++) tot += r->layers[i].fwd_s + r->layers[i].bwd_s;

@@ -12,6 +12,7 @@
  * plane) so that backward can send dout back to it: din[argmax] += dout.
  */
 #include <float.h>
+#include <string.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,41 +84,52 @@ static inline int wh__imin(int a, int b) { return a < b ? a : b; }
 
 /* (N, C/B, H, W, B): the same windows, B channels at a time. arg (training):
  * per output element, the pixel y*W+x its channel's maximum came from (the
- * first one on ties, as the plain path). */
+ * first one on ties, as the plain path). The B lanes are one GNU vector
+ * (GCC and clang): written as a loop over lanes, GCC kept the running maxima
+ * on the stack with masked stores, 3x slower (3.3 ms instead of 1.1 for a
+ * 64x208x208 2x2/2 pool on 2 cores here, 7x for the SPP's 5x5/1). */
+#define WH__MAXPOOL_BLOCKED(NAME, B)                                                                                   \
+    typedef float NAME##_vf __attribute__((vector_size(B * 4)));                                                       \
+    typedef int32_t NAME##_vi __attribute__((vector_size(B * 4)));                                                     \
+    static void NAME(const wh_layer *l, const wh_maxpool *mp, const float *in, float *out, int32_t *arg)               \
+    {                                                                                                                  \
+        const wh_shape is = l->in_shape[0], os = l->out_shape;                                                         \
+        const int H = is.h, W = is.w, OH = os.h, OW = os.w;                                                            \
+        const int size = mp->size, stride = mp->stride, off = -(mp->pad / 2);                                          \
+        const long planes = (long)os.n * (os.c / B);                                                                   \
+        _Pragma("omp parallel for collapse(2) schedule(static)") for (long p = 0; p < planes; p++)                    \
+        for (int oy = 0; oy < OH; oy++) {                                                                              \
+            const float *ip = in + (size_t)p * H * W * B;                                                              \
+            float *op = out + ((size_t)p * OH + (size_t)oy) * OW * B;                                                  \
+            int32_t *ap = arg ? arg + ((size_t)p * OH + (size_t)oy) * OW * B : NULL;                                   \
+            const int y0 = wh__imax(oy * stride + off, 0), y1 = wh__imin(oy * stride + off + size, H);                 \
+            for (int ox = 0; ox < OW; ox++) {                                                                          \
+                const int x0 = wh__imax(ox * stride + off, 0), x1 = wh__imin(ox * stride + off + size, W);             \
+                NAME##_vf m, v;                                                                                        \
+                NAME##_vi mi;                                                                                          \
+                for (int t = 0; t < B; t++) m[t] = -FLT_MAX, mi[t] = y0 * W + x0;                                      \
+                for (int y = y0; y < y1; y++)                                                                          \
+                    for (int xx = x0; xx < x1; xx++) {                                                                 \
+                        memcpy(&v, ip + ((size_t)y * W + (size_t)xx) * B, sizeof(v));                                  \
+                        const NAME##_vi better = v > m; /* all ones where v wins */                                    \
+                        m = (NAME##_vf)(((NAME##_vi)v & better) | ((NAME##_vi)m & ~better));                           \
+                        mi = ((int32_t)(y * W + xx) & better) | (mi & ~better);                                        \
+                    }                                                                                                  \
+                memcpy(op + (size_t)ox * B, &m, sizeof(m));                                                            \
+                if (ap) memcpy(ap + (size_t)ox * B, &mi, sizeof(mi));                                                  \
+            }                                                                                                          \
+        }                                                                                                              \
+    }
+WH__MAXPOOL_BLOCKED(wh__maxpool_blocked8, 8)
+WH__MAXPOOL_BLOCKED(wh__maxpool_blocked16, 16)
+#undef WH__MAXPOOL_BLOCKED
+
 static void wh__maxpool_blocked(const wh_layer *l, const wh_maxpool *mp, const float *in, float *out, int32_t *arg)
 {
-    const wh_shape is = l->in_shape[0], os = l->out_shape;
-    const int B = wh_layout_block(l->out_layout);
-    const int H = is.h, W = is.w, OH = os.h, OW = os.w;
-    const int size = mp->size, stride = mp->stride, off = -(mp->pad / 2);
-    const long planes = (long)os.n * (os.c / B);
-#pragma omp parallel for collapse(2) schedule(static)
-    for (long p = 0; p < planes; p++)
-        for (int oy = 0; oy < OH; oy++) {
-            const float *ip = in + (size_t)p * H * W * B;
-            float *op = out + ((size_t)p * OH + (size_t)oy) * OW * B;
-            const int y0 = wh__imax(oy * stride + off, 0), y1 = wh__imin(oy * stride + off + size, H);
-            for (int ox = 0; ox < OW; ox++) {
-                const int x0 = wh__imax(ox * stride + off, 0), x1 = wh__imin(ox * stride + off + size, W);
-                float m[16];
-                int32_t mi[16];
-                for (int t = 0; t < B; t++) m[t] = -FLT_MAX, mi[t] = y0 * W + x0;
-                for (int y = y0; y < y1; y++)
-                    for (int xx = x0; xx < x1; xx++) {
-                        const float *v = ip + ((size_t)y * W + (size_t)xx) * B;
-                        const int32_t at = y * W + xx;
-#pragma omp simd
-                        for (int t = 0; t < B; t++) {
-                            const int better = v[t] > m[t];
-                            m[t] = better ? v[t] : m[t];
-                            mi[t] = better ? at : mi[t];
-                        }
-                    }
-                for (int t = 0; t < B; t++) op[(size_t)ox * B + t] = m[t];
-                if (arg)
-                    for (int t = 0; t < B; t++) arg[((size_t)p * OH * OW + (size_t)oy * OW + (size_t)ox) * B + t] = mi[t];
-            }
-        }
+    if (wh_layout_block(l->out_layout) == 8)
+        wh__maxpool_blocked8(l, mp, in, out, arg);
+    else
+        wh__maxpool_blocked16(l, mp, in, out, arg);
 }
 
 static wh_status wh__maxpool_forward(wh_layer *l, wh_exec *x)

@@ -164,10 +164,11 @@ wh_status wh_bench_ops(int runs, wh_bench_op_cb cb, void *user, wh_ctx *ctx)
         snprintf(shape, sizeof(shape), "%dx%dx%d -> %d, %dx%d/%d", convs[i].ic, convs[i].hw, convs[i].hw, convs[i].oc,
                  convs[i].k, convs[i].k, convs[i].stride);
         for (int mode = 0; st == WH_OK && mode < 3; mode++) {
-            /* 0: inference (blocked, BN + mish fused); 1: training forward; 2: training backward */
+            /* all blocked, as the trainer runs: 0: inference (BN + mish fused as post-ops);
+             * 1: training forward (BN + mish fused in one pass); 2: training backward */
             wh__conv_body(body, sizeof(body), convs[i].oc, convs[i].k, convs[i].stride, 1, "mish");
             wh_net *net = NULL;
-            st = wh__net(body, convs[i].ic, convs[i].hw, mode > 0, mode == 0, &net, ctx);
+            st = wh__net(body, convs[i].ic, convs[i].hw, mode > 0, 1, &net, ctx);
             wh__layer_arg a = {net, mode > 0, mode == 2};
             double s = 0;
             if (st == WH_OK && mode == 2) st = wh_net_forward(net, 1, ctx);
@@ -195,7 +196,7 @@ wh_status wh_bench_ops(int runs, wh_bench_op_cb cb, void *user, wh_ctx *ctx)
         }
     free(x);
     free(y);
-    /* ---- pools, upsample, route, shortcut (training nets, NCHW) ---- */
+    /* ---- pools, upsample, route, shortcut (training nets, blocked as the trainer runs them) ---- */
     /* A 1x1 linear convolution first produces the measured layer's input
      * (and receives its backward); route and shortcut take two. %d: C. */
 #define WH__PRODUCER "[convolutional]\nfilters=%d\nsize=1\nstride=1\npad=1\nactivation=linear\n"
@@ -216,7 +217,7 @@ wh_status wh_bench_ops(int runs, wh_bench_op_cb cb, void *user, wh_ctx *ctx)
             wh_net *net = NULL;
             char cfg[512];
             snprintf(cfg, sizeof(cfg), mem[i].body, mem[i].c, mem[i].c);
-            st = wh__net(cfg, mem[i].c, mem[i].hw, 1, 0, &net, ctx);
+            st = wh__net(cfg, mem[i].c, mem[i].hw, 1, 1, &net, ctx);
             if (st == WH_OK) st = wh_net_forward(net, 1, ctx);
             /* time only the last layer (route and shortcut need a producer) */
             const int last = net ? net->n_layers - 1 : 0;
