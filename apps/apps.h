@@ -35,6 +35,16 @@ int wh_app_ensure_default_data(const char *path);
 /* Sets OpenMP threads from --threads (0 = default) and the wait policy note. */
 void wh_app_threads(wh_ctx *ctx, int threads);
 
+/* The MPI job this process belongs to (framework/dist.h), started on first
+ * use: one rank when mpirun did not launch it. NULL after printing an error. */
+struct wh_dist *wh_app_dist(void);
+/* This process's rank (0 when single; starts the job on first use). */
+int wh_app_rank(void);
+/* At exit (main): MPI_Finalize after a success; after a failure of a job
+ * of several ranks, MPI_Abort, so the other ranks end now instead of
+ * waiting in a collective for one that is gone. */
+void wh_app_dist_end(int rc);
+
 int wh_cmd_model(int argc, char **argv);
 void wh_cmd_model_usage(void);
 int wh_cmd_info(int argc, char **argv);

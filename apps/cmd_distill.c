@@ -101,13 +101,14 @@ int wh_cmd_distill(int argc, char **argv)
     d.kd_weight = kd_weight;
     d.kd_temperature = (float)kd_t;
     d.kd_box_weight = kd_boxes;
-    wh_distill_dumps(&d, o.data ? o.data : WH_DEFAULT_DATA, o.out_dir, dump_every, dump_images);
+    wh_distill_dumps(&d, o.data ? o.data : WH_DEFAULT_DATA, wh_app_rank() == 0 ? o.out_dir : NULL, /* rank 0 writes */
+                     dump_every, dump_images);
     wh_distill_attach(&d, &o.hooks);
     char *cfg = NULL;
     if (!o.cfg_path && !o.resume && wh_app_ckpt_cfg(o.init_ckpt, &cfg, &ctx)) return wh_app_fail(&ctx);
     o.cfg_text = cfg;
     int rc = wh_app_run_training(&o, threads);
-    if (rc == 0 && d.batches > 0) {
+    if (rc == 0 && d.batches > 0 && wh_app_rank() == 0) {
         printf("attention losses (per mini-batch, mean over the run):");
         for (int k = 0; k < d.n_pairs; k++)
             printf(" L%d %.4g", d.pairs[k].layer, d.pair_loss[k] / (double)d.batches);

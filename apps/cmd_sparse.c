@@ -66,7 +66,7 @@ int wh_cmd_sparse(int argc, char **argv)
     wh_sparse_hook hook;
     if (wh_sparse_hook_init(&hook, spec, exclude, n_exclude, &ctx) != WH_OK) return wh_app_fail(&ctx);
     wh_sparse_hook_attach(&hook, &o.hooks);
-    wh_sparse_hook_stats(&hook, stats_every, o.out_dir);
+    wh_sparse_hook_stats(&hook, stats_every, wh_app_rank() == 0 ? o.out_dir : NULL); /* rank 0 writes */
     char *cfg_from_ckpt = NULL;
     if (!o.cfg_path && !o.resume) {
         /* the baseline's own cfg, as stored in its checkpoint */

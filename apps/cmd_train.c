@@ -5,7 +5,10 @@
 #include <unistd.h>
 
 #include "apps.h"
+#include "framework/dist.h"
 #include "framework/trainer.h"
+
+#include <omp.h>
 
 void wh_cmd_train_usage(void)
 {
@@ -25,8 +28,16 @@ void wh_cmd_train_usage(void)
            "  --ckpt-every N        checkpoint every N iterations (default 100)\n"
            "  --metric M            voc07 (default), voc or coco\n"
            "  --train-split S --test-split S   (default train / test; '' disables evaluation)\n"
-           "  --seed N --threads N --letterbox --stop-after N\n",
-           WH_DEFAULT_DATA);
+           "  --seed N --threads N --letterbox --stop-after N\n"
+           "  --auto-resume         continue from DIR/last.h5 when it exists, else start (cluster jobs)\n\n"
+           "Over MPI (mpirun -np N whittle train ...; the same flags): --batch stays the images\n"
+           "of one iteration over all ranks, each rank takes batch/N of them.\n"
+           "  --sync-bn on|off|auto batch-norm statistics over all ranks (auto: when a rank's\n"
+           "                        mini-batch is under 16 images)\n"
+           "  --dist-timeout S      a collective without progress this long ends the job (default 60)\n"
+           "  --allow-rank-change   resume a run saved with another number of ranks\n%s",
+           WH_DEFAULT_DATA,
+           wh_dist_compiled() ? "" : "(this whittle was built without MPI: install libopenmpi-dev and rebuild)\n");
 }
 
 typedef struct wh__printer {
@@ -91,6 +102,23 @@ int wh_app_train_option(int argc, char **argv, int *i, wh_train_opts *o, int *th
         if (!(o->init_ckpt = wh_app_value(argc, argv, i))) return -1;
     } else if (!strcmp(a, "--resume")) {
         o->resume = 1;
+    } else if (!strcmp(a, "--auto-resume")) {
+        o->auto_resume = 1;
+    } else if (!strcmp(a, "--allow-rank-change")) {
+        o->allow_rank_change = 1;
+    } else if (!strcmp(a, "--sync-bn")) {
+        if (!(v = wh_app_value(argc, argv, i))) return -1;
+        if (!strcmp(v, "on")) o->sync_bn = 1;
+        else if (!strcmp(v, "off")) o->sync_bn = 0;
+        else if (!strcmp(v, "auto")) o->sync_bn = -1;
+        else {
+            fprintf(stderr, "whittle: error: --sync-bn expects on, off or auto, got '%s'\n", v);
+            return -1;
+        }
+    } else if (!strcmp(a, "--dist-timeout")) {
+        double t;
+        if (!(v = wh_app_value(argc, argv, i)) || wh_app_double(a, v, 1, 86400, &t)) return -1;
+        o->dist_timeout_s = t;
     } else if (!strcmp(a, "--nesterov")) {
         o->nesterov = 1;
     } else if (!strcmp(a, "--letterbox")) {
@@ -141,22 +169,76 @@ int wh_app_train_option(int argc, char **argv, int *i, wh_train_opts *o, int *th
     return 1;
 }
 
+static wh_dist *wh__dist;
+static int wh__dist_failed;
+
+wh_dist *wh_app_dist(void)
+{
+    if (wh__dist || wh__dist_failed) return wh__dist;
+    wh_ctx ctx;
+    wh_ctx_init(&ctx);
+    if (wh_dist_init(NULL, NULL, &wh__dist, &ctx) != WH_OK) {
+        wh__dist_failed = 1;
+        wh_app_fail(&ctx);
+    }
+    return wh__dist;
+}
+
+int wh_app_rank(void) { return wh_dist_rank(wh_app_dist()); }
+
+void wh_app_dist_end(int rc)
+{
+    if (!wh__dist) return;
+    if (rc != 0 && wh_dist_size(wh__dist) > 1) {
+        fflush(stdout);
+        fflush(stderr);
+        wh_dist_abort(wh__dist, rc);
+    }
+    wh_dist_finalize(wh__dist);
+    wh__dist = NULL;
+}
+
+/* OpenMP threads per rank when neither --threads nor OMP_NUM_THREADS says:
+ * a rank that mpirun bound to some cores uses those; unbound ranks share
+ * the host's cores. */
+static int wh__rank_threads(const wh_dist *d)
+{
+    const int mine = omp_get_num_procs(), host = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (mine < host) return mine;
+    const int t = host / wh_dist_local_size(d);
+    return t > 0 ? t : 1;
+}
+
 int wh_app_run_training(wh_train_opts *o, int threads)
 {
     wh_ctx ctx;
     wh_ctx_init(&ctx);
+    wh_dist *dist = wh_app_dist();
+    if (!dist) return 1;
+    const int rank = wh_dist_rank(dist), ranks = wh_dist_size(dist);
+    if (ranks > 1 && threads == 0 && !getenv("OMP_NUM_THREADS")) threads = wh__rank_threads(dist);
     wh_app_threads(&ctx, threads);
-    if (wh_app_ensure_default_data(o->data)) return 1;
-    wh__printer pr = {isatty(STDOUT_FILENO)};
+    /* rank 0 makes the default data; the others wait for it */
+    if (rank == 0 && wh_app_ensure_default_data(o->data)) return 1;
+    if (o->dist_timeout_s > 0) wh_dist_set_timeout(dist, o->dist_timeout_s);
+    if (wh_dist_barrier(dist, "the start", &ctx) != WH_OK) return wh_app_fail(&ctx);
+    o->dist = dist;
+    wh__printer pr = {ranks == 1 && isatty(STDOUT_FILENO)}; /* mpirun hands ranks a pty even into a file */
     o->on_event = wh__on_event;
     o->event_user = &pr;
+    if (ranks > 1 && rank == 0)
+        printf("train: %d ranks x %d OpenMP threads (MPI data-parallel)\n", ranks, omp_get_max_threads());
     wh_train_result res;
     wh_status st = wh_train(o, &res, &ctx);
     if (pr.tty) printf("\r\033[K");
-    wh_app_print_warnings(&ctx);
-    if (st != WH_OK) return wh_app_fail(&ctx);
-    printf("done: %ld iterations in %.1f s, last loss %.4f, %s %.4f (best %.4f)\n", res.iterations, res.seconds,
-           res.last_loss, wh_metric_name(o->metric), res.final_map, res.best_map);
+    if (rank == 0) wh_app_print_warnings(&ctx);
+    if (st != WH_OK) {
+        if (ranks > 1) fprintf(stderr, "whittle: error: rank %d of %d: %s\n", rank, ranks, ctx.msg);
+        return ranks > 1 ? 1 : wh_app_fail(&ctx);
+    }
+    if (rank == 0)
+        printf("done: %ld iterations in %.1f s, last loss %.4f, %s %.4f (best %.4f)\n", res.iterations, res.seconds,
+               res.last_loss, wh_metric_name(o->metric), res.final_map, res.best_map);
     return 0;
 }
 

@@ -52,7 +52,16 @@ int main(int argc, char **argv)
                 wh__cmds[i].usage();
                 return 0;
             }
-        return wh__cmds[i].run(argc - 1, argv + 1);
+        /* under mpirun only the training commands run as one job */
+        const char *np = getenv("OMPI_COMM_WORLD_SIZE") ? getenv("OMPI_COMM_WORLD_SIZE") : getenv("PMI_SIZE");
+        if (np && atoi(np) > 1 && strcmp(argv[1], "train") && strcmp(argv[1], "sparse") && strcmp(argv[1], "distill")) {
+            fprintf(stderr, "whittle: error: %s does not run over MPI (%s ranks): only train, sparse and distill do; "
+                            "start it without mpirun\n", argv[1], np);
+            return 2;
+        }
+        const int rc = wh__cmds[i].run(argc - 1, argv + 1);
+        wh_app_dist_end(rc);
+        return rc;
     }
     fprintf(stderr, "whittle: error: unknown command '%s'\n\n", argv[1]);
     wh__usage(stderr);

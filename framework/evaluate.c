@@ -99,29 +99,41 @@ wh_status wh_detect_batch(const wh_net *net, const wh_batch *b, const wh_eval_op
     return WH_OK;
 }
 
-wh_status wh_evaluate(wh_net *net, const wh_dataset *d, const wh_eval_opts *o, wh_metric m,
-                      wh_map_result *res, wh_det **dets_out, int *n_out, wh_ctx *ctx)
+wh_status wh_detect_dataset(wh_net *net, const wh_dataset *d, const wh_eval_opts *o, int shard, int n_shards,
+                            wh_det **dets, int *n, int *cap, wh_ctx *ctx)
 {
+    if (n_shards < 1 || shard < 0 || shard >= n_shards)
+        return wh_error(ctx, WH_ERR_ARG, "evaluation shard %d of %d", shard, n_shards);
     wh_loader_opts lo;
     wh_loader_opts_default(&lo, net->in_shape.w, net->in_shape.h, net->in_shape.n);
     lo.train = 0;
     lo.prefetch = 1;
     lo.letterbox = net->hp.letter_box; /* as trained (darknet's validate follows letter_box) */
+    lo.stride = lo.batch * n_shards;
+    lo.offset = lo.batch * shard;
+    const long nb = (d->n + lo.stride - 1) / lo.stride;
+    if (d->n <= lo.offset) return WH_OK; /* a share past the end: nothing to do */
     wh_loader *ld = NULL;
     WH_TRY(wh_loader_create(d, &lo, &ld, ctx));
-    wh_det *dets = NULL;
-    int n = 0, cap = 0;
     wh_status st = WH_OK;
-    const long nb = (d->n + lo.batch - 1) / lo.batch;
     for (long k = 0; st == WH_OK && k < nb; k++) {
         const wh_batch *b;
         st = wh_loader_next(ld, &b, ctx);
-        if (st != WH_OK) break;
+        if (st != WH_OK || b->n == 0) break;
         memcpy(net->input, b->images, (size_t)b->n * 3 * lo.width * lo.height * sizeof(float));
         st = wh_net_forward(net, 0, ctx);
-        if (st == WH_OK) st = wh_detect_batch(net, b, o, &dets, &n, &cap, ctx);
+        if (st == WH_OK) st = wh_detect_batch(net, b, o, dets, n, cap, ctx);
     }
     wh_loader_destroy(ld);
+    return st;
+}
+
+wh_status wh_evaluate(wh_net *net, const wh_dataset *d, const wh_eval_opts *o, wh_metric m,
+                      wh_map_result *res, wh_det **dets_out, int *n_out, wh_ctx *ctx)
+{
+    wh_det *dets = NULL;
+    int n = 0, cap = 0;
+    wh_status st = wh_detect_dataset(net, d, o, 0, 1, &dets, &n, &cap, ctx);
     if (st == WH_OK) st = wh_map_eval(d, dets, n, m, res, ctx);
     if (st == WH_OK && dets_out) {
         *dets_out = dets;

@@ -35,6 +35,13 @@ void wh_eval_opts_default(wh_eval_opts *o);
 wh_status wh_detect_batch(const wh_net *net, const wh_batch *b, const wh_eval_opts *o, wh_det **dets,
                           int *n, int *cap, wh_ctx *ctx);
 
+/* The detections (appended to *dets, *n, *cap as wh_detect_batch) of one
+ * share of d for data-parallel evaluation: with the net's batch B, shard k
+ * of n_shards takes images j*B*n_shards + k*B .. +B-1 for j = 0, 1, ...
+ * Shard 0 of 1 is every image, in dataset order. */
+wh_status wh_detect_dataset(wh_net *net, const wh_dataset *d, const wh_eval_opts *o, int shard, int n_shards,
+                            wh_det **dets, int *n, int *cap, wh_ctx *ctx);
+
 /* Runs net (in inference mode, its own batch size) over every image of d and
  * scores the detections with metric m. dets_out (may be NULL) receives the
  * detections (free() them). */

@@ -90,6 +90,13 @@ struct wh_net {
                                 from wh_net_zero_douts on: a leaf, pinned, or nothing shared) */
     int share_douts;
     int n_layout_cvt;        /* edges where the net reorders between disagreeing layouts */
+    /* Data-parallel training (framework/dist.h): when bn_sum is set, training
+     * convolutions add their batch-norm sums over the job's ranks
+     * (bn_sum(bn_user, buf, n) sums n doubles in place) and count bn_ranks
+     * times their own pixels: the statistics of the whole global mini-batch. */
+    wh_status (*bn_sum)(void *user, double *buf, size_t n, wh_ctx *ctx);
+    void *bn_user;
+    int bn_ranks;
     dnnl_engine_t engine;
     dnnl_stream_t stream;
 };

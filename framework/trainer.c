@@ -12,6 +12,7 @@
 #include "../layers/yolo.h"
 #include "data/dataset.h"
 #include "data/loader.h"
+#include "dist.h"
 #include "evaluate.h"
 #include "optimizer.h"
 #include "plot.h"
@@ -28,6 +29,7 @@ void wh_train_opts_default(wh_train_opts *o)
     o->metric = WH_METRIC_VOC07;
     o->prefetch = 1;
     o->burn_in = -1;
+    o->sync_bn = -1;
 }
 
 static double wh__now(void)
@@ -97,6 +99,11 @@ typedef struct wh__run {
     double best_map;
     wh__series hist, maps;
     FILE *log;
+    int resume;         /* from out_dir/last.h5 */
+    wh_dist *dist;
+    int rank, ranks;
+    double comm_s;      /* this iteration's seconds in collectives */
+    int bn_synced;      /* batch-norm statistics summed over the ranks */
     char path[4096];
 } wh__run;
 
@@ -108,7 +115,7 @@ static const char *wh__join(wh__run *r, const char *name)
 
 static void wh__emit(const wh__run *r, wh_train_event *ev)
 {
-    if (r->o->on_event) r->o->on_event(r->o->event_user, ev);
+    if (r->o->on_event && r->rank == 0) r->o->on_event(r->o->event_user, ev);
 }
 
 /* The command-line overrides, written into the cfg text itself so that a
@@ -172,6 +179,8 @@ static wh_status wh__save(wh__run *r, const char *path, wh_ctx *ctx)
     if (st == WH_OK && nm) st = wh_ckpt_put_f32(w, "train/map", r->maps.y, &nm, 1, ctx);
     if (st == WH_OK) st = wh_ckpt_put_f32(w, "optimizer/velocity", r->sgd->velocity, &nv, 1, ctx);
     if (st == WH_OK) st = wh_ckpt_put_i64(w, "optimizer/nesterov", &nest, NULL, 0, ctx);
+    const int64_t ranks = r->ranks;
+    if (st == WH_OK) st = wh_ckpt_put_i64(w, "dist/ranks", &ranks, NULL, 0, ctx);
     if (st == WH_OK && r->o->hooks.save) st = r->o->hooks.save(r->o->hooks.user, w, ctx);
     if (st != WH_OK) {
         wh_ckpt_abort(w);
@@ -204,7 +213,9 @@ static wh_status wh__setup(wh__run *r, wh_ctx *ctx)
     const wh_train_opts *o = r->o;
     WH_TRY(wh__mkdirs(o->out_dir, ctx));
     wh_ckpt_reader *rd = NULL;
-    if (o->resume) {
+    struct stat sb;
+    r->resume = o->resume || (o->auto_resume && stat(wh__join(r, "last.h5"), &sb) == 0);
+    if (r->resume) {
         WH_TRY(wh_ckpt_open(wh__join(r, "last.h5"), &rd, ctx));
         wh_status st = wh_ckpt_get_str(rd, "cfg", &r->cfg_text, ctx);
         if (st != WH_OK) {
@@ -213,7 +224,6 @@ static wh_status wh__setup(wh__run *r, wh_ctx *ctx)
         }
     } else {
         if (!o->cfg_path && !o->cfg_text) return wh_error(ctx, WH_ERR_ARG, "train: a cfg is needed (or --resume)");
-        struct stat sb;
         if (stat(wh__join(r, "last.h5"), &sb) == 0)
             return wh_error(ctx, WH_ERR_ARG,
                             "%s already holds a training run: continue it with --resume, or choose another "
@@ -228,12 +238,22 @@ static wh_status wh__setup(wh__run *r, wh_ctx *ctx)
     }
     wh_status st = wh__apply_overrides(&r->cfg_text, o, ctx);
     wh_cfg *cfg = NULL;
-    if (st == WH_OK) st = wh_cfg_parse_string(r->cfg_text, o->resume ? r->path : o->cfg_path ? o->cfg_path : "<checkpoint cfg>", &cfg, ctx);
-    if (st == WH_OK) {
-        wh_net_opts no = {.train = 1, .blocked = 1, .share_douts = 1};
-        st = wh_net_create(cfg, &no, &r->net, ctx);
-        wh_cfg_free(cfg);
+    if (st == WH_OK) st = wh_cfg_parse_string(r->cfg_text, r->resume ? r->path : o->cfg_path ? o->cfg_path : "<checkpoint cfg>", &cfg, ctx);
+    wh_net_opts no = {.train = 1, .blocked = 1, .share_douts = 1};
+    if (st == WH_OK && r->ranks > 1) { /* each rank holds its share of every mini-batch */
+        wh_hparams hp;
+        if (cfg->n_sec < 1 || strcmp(cfg->sec[0].type, "net") != 0)
+            st = wh_error(ctx, WH_ERR_CFG, "the cfg does not start with [net]");
+        if (st == WH_OK) st = wh_hparams_parse(&cfg->sec[0], &hp, ctx);
+        if (st == WH_OK && hp.batch % (hp.subdivisions * r->ranks) != 0)
+            st = wh_error(ctx, WH_ERR_ARG,
+                          "[net] batch=%d is not a multiple of subdivisions=%d x %d ranks: every rank takes an "
+                          "equal share of each mini-batch (change --batch, --subdivisions or the ranks)",
+                          hp.batch, hp.subdivisions, r->ranks);
+        no.batch = st == WH_OK ? hp.batch / (hp.subdivisions * r->ranks) : 1;
     }
+    if (st == WH_OK) st = wh_net_create(cfg, &no, &r->net, ctx);
+    wh_cfg_free(cfg);
     if (st == WH_OK) {
         const wh_hparams *hp = &r->net->hp;
         if (hp->policy == WH_LR_RANDOM)
@@ -242,7 +262,7 @@ static wh_status wh__setup(wh__run *r, wh_ctx *ctx)
             st = wh_error(ctx, WH_ERR_CFG, "[net] max_batches must be set (or --max-batches)");
     }
     if (st == WH_OK) wh_net_init_weights(r->net, o->seed);
-    if (st == WH_OK && o->init_ckpt && !o->resume) {
+    if (st == WH_OK && o->init_ckpt && !r->resume) {
         wh_ckpt_reader *ir = NULL;
         st = wh_ckpt_open(o->init_ckpt, &ir, ctx);
         if (st == WH_OK) st = wh_ckpt_load_net(ir, r->net, ctx);
@@ -275,6 +295,8 @@ static wh_status wh__setup(wh__run *r, wh_ctx *ctx)
         lo.flip = hp->flip;
         lo.letterbox = hp->letter_box; /* --letterbox was written into the cfg */
         lo.prefetch = o->prefetch;
+        lo.stride = lo.batch * r->ranks; /* this rank's share of each global mini-batch */
+        lo.offset = lo.batch * r->rank;
         for (int i = 0; i < r->net->n_layers; i++) { /* darknet takes the last head's jitter */
             const wh_yolo_params *yp = wh_yolo_get(&r->net->layers[i]);
             if (yp) lo.jitter = yp->jitter;
@@ -286,7 +308,15 @@ static wh_status wh__setup(wh__run *r, wh_ctx *ctx)
     if (st == WH_OK && rd) {
         int64_t it = 0, pos = 0;
         float best = NAN;
-        st = wh_ckpt_load_net(rd, r->net, ctx);
+        int64_t saved_ranks = 1;
+        if (wh_ckpt_has(rd, "dist/ranks")) st = wh_ckpt_get_i64(rd, "dist/ranks", &saved_ranks, 1, ctx);
+        if (st == WH_OK && saved_ranks != r->ranks && !o->allow_rank_change)
+            st = wh_error(ctx, WH_ERR_ARG,
+                          "%s was written by a run of %ld rank(s), this one has %d: resume with %ld, or pass "
+                          "--allow-rank-change (the images each rank takes, and without synchronised batch norm "
+                          "the statistics, change)",
+                          r->path, (long)saved_ranks, r->ranks, (long)saved_ranks);
+        if (st == WH_OK) st = wh_ckpt_load_net(rd, r->net, ctx);
         if (st == WH_OK) st = wh_ckpt_get_i64(rd, "train/iteration", &it, 1, ctx);
         if (st == WH_OK) st = wh_ckpt_get_i64(rd, "train/loader_position", &pos, 1, ctx);
         if (st == WH_OK) st = wh_ckpt_get_f32(rd, "train/best_map", &best, 1, ctx);
@@ -299,7 +329,23 @@ static wh_status wh__setup(wh__run *r, wh_ctx *ctx)
         r->best_map = best;
     }
     wh_ckpt_close(rd);
-    if (st == WH_OK) {
+    if (st == WH_OK && r->ranks > 1) {
+        /* rank 0's weights and optimizer state on every rank, whatever each
+         * read or drew; the same iteration everywhere */
+        st = wh_dist_bcast(r->dist, r->net->arena[WH_ARENA_PARAM], r->net->arena_bytes[WH_ARENA_PARAM],
+                           "the weights broadcast", ctx);
+        if (st == WH_OK)
+            st = wh_dist_bcast(r->dist, r->sgd->velocity, r->sgd->n * sizeof(float), "the momentum broadcast", ctx);
+        int same = 1;
+        if (st == WH_OK) st = wh_dist_same_u64(r->dist, (uint64_t)r->it, &same, "the iteration check", ctx);
+        if (st == WH_OK && !same)
+            st = wh_error(ctx, WH_ERR_STATE, "the ranks resumed at different iterations: %s must be the same file "
+                          "for every rank (a shared folder)", r->path);
+        if (st == WH_OK) st = wh_dist_grads_plan(r->dist, r->net, ctx);
+        r->bn_synced = o->sync_bn > 0 || (o->sync_bn < 0 && r->net->in_shape.n < 16);
+        if (st == WH_OK) wh_dist_bn_sync(r->dist, r->net, r->bn_synced);
+    }
+    if (st == WH_OK && r->rank == 0) {
         r->log = fopen(wh__join(r, "train.jsonl"), "a");
         if (!r->log) st = wh_error(ctx, WH_ERR_IO, "%s: cannot open: %s", r->path, strerror(errno));
     }
@@ -357,8 +403,27 @@ static wh_status wh__iteration(wh__run *r, wh_yolo_loss_parts *parts, double *ex
             return wh_error(ctx, WH_ERR_STATE, "iteration %ld: the loss is not finite; no weights were changed",
                             r->it + 1);
         }
-        WH_TRY(wh_net_backward(net, NULL, ctx));
+        /* the last mini-batch's backward starts the gradient allreduce of
+         * each bucket of layers as soon as it has passed them */
+        const int overlap = r->ranks > 1 && s == hp->subdivisions - 1;
+        for (int i = net->n_layers - 1; i >= 0; i--) {
+            WH_TRY(wh_net_backward_layer(net, i, NULL, ctx));
+            if (overlap) WH_TRY(wh_dist_grads_layer_done(r->dist, i, ctx));
+        }
     }
+    if (r->ranks > 1) {
+        WH_TRY(wh_dist_grads_finish(r->dist, ctx));
+        /* the losses reported are those of the whole global batch */
+        double v[8] = {parts->loss, parts->box, parts->obj, parts->cls, parts->iou_sum, *extra, parts->count,
+                       parts->recall50};
+        WH_TRY(wh_dist_sum_f64(r->dist, v, 8, "the loss allreduce", ctx));
+        parts->loss = v[0], parts->box = v[1], parts->obj = v[2], parts->cls = v[3], parts->iou_sum = v[4];
+        *extra = v[5];
+        parts->count = (int)v[6], parts->recall50 = (int)v[7];
+        r->comm_s = wh_dist_take_comm_seconds(r->dist);
+    }
+    /* identical gradients on every rank from here: the regulariser, its
+     * scheduler and the step make identical weights */
     if (r->o->hooks.after_backward) WH_TRY(r->o->hooks.after_backward(r->o->hooks.user, net, r->it, ctx));
     const float lr = (float)wh_lr_at(hp, r->it);
     wh_status st = wh_sgd_step(r->sgd, net, lr, hp->batch, ctx);
@@ -366,22 +431,86 @@ static wh_status wh__iteration(wh__run *r, wh_yolo_loss_parts *parts, double *ex
     return WH_OK;
 }
 
+/* Gathered detections in dataset order (each image's come from one rank, in
+ * that rank's order): a counting sort by image, stable. */
+static wh_det *wh__by_image(const wh_det *d, int n, int n_images)
+{
+    int *start = calloc((size_t)n_images + 1, sizeof(int));
+    wh_det *out = malloc((size_t)(n > 0 ? n : 1) * sizeof(wh_det));
+    if (!start || !out) {
+        free(start);
+        free(out);
+        return NULL;
+    }
+    for (int i = 0; i < n; i++) start[d[i].image + 1]++;
+    for (int k = 0; k < n_images; k++) start[k + 1] += start[k];
+    for (int i = 0; i < n; i++) out[start[d[i].image]++] = d[i];
+    free(start);
+    return out;
+}
+
+/* Without synchronised batch norm every rank keeps running statistics of
+ * its own images: before an evaluation or a checkpoint they become the
+ * ranks' mean, the same everywhere. */
+static wh_status wh__average_bn_stats(wh__run *r, wh_ctx *ctx)
+{
+    if (r->ranks < 2 || r->bn_synced) return WH_OK;
+    for (int i = 0; i < r->net->n_layers; i++) {
+        wh_layer *l = &r->net->layers[i];
+        for (int p = 0; p < l->n_params; p++) {
+            wh_param *pr = &l->params[p];
+            if (strcmp(pr->name, "rolling_mean") != 0 && strcmp(pr->name, "rolling_variance") != 0) continue;
+            WH_TRY(wh_dist_sum_f32(r->dist, pr->data, pr->count, "the batch-norm statistics average", ctx));
+            for (size_t k = 0; k < pr->count; k++) pr->data[k] /= (float)r->ranks;
+        }
+    }
+    return WH_OK;
+}
+
+/* Every rank detects its share of the test images; rank 0 scores them all. */
 static wh_status wh__evaluate(wh__run *r, double *map, wh_ctx *ctx)
 {
     wh_eval_opts eo;
     wh_eval_opts_default(&eo);
-    wh_map_result res;
-    WH_TRY(wh_evaluate(r->net, r->test, &eo, r->o->metric, &res, NULL, NULL, ctx));
-    *map = res.map;
-    char text[8192];
-    wh_map_format(&res, (const char *const *)r->test->class_names, text, sizeof(text));
-    wh_map_result_free(&res);
-    wh_train_event ev = {.kind = WH_EV_EVAL, .iteration = r->it, .max_batches = r->net->hp.max_batches,
-                         .map = *map, .text = text};
-    wh__emit(r, &ev);
-    fprintf(r->log, "{\"eval\": true, \"iteration\": %ld, \"metric\": \"%s\", \"map\": %.6f}\n", r->it,
-            wh_metric_name(r->o->metric), *map);
-    fflush(r->log);
+    WH_TRY(wh__average_bn_stats(r, ctx));
+    wh_det *dets = NULL;
+    int n = 0, cap = 0;
+    wh_status st = wh_detect_dataset(r->net, r->test, &eo, r->rank, r->ranks, &dets, &n, &cap, ctx);
+    if (st == WH_OK && r->ranks > 1) {
+        void *all = NULL;
+        size_t total = 0;
+        st = wh_dist_gather(r->dist, dets, (size_t)n * sizeof(wh_det), &all, &total, "the detections gather", ctx);
+        free(dets);
+        dets = NULL;
+        n = (int)(total / sizeof(wh_det));
+        const wh_det *g = all;
+        for (int i = 0; st == WH_OK && i < n; i++)
+            if (g[i].image < 0 || g[i].image >= r->test->n)
+                st = wh_error(ctx, WH_ERR_STATE, "a rank sent a detection of image %d", g[i].image);
+        if (st == WH_OK && r->rank == 0 && !(dets = wh__by_image(g, n, r->test->n)))
+            st = wh_error(ctx, WH_ERR_NOMEM, "out of memory");
+        free(all);
+    }
+    *map = NAN;
+    if (st == WH_OK && r->rank == 0) {
+        wh_map_result res;
+        st = wh_map_eval(r->test, dets, n, r->o->metric, &res, ctx);
+        if (st == WH_OK) {
+            *map = res.map;
+            char text[8192];
+            wh_map_format(&res, (const char *const *)r->test->class_names, text, sizeof(text));
+            wh_map_result_free(&res);
+            wh_train_event ev = {.kind = WH_EV_EVAL, .iteration = r->it, .max_batches = r->net->hp.max_batches,
+                                 .map = *map, .text = text};
+            wh__emit(r, &ev);
+            fprintf(r->log, "{\"eval\": true, \"iteration\": %ld, \"metric\": \"%s\", \"map\": %.6f}\n", r->it,
+                    wh_metric_name(r->o->metric), *map);
+            fflush(r->log);
+        }
+    }
+    free(dets);
+    WH_TRY(st);
+    WH_TRY(wh_dist_bcast(r->dist, map, sizeof(*map), "the mAP broadcast", ctx));
     if (wh__series_add(&r->maps, (float)r->it, (float)*map))
         return wh_error(ctx, WH_ERR_NOMEM, "out of memory");
     return WH_OK;
@@ -397,6 +526,16 @@ static wh_status wh__chart(wh__run *r, wh_ctx *ctx)
 
 static wh_status wh__checkpoint(wh__run *r, int periodic, wh_ctx *ctx)
 {
+    if (r->ranks > 1) { /* the ranks must hold the same weights: the saved ones are rank 0's */
+        WH_TRY(wh__average_bn_stats(r, ctx));
+        int same = 1;
+        const uint64_t h = wh_dist_hash(r->net->arena[WH_ARENA_PARAM], r->net->arena_bytes[WH_ARENA_PARAM], 0);
+        WH_TRY(wh_dist_same_u64(r->dist, h, &same, "the weights check", ctx));
+        if (!same)
+            return wh_error(ctx, WH_ERR_STATE, "iteration %ld: the ranks' weights differ (a non-deterministic "
+                            "reduction?); nothing was written", r->it);
+    }
+    if (r->rank != 0) return WH_OK;
     WH_TRY(wh__save(r, wh__join(r, "last.h5"), ctx));
     wh_train_event ev = {.kind = WH_EV_CKPT, .iteration = r->it, .text = r->path};
     wh__emit(r, &ev);
@@ -418,6 +557,9 @@ wh_status wh_train(const wh_train_opts *o, wh_train_result *res, wh_ctx *ctx)
     wh__run r;
     memset(&r, 0, sizeof(r));
     r.o = o;
+    r.dist = o->dist;
+    r.rank = wh_dist_rank(o->dist);
+    r.ranks = wh_dist_size(o->dist);
     memset(res, 0, sizeof(*res));
     res->best_map = res->final_map = NAN;
     wh_status st = wh__setup(&r, ctx);
@@ -461,18 +603,24 @@ wh_status wh_train(const wh_train_opts *o, wh_train_result *res, wh_ctx *ctx)
         ev.lr = wh_lr_at(hp, r.it - 1);
         ev.img_per_s = hp->batch / dt;
         ev.load_wait_s = wait;
+        ev.comm_s = r.comm_s;
+        ev.ranks = r.ranks;
         ev.eta_s = ema_dt * (double)(hp->max_batches - r.it);
         const long images = (long)r.it * hp->batch;
         ev.epoch = (int)(images / r.train->n) + 1;
         ev.epoch_progress = (double)(images % r.train->n) / r.train->n;
         wh__emit(&r, &ev);
         res->last_loss = ev.loss;
-        fprintf(r.log,
-                "{\"iteration\": %ld, \"loss\": %.6f, \"box\": %.6f, \"obj\": %.6f, \"cls\": %.6f, "
-                "\"avg_iou\": %.4f, \"recall50\": %.4f, \"lr\": %.8g, \"img_per_s\": %.3f, \"seconds\": %.3f, "
-                "\"load_wait_s\": %.4f}\n",
-                r.it, ev.loss, ev.box, ev.obj, ev.cls, ev.avg_iou, ev.recall50, ev.lr, ev.img_per_s, dt, wait);
-        fflush(r.log);
+        if (r.log) {
+            fprintf(r.log,
+                    "{\"iteration\": %ld, \"loss\": %.6f, \"box\": %.6f, \"obj\": %.6f, \"cls\": %.6f, "
+                    "\"avg_iou\": %.4f, \"recall50\": %.4f, \"lr\": %.8g, \"img_per_s\": %.3f, \"seconds\": %.3f, "
+                    "\"load_wait_s\": %.4f",
+                    r.it, ev.loss, ev.box, ev.obj, ev.cls, ev.avg_iou, ev.recall50, ev.lr, ev.img_per_s, dt, wait);
+            if (r.ranks > 1) fprintf(r.log, ", \"ranks\": %d, \"comm_s\": %.4f", r.ranks, r.comm_s);
+            fprintf(r.log, "}\n");
+            fflush(r.log);
+        }
         if (wh__series_add(&r.hist, (float)r.it, (float)ev.loss)) st = wh_error(ctx, WH_ERR_NOMEM, "out of memory");
         const int last = r.it == hp->max_batches || (o->stop_after > 0 && run_iters >= o->stop_after);
         if (st == WH_OK && r.test && (last || (o->eval_every > 0 && r.it % o->eval_every == 0))) {
@@ -482,11 +630,12 @@ wh_status wh_train(const wh_train_opts *o, wh_train_result *res, wh_ctx *ctx)
                 res->final_map = map;
                 if (!(map <= r.best_map)) { /* also when best is NaN */
                     r.best_map = map;
-                    st = wh__save(&r, wh__join(&r, "best.h5"), ctx);
+                    if (r.rank == 0) st = wh__save(&r, wh__join(&r, "best.h5"), ctx);
                 }
             }
         }
-        if (st == WH_OK && (last || (o->chart_every > 0 && r.it % o->chart_every == 0))) st = wh__chart(&r, ctx);
+        if (st == WH_OK && r.rank == 0 && (last || (o->chart_every > 0 && r.it % o->chart_every == 0)))
+            st = wh__chart(&r, ctx);
         if (st == WH_OK && (last || (o->ckpt_every > 0 && r.it % o->ckpt_every == 0)))
             st = wh__checkpoint(&r, !last || (o->ckpt_every > 0 && r.it % o->ckpt_every == 0), ctx);
         if (o->stop_after > 0 && run_iters >= o->stop_after) break;

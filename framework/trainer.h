@@ -17,6 +17,7 @@
  *   train/iteration (i64), train/seed (u64), train/loader_position (i64),
  *   train/best_map (f32), train/history_iter, train/history_loss (f32 arrays),
  *   train/map_iter, train/map (f32), optimizer/velocity (f32), optimizer/nesterov (i64),
+ *   dist/ranks (i64: the ranks that trained it),
  *   plus whatever the hooks store under their own groups.
  * Resuming restores all of it, so with one thread the losses after a resume
  * equal those of the uninterrupted run bit for bit.
@@ -51,6 +52,8 @@ typedef struct wh_train_event {
     double avg_iou, recall50;
     double lr, img_per_s, eta_s;
     double load_wait_s;     /* of this iteration's seconds, those spent waiting for the loader */
+    double comm_s;          /* of them, those this rank spent in collectives (data-parallel) */
+    int ranks;
     double map;
     const char *text;
 } wh_train_event;
@@ -95,6 +98,15 @@ typedef struct wh_train_opts {
     int letterbox;             /* training placement keeps the aspect */
     int prefetch;
     long stop_after;           /* stop (with a checkpoint) after this many iterations of this run; 0: never */
+    /* Data-parallel training (framework/dist.h); NULL or one rank: the plain
+     * path. [net] batch stays the images of one iteration over all ranks;
+     * rank 0 writes the checkpoints, train.jsonl and the chart and is the
+     * only one to emit events; evaluation is split over the ranks. */
+    struct wh_dist *dist;
+    int sync_bn;               /* -1: when a rank's mini-batch is under 16 images; 0 off; 1 on */
+    int allow_rank_change;     /* resume a run saved with another number of ranks */
+    int auto_resume;           /* continue from out_dir/last.h5 when it exists, else start */
+    double dist_timeout_s;     /* the collectives' watchdog (0: framework/dist.h's default) */
     void (*on_event)(void *user, const wh_train_event *ev);
     void *event_user;
     wh_train_hooks hooks;

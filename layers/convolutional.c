@@ -538,7 +538,8 @@ static void wh__reduce_parts(const double *part, wh__planes g, double *sums)
  * cancellation in sum z^2 - M mean^2 stays near 1e-10 relative). Each plane's
  * partial sums go to part (n*cb*2*B doubles) and are added in a fixed order,
  * so the result does not depend on the thread count. */
-static void wh__bn_stats(const float *z, wh__planes g, double *part, double *sums, float *mean, float *sd)
+static wh_status wh__bn_stats(const wh_net *net, const float *z, wh__planes g, double *part, double *sums,
+                              float *mean, float *sd, wh_ctx *ctx)
 {
     const long np = (long)g.n * g.cb;
 #pragma omp parallel for schedule(static)
@@ -561,13 +562,18 @@ static void wh__bn_stats(const float *z, wh__planes g, double *part, double *sum
         wh__fold(ss, g.B, part + (size_t)p * 2 * g.B + g.B);
     }
     wh__reduce_parts(part, g, sums);
-    const double m = (double)g.n * (double)(g.len / (size_t)g.B);
+    double m = (double)g.n * (double)(g.len / (size_t)g.B);
     const int C = g.cb * g.B;
+    if (net->bn_sum) { /* data-parallel: the statistics of every rank's images */
+        WH_TRY(net->bn_sum(net->bn_user, sums, 2 * (size_t)C, ctx));
+        m *= net->bn_ranks;
+    }
     for (int c = 0; c < C; c++) {
         const double mu = sums[c] / m;
         mean[c] = (float)mu;
         sd[c] = (float)sqrt(fmax((sums[C + c] - sums[c] * mu) / (m > 1 ? m - 1 : 1), 0.0));
     }
+    return WH_OK;
 }
 
 /* out = act(k * z + off) per channel, in one pass: the pre-activation lives
@@ -751,7 +757,7 @@ static wh_status wh_conv_forward(wh_layer *l, wh_exec *x)
     WH_TRY(wh__conv_fwd(l, x->in[0], c->z, x->net, x->ctx));
     const wh__planes g = wh__planes_of(o, l->out_layout);
     if (c->bn) {
-        wh__bn_stats(c->z, g, c->part, c->sums, c->mean, c->sd);
+        WH_TRY(wh__bn_stats(x->net, c->z, g, c->part, c->sums, c->mean, c->sd, x->ctx));
         float *rm = l->params[P_MEAN].data, *rv = l->params[P_VAR].data;
         for (int k = 0; k < o.c; k++) {
             rm[k] = (1.f - WH_BN_MOMENTUM) * rm[k] + WH_BN_MOMENTUM * c->mean[k];
@@ -777,7 +783,7 @@ static wh_status wh_conv_backward(wh_layer *l, wh_exec *x)
      * var = sum (z-mean)^2 / (M-1), g = dL/d(BN output):
      *   dL/dz_i = (scale/s) (g_i - mean(g) - xhat_i (s / ((M-1) sd)) sum_j g_j xhat_j). */
     const wh__planes g = wh__planes_of(o, l->out_layout);
-    const double m = (double)o.n * o.h * o.w;
+    const double m = (double)o.n * o.h * o.w * (net->bn_sum ? net->bn_ranks : 1); /* pixels per channel, all ranks */
     float *inv_s = c->chan, *a = c->chan + o.c, *mdy = c->chan + 2 * o.c, *bxh = c->chan + 3 * o.c;
     /* k and off as the forward made them (the parameters have not moved) */
     wh__train_affine(l);
@@ -787,9 +793,12 @@ static wh_status wh_conv_backward(wh_layer *l, wh_exec *x)
     if (c->bn) {
         float *dscale = l->params[P_SCALES].grad;
         const float *scale = l->params[P_SCALES].data;
+        for (int k = 0; k < o.c; k++) dscale[k] += (float)c->sums[o.c + k];
+        /* the gradients above are this rank's share (the gradient allreduce
+         * adds them up); the BN backward needs the sums over every rank */
+        if (net->bn_sum) WH_TRY(net->bn_sum(net->bn_user, c->sums, 2 * (size_t)o.c, ctx));
         for (int k = 0; k < o.c; k++) {
             const double s = (double)c->sd[k] + WH_BN_EPS, sum_dy = c->sums[k], sum_dy_xh = c->sums[o.c + k];
-            dscale[k] += (float)sum_dy_xh;
             const double coef = c->sd[k] > 0 ? s / ((m > 1 ? m - 1 : 1) * c->sd[k]) : 0.0;
             a[k] = (float)(scale[k] / s);
             mdy[k] = (float)(sum_dy / m);

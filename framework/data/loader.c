@@ -226,10 +226,11 @@ static void wh__fill(wh_loader *l, wh__slot *s, long index)
     s->st = WH_OK;
     s->b.index = index;
     s->b.n = 0;
-    long first = index * B;
+    const long S = o->stride > 0 ? o->stride : B;
+    long first = index * S + o->offset;
     if (!o->train) {
-        long nb = (N + B - 1) / B;
-        first = (index % nb) * B;
+        long nb = (N + S - 1) / S;
+        first = (index % nb) * S + o->offset;
     }
     for (int i = 0; i < B; i++) {
         long k = first + i;
@@ -324,6 +325,9 @@ wh_status wh_loader_create(const wh_dataset *d, const wh_loader_opts *o, wh_load
     if (!d || d->n < 1) return wh_error(ctx, WH_ERR_ARG, "the dataset has no images");
     if (o->width < 1 || o->height < 1 || o->batch < 1 || o->max_boxes < 1)
         return wh_error(ctx, WH_ERR_ARG, "loader: width, height, batch and max_boxes must be >= 1");
+    if (o->stride < 0 || o->offset < 0 || (o->stride > 0 && o->offset + o->batch > o->stride))
+        return wh_error(ctx, WH_ERR_ARG, "loader: a share of %d images at offset %d does not fit a stride of %d",
+                        o->batch, o->offset, o->stride);
     wh_loader *l = calloc(1, sizeof(*l));
     if (!l) return wh_error(ctx, WH_ERR_NOMEM, "out of memory");
     l->d = d;

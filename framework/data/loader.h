@@ -43,6 +43,10 @@ typedef struct wh_loader_opts {
     int flip;            /* random horizontal flips */
     int skip_difficult;  /* leave VOC "difficult" objects out of the truth (darknet's voc_label.py) */
     int prefetch;        /* prepare the next batch in a background thread */
+    /* A share of a larger batch (data-parallel ranks): batch b holds images
+     * b*stride + offset .. + batch-1 of the run (training) or of the dataset
+     * (evaluation). 0 and 0: stride = batch, offset 0 (the whole batch). */
+    int stride, offset;
 } wh_loader_opts;
 
 /* Defaults: training with darknet's usual values (jitter .3, hue .1,
