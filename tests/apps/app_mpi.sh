@@ -13,7 +13,11 @@
 command -v mpirun > /dev/null || { echo "skip: no mpirun"; exit 77; }
 "$W" train --help | grep -q "built without MPI" && { echo "skip: whittle was built without MPI"; exit 77; }
 export OMP_NUM_THREADS=1
-MPI=(mpirun --oversubscribe --allow-run-as-root --bind-to none -np 2)
+# Under the sanitizers (CI's second run) the ranks skip LeakSanitizer: Open
+# MPI keeps allocations past MPI_Finalize, in plug-ins it unloads, so they
+# cannot be suppressed by name. The one-process runs here still check leaks.
+MPI=(env "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
+     mpirun --oversubscribe --allow-run-as-root --bind-to none -np 2)
 
 "$W" mkdata --out "$T/d" --images 16 --size 96 --seed 5 > /dev/null; check "mkdata" $?
 "$W" model yolov4-tiny --classes 5 --size 96 --width-multiple 0.25 -o "$T/m.cfg" 2> /dev/null; check "model" $?
