@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Data-parallel training over MPI (framework/dist.h), against one process:
 # - 2 ranks x 4 images and 1 rank x 8 images train the same weights in 10
-#   iterations (within 1e-5 relative per tensor), for train and for sparse
-#   training with the dynamic scheduler; the split evaluation gives the same mAP;
+#   iterations (within 1e-5 relative per layer), for train, for sparse
+#   training with the dynamic scheduler and for distillation; the split
+#   evaluation gives the same mAP;
 # - a resume with another number of ranks is refused, and allowed with
 #   --allow-rank-change;
 # - a rank killed mid-run ends the job non-zero within 60 s, and the same
@@ -69,6 +70,18 @@ SP=(--weights "$T/base/last.h5" --sched dynamic:s=0.01 --data "$T/d" --batch 8 -
 /usr/bin/python3 "$T/cmp.py" "$T/sp1/last.h5" "$T/sp2/last.h5" 1e-5; check "sparse: 2 x 4 = 1 x 8 (1e-5)" $?
 [ -s "$T/sp2/gamma.jsonl" ] && [ "$(wc -l < "$T/sp2/gamma.jsonl")" = "$(wc -l < "$T/sp1/gamma.jsonl")" ]
 check "sparse statistics written once (by rank 0)" $?
+
+# ---- distillation: the pruned student from its teacher, attention and logit terms ----
+"$W" prune "$T/sp1/last.h5" --groups scale-module --ratio 0.4 --round-to 4 --bench-runs 0 -o "$T/pr" > /dev/null 2>&1
+check "prune a student" $?
+DI=(--teacher "$T/sp1/last.h5" --student "$T/pr/pruned.h5" --data "$T/d" --batch 8 --subdivisions 1 --max-batches 10
+    --lr 0.0003 --burn-in 0 --test-split '' --seed 9 --at-beta-scale 0.01 --kd-logits 0.1 --dump-every 0)
+"$W" distill "${DI[@]}" --out "$T/di1" > "$T/di1.txt" 2>&1; check "1 rank distill" $?
+"${MPI[@]}" "$W" distill "${DI[@]}" --out "$T/di2" > "$T/di2.txt" 2>&1; check "2 ranks distill" $?
+/usr/bin/python3 "$T/cmp.py" "$T/di1/last.h5" "$T/di2/last.h5" 1e-5; check "distill: 2 x 4 = 1 x 8 (1e-5)" $?
+l1=$(sed -n 's/^attention losses (per mini-batch, mean over the run): \(.*\)/\1/p' "$T/di1.txt")
+l2=$(sed -n 's/^attention losses (per mini-batch, mean over the run): \(.*\)/\1/p' "$T/di2.txt")
+[ -n "$l2" ] && [ "$(grep -c '^attention losses' "$T/di2.txt")" = 1 ]; check "rank 0 alone reports the attention losses ($l2; one process: $l1)" $?
 
 # ---- a resume with another number of ranks ----
 "$W" train --resume --out "$T/two" --data "$T/d" --max-batches 12 > "$T/rc.txt" 2>&1; rc=$?
