@@ -204,8 +204,9 @@ static int wh__net(int argc, char **argv)
                name, mode, r.width, r.batch, r.threads, wh__wait(), runs, r.median_s, r.min_s, r.img_per_s,
                r.conv_gflop_per_img, r.gflop_per_s, peak, pct, r.peak_rss_mb, r.params);
         printf(", \"layout\": \"%s\", \"arena_mb\": {\"params\": %zu, \"grads\": %zu, \"activations\": %zu, "
-               "\"scratch\": %zu, \"activation_grads\": %zu}",
-               plain ? "plain" : "blocked", r.arena_mb[0], r.arena_mb[1], r.arena_mb[2], r.arena_mb[3], r.arena_mb[4]);
+               "\"scratch\": %zu, \"activation_grads\": %zu, \"outputs\": %zu}",
+               plain ? "plain" : "blocked", r.arena_mb[0], r.arena_mb[1], r.arena_mb[2], r.arena_mb[3], r.arena_mb[4],
+               r.arena_mb[5]);
         if (o.mode == WH_BENCH_TRAIN)
             printf(", \"theory_mb\": %.1f, \"rss_over_theory\": %.3f", r.theory_mb, r.peak_rss_mb / r.theory_mb);
         if (r.n_layers) {
@@ -231,10 +232,10 @@ static int wh__net(int argc, char **argv)
         if (o.mode == WH_BENCH_TRAIN)
             printf("  phases (ms): forward %.1f, loss %.1f, backward %.1f, SGD step %.1f\n", 1e3 * r.phase_s[0],
                    1e3 * r.phase_s[1], 1e3 * r.phase_s[2], 1e3 * r.phase_s[3]);
-        printf("  layout %s; arenas (MB): parameters %zu, gradients %zu, activations %zu, scratch %zu, activation "
-               "gradients %zu\n",
-               plain ? "plain NCHW" : "blocked", r.arena_mb[0], r.arena_mb[1], r.arena_mb[2], r.arena_mb[3],
-               r.arena_mb[4]);
+        printf("  layout %s; arenas (MB): parameters %zu, gradients %zu, layer outputs %zu, other activations %zu, "
+               "scratch %zu, activation gradients %zu\n",
+               plain ? "plain NCHW" : "blocked", r.arena_mb[0], r.arena_mb[1], r.arena_mb[5], r.arena_mb[2],
+               r.arena_mb[3], r.arena_mb[4]);
         if (o.mode == WH_BENCH_TRAIN)
             printf("  memory in theory (parameters, gradients, momentum, activations the backward reads, the most "
                    "activation gradients alive at once): %.0f MB; peak RSS / theory = %.2f\n",

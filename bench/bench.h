@@ -63,7 +63,7 @@ typedef struct wh_bench_net_result {
     double phase_s[4];         /* train: forward, loss, backward, optimizer step (medians) */
     double peak_rss_mb;        /* VmHWM after the runs */
     size_t params;
-    size_t arena_mb[5];        /* the net's arenas: parameters, gradients, activations, scratch, activation
+    size_t arena_mb[6];        /* the net's arenas: parameters, gradients, activations, scratch, activation
                                   gradients (MB) */
     double theory_mb;          /* train: parameters + gradients + momentum + the activations the backward
                                   reads + the most activation gradients alive at once (wh_net_memory) */

@@ -24,6 +24,7 @@ void wh_net_destroy(wh_net *net)
     free(net->layers);
     free(net->n_consumers);
     free(net->dout_hi);
+    free(net->out_hi);
     for (int k = 0; k < WH_ARENA_COUNT; k++) free(net->arena[k]);
     if (net->stream) dnnl_stream_destroy(net->stream);
     if (net->engine) dnnl_engine_destroy(net->engine);
@@ -144,32 +145,44 @@ static int wh__by_off(const void *a, const void *b)
     return x->off < y->off ? -1 : x->off > y->off;
 }
 
-static wh_status wh__plan_douts(wh_net *net, wh_ctx *ctx)
+/* Input k of l arrives in another layout than its producer's: the net
+ * reorders it into l->in_cvt[k] (and its gradient back from din_cvt[k]). */
+static int wh__reordered(const wh_net *net, const wh_layer *l, int k)
+{
+    const int j = l->in[k];
+    return l->in_layout[k] != (j < 0 ? WH_LAYOUT_NCHW : net->layers[j].out_layout);
+}
+
+/* How long each output lives (after the shapes, which fix the layouts): to
+ * its last consumer's forward, or through the step when a backward reads it
+ * (not through a reordered copy: the copy then does), when nobody reads it
+ * (a net output), or always without share_outs. */
+static wh_status wh__out_lives(wh_net *net, wh_ctx *ctx)
 {
     const int n = net->n_layers;
-    int cnt = 0;
-    for (int i = 0; i < n; i++) {
-        cnt++;
-        for (int k = 0; k < net->layers[i].n_in; k++) cnt += net->layers[i].in_cvt[k] != NULL;
+    free(net->out_hi);
+    net->out_hi = malloc((size_t)(n > 0 ? n : 1) * sizeof(int));
+    if (!net->out_hi) return wh_error(ctx, WH_ERR_NOMEM, "out of memory");
+    for (int j = 0; j < n; j++) net->out_hi[j] = net->share_outs && net->n_consumers[j] > 0 ? j : n;
+    for (int i = 0; net->share_outs && i < n; i++) {
+        const wh_layer *l = &net->layers[i];
+        for (int k = 0; k < l->n_in; k++) {
+            const int j = l->in[k];
+            if (j < 0 || net->out_hi[j] == n) continue;
+            const int kept = l->ops->backward_reads_input && !wh__reordered(net, l, k);
+            net->out_hi[j] = kept ? n : i > net->out_hi[j] ? i : net->out_hi[j];
+        }
     }
-    wh__life *v = calloc((size_t)cnt, sizeof(*v));
-    wh__life **placed = calloc((size_t)cnt, sizeof(*placed));
-    if (!v || !placed) {
-        free(v);
-        free(placed);
-        return wh_error(ctx, WH_ERR_NOMEM, "out of memory while planning");
-    }
-    int m = 0;
-    for (int i = 0; i < n; i++) {
-        wh_layer *l = &net->layers[i];
-        const int hi = net->share_douts ? net->dout_hi[i] : n;
-        v[m++] = (wh__life){&l->dout, wh_layout_count(l->out_shape, l->out_layout) * sizeof(float),
-                            net->share_douts ? i : -1, hi, 0};
-        for (int k = 0; k < l->n_in; k++)
-            if (l->in_cvt[k])
-                v[m++] = (wh__life){&l->din_cvt[k], wh_layout_count(l->in_shape[k], l->in_layout[k]) * sizeof(float),
-                                    net->share_douts ? i : -1, net->share_douts ? i : n, 0};
-    }
+    return WH_OK;
+}
+
+/* Offsets for v[0..m) by first fit, largest first, 64-byte aligned; one
+ * zeroed allocation of their extent replaces arena `kind`, and every slot
+ * points into it. */
+static wh_status wh__lay_out(wh_net *net, wh__life *v, int m, wh_arena_kind kind, const char *what, wh_ctx *ctx)
+{
+    wh__life **placed = calloc((size_t)(m > 0 ? m : 1), sizeof(*placed));
+    if (!placed) return wh_error(ctx, WH_ERR_NOMEM, "out of memory while planning");
     for (int a = 0; a < m; a++) v[a].bytes = (v[a].bytes + 63) / 64 * 64;
     qsort(v, (size_t)m, sizeof(*v), wh__by_size);
     size_t total = 0;
@@ -189,18 +202,70 @@ static wh_status wh__plan_douts(wh_net *net, wh_ctx *ctx)
     }
     free(placed);
     char *arena = total ? aligned_alloc(64, total) : NULL;
-    if (total && !arena) {
-        free(v);
-        return wh_error(ctx, WH_ERR_NOMEM, "cannot allocate the activation-gradient arena (%.1f MiB)",
+    if (total && !arena)
+        return wh_error(ctx, WH_ERR_NOMEM, "cannot allocate the %s arena (%.1f MiB)", what,
                         (double)total / (1 << 20));
-    }
     if (arena) memset(arena, 0, total);
     for (int a = 0; a < m; a++) *v[a].slot = (float *)(void *)(arena + v[a].off);
-    free(v);
-    free(net->arena[WH_ARENA_DOUT]);
-    net->arena[WH_ARENA_DOUT] = (float *)arena;
-    net->arena_bytes[WH_ARENA_DOUT] = total;
+    free(net->arena[kind]);
+    net->arena[kind] = (float *)arena;
+    net->arena_bytes[kind] = total;
     return WH_OK;
+}
+
+/* Layer outputs and reordered inputs, in forward steps: layer j's output
+ * lives over j..out_hi[j]; layer i's reordered input k over i..i, or to the
+ * end when i's backward reads it (n_layers stands for the loss and the
+ * backward). */
+static wh_status wh__plan_outs(wh_net *net, wh_ctx *ctx)
+{
+    const int n = net->n_layers;
+    int cnt = 0;
+    for (int i = 0; i < n; i++) {
+        cnt++;
+        for (int k = 0; k < net->layers[i].n_in; k++) cnt += wh__reordered(net, &net->layers[i], k);
+    }
+    wh__life *v = calloc((size_t)cnt, sizeof(*v));
+    if (!v) return wh_error(ctx, WH_ERR_NOMEM, "out of memory while planning");
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        wh_layer *l = &net->layers[i];
+        v[m++] = (wh__life){&l->out, wh_layout_count(l->out_shape, l->out_layout) * sizeof(float), i,
+                            net->out_hi[i], 0};
+        for (int k = 0; k < l->n_in; k++)
+            if (wh__reordered(net, l, k))
+                v[m++] = (wh__life){&l->in_cvt[k], wh_layout_count(l->in_shape[k], l->in_layout[k]) * sizeof(float),
+                                    i, net->share_outs && !l->ops->backward_reads_input ? i : n, 0};
+    }
+    const wh_status st = wh__lay_out(net, v, m, WH_ARENA_OUT, "layer-output", ctx);
+    free(v);
+    return st;
+}
+
+static wh_status wh__plan_douts(wh_net *net, wh_ctx *ctx)
+{
+    const int n = net->n_layers;
+    int cnt = 0;
+    for (int i = 0; i < n; i++) {
+        cnt++;
+        for (int k = 0; k < net->layers[i].n_in; k++) cnt += wh__reordered(net, &net->layers[i], k);
+    }
+    wh__life *v = calloc((size_t)cnt, sizeof(*v));
+    if (!v) return wh_error(ctx, WH_ERR_NOMEM, "out of memory while planning");
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        wh_layer *l = &net->layers[i];
+        const int hi = net->share_douts ? net->dout_hi[i] : n;
+        v[m++] = (wh__life){&l->dout, wh_layout_count(l->out_shape, l->out_layout) * sizeof(float),
+                            net->share_douts ? i : -1, hi, 0};
+        for (int k = 0; k < l->n_in; k++)
+            if (wh__reordered(net, l, k))
+                v[m++] = (wh__life){&l->din_cvt[k], wh_layout_count(l->in_shape[k], l->in_layout[k]) * sizeof(float),
+                                    net->share_douts ? i : -1, net->share_douts ? i : n, 0};
+    }
+    const wh_status st = wh__lay_out(net, v, m, WH_ARENA_DOUT, "activation-gradient", ctx);
+    free(v);
+    return st;
 }
 
 void wh_net_memory_get(const wh_net *net, wh_net_memory *m)
@@ -210,27 +275,31 @@ void wh_net_memory_get(const wh_net *net, wh_net_memory *m)
     m->grads = net->arena_bytes[WH_ARENA_GRAD];
     for (int k = 0; k < WH_ARENA_COUNT; k++) m->arena_total += net->arena_bytes[k];
     if (!net->train) return;
-    /* the activation arena, less the outputs (and reordered copies) no
-     * backward reads: only a convolution's backward reads its input */
-    size_t unneeded = 0;
+    /* the activations a backward reads, and what the loss reads: layers'
+     * own buffers (the activation arena, less the input when no backward
+     * reads it), the outputs a backward reads (a convolution's or a [yolo]
+     * layer's input), the net outputs (no consumer: the loss reads them) and
+     * the reordered copies a backward reads; whatever share_outs says */
     const int n = net->n_layers;
-    int conv_reads_input = 0;
+    size_t acts = net->arena_bytes[WH_ARENA_ACT];
+    int input_read = 0;
     for (int i = 0; i < n; i++) {
         const wh_layer *l = &net->layers[i];
-        int read = 0;
+        int read = net->n_consumers[i] == 0;
         for (int c = i + 1; c < n; c++)
             for (int k = 0; k < net->layers[c].n_in; k++)
-                if (net->layers[c].in[k] == i && !net->layers[c].in_cvt[k] && net->layers[c].ops->flow == WH_FLOW_NEW)
+                if (net->layers[c].in[k] == i && net->layers[c].ops->backward_reads_input &&
+                    !wh__reordered(net, &net->layers[c], k))
                     read = 1;
-        if (!read) unneeded += (wh_layout_count(l->out_shape, l->out_layout) * sizeof(float) + 63) / 64 * 64;
+        if (read) acts += (wh_layout_count(l->out_shape, l->out_layout) * sizeof(float) + 63) / 64 * 64;
         for (int k = 0; k < l->n_in; k++) {
-            if (l->in[k] < 0 && l->ops->flow == WH_FLOW_NEW) conv_reads_input = 1;
-            if (l->in_cvt[k] && l->ops->flow != WH_FLOW_NEW)
-                unneeded += (wh_layout_count(l->in_shape[k], l->in_layout[k]) * sizeof(float) + 63) / 64 * 64;
+            if (l->in[k] < 0 && l->ops->backward_reads_input && !wh__reordered(net, l, k)) input_read = 1;
+            if (wh__reordered(net, l, k) && l->ops->backward_reads_input)
+                acts += (wh_layout_count(l->in_shape[k], l->in_layout[k]) * sizeof(float) + 63) / 64 * 64;
         }
     }
-    if (!conv_reads_input) unneeded += (wh_shape_count(net->in_shape) * sizeof(float) + 63) / 64 * 64;
-    m->needed_acts = net->arena_bytes[WH_ARENA_ACT] - unneeded;
+    if (!input_read) acts -= (wh_shape_count(net->in_shape) * sizeof(float) + 63) / 64 * 64;
+    m->needed_acts = acts;
     /* the gradients alive at each backward step, with their lifetimes */
     for (int t = 0; t <= n; t++) {
         size_t live = 0;
@@ -248,6 +317,10 @@ wh_status wh_net_pin_dout(wh_net *net, int i, wh_ctx *ctx)
 {
     if (!net->train) return wh_error(ctx, WH_ERR_STATE, "pinning a gradient in a network built for inference");
     if (i < 0 || i >= net->n_layers) return wh_error(ctx, WH_ERR_ARG, "no layer %d", i);
+    if (net->out_hi[i] != net->n_layers) {
+        net->out_hi[i] = net->n_layers;
+        WH_TRY(wh__plan_outs(net, ctx));
+    }
     if (net->dout_hi[i] == net->n_layers) return WH_OK;
     net->dout_hi[i] = net->n_layers;
     return wh__plan_douts(net, ctx);
@@ -255,21 +328,14 @@ wh_status wh_net_pin_dout(wh_net *net, int i, wh_ctx *ctx)
 
 static wh_status wh__plan(wh_net *net, wh_cfg *cfg, wh_ctx *ctx)
 {
+    WH_TRY(wh__out_lives(net, ctx));
     wh_plan plan;
     wh_plan_init(&plan, net->train);
     plan.engine = net->engine;
     wh_status st = wh_plan_buffer(&plan, WH_ARENA_ACT, &net->input, wh_shape_count(net->in_shape));
     for (int i = 0; st == WH_OK && i < net->n_layers; i++) {
         wh_layer *l = &net->layers[i];
-        size_t n = wh_layout_count(l->out_shape, l->out_layout);
-        st = wh_plan_buffer(&plan, WH_ARENA_ACT, &l->out, n);
-        for (int k = 0; st == WH_OK && k < l->n_in; k++) {
-            int j = l->in[k];
-            wh_layout have = j < 0 ? WH_LAYOUT_NCHW : net->layers[j].out_layout;
-            if (have == l->in_layout[k]) continue;
-            size_t nk = wh_layout_count(l->in_shape[k], l->in_layout[k]);
-            st = wh_plan_buffer(&plan, WH_ARENA_ACT, &l->in_cvt[k], nk);
-        }
+        /* outputs and reordered inputs: wh__plan_outs, after */
         if (st == WH_OK && l->ops->plan) {
             st = l->ops->plan(l, &plan, ctx);
             if (st != WH_OK)
@@ -280,6 +346,7 @@ static wh_status wh__plan(wh_net *net, wh_cfg *cfg, wh_ctx *ctx)
     if (st == WH_OK) st = wh_plan_allocate(&plan, net->arena, net->arena_bytes, ctx);
     else if (st == WH_ERR_NOMEM && plan.failed) st = wh_error(ctx, st, "out of memory while planning");
     wh_plan_free(&plan);
+    if (st == WH_OK) st = wh__plan_outs(net, ctx);
     if (st == WH_OK && net->train) st = wh__plan_douts(net, ctx);
     return st;
 }
@@ -300,6 +367,7 @@ wh_status wh_net_create(wh_cfg *cfg, const wh_net_opts *opts, wh_net **out, wh_c
     if (!net) return wh_error(ctx, WH_ERR_NOMEM, "out of memory");
     net->train = o.train ? 1 : 0;
     net->share_douts = o.train && o.share_douts;
+    net->share_outs = o.train && o.share_outs;
     /* the blocked layout oneDNN's convolutions use on this CPU */
     net->blocked = !o.blocked ? WH_LAYOUT_NCHW
                    : dnnl_get_effective_cpu_isa() >= dnnl_cpu_isa_avx512_core ? WH_LAYOUT_NCHW16C

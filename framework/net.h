@@ -72,6 +72,14 @@ typedef struct wh_net_opts {
      * zeroes it when it starts to). Gradients seeded into a middle layer
      * before the backward (a distillation term) need wh_net_pin_dout. */
     int share_douts;
+    /* Training nets: layer outputs (and reordered inputs) that no backward
+     * reads share memory by lifetime too: such an output lives from its
+     * layer's forward to its last consumer's forward. Outputs a backward
+     * reads (a convolution's or a [yolo] layer's input), the net's outputs
+     * (layers nobody reads: the [yolo] heads) and pinned layers live to the
+     * end of the step. Read any other layer's l->out only right after its
+     * forward. */
+    int share_outs;
 } wh_net_opts;
 
 struct wh_net {
@@ -89,6 +97,9 @@ struct wh_net {
     int *dout_hi;            /* per layer: the last layer whose backward its dout lives for (n_layers:
                                 from wh_net_zero_douts on: a leaf, pinned, or nothing shared) */
     int share_douts;
+    int *out_hi;             /* per layer: the last layer whose forward reads its output (n_layers:
+                                through the loss and the backward) */
+    int share_outs;
     int n_layout_cvt;        /* edges where the net reorders between disagreeing layouts */
     /* Data-parallel training (framework/dist.h): when bn_sum is set, training
      * convolutions add their batch-norm sums over the job's ranks
@@ -114,9 +125,10 @@ wh_status wh_net_forward(wh_net *net, int train, wh_ctx *ctx);
 /* Sets every layer's dout that lives from the loss on to zero (every dout,
  * unless opts.share_douts): call before seeding the loss gradients. */
 void wh_net_zero_douts(wh_net *net);
-/* Keeps layer i's dout alive (and zeroed by wh_net_zero_douts) from the loss
- * on, for a loss term that seeds it; lays the gradient memory out again
- * (contents are lost: call between steps). */
+/* Keeps layer i's output alive after the forward and its dout alive (and
+ * zeroed by wh_net_zero_douts) from the loss on, for a loss term that reads
+ * the one and seeds the other; lays the memory out again (contents are
+ * lost: call before a step). */
 wh_status wh_net_pin_dout(wh_net *net, int i, wh_ctx *ctx);
 /* Sets parameter gradients to zero. */
 void wh_net_zero_grads(wh_net *net);

@@ -239,7 +239,7 @@ static wh_status wh__setup(wh__run *r, wh_ctx *ctx)
     wh_status st = wh__apply_overrides(&r->cfg_text, o, ctx);
     wh_cfg *cfg = NULL;
     if (st == WH_OK) st = wh_cfg_parse_string(r->cfg_text, r->resume ? r->path : o->cfg_path ? o->cfg_path : "<checkpoint cfg>", &cfg, ctx);
-    wh_net_opts no = {.train = 1, .blocked = 1, .share_douts = 1};
+    wh_net_opts no = {.train = 1, .blocked = 1, .share_douts = 1, .share_outs = 1};
     if (st == WH_OK && r->ranks > 1) { /* each rank holds its share of every mini-batch */
         wh_hparams hp;
         if (cfg->n_sec < 1 || strcmp(cfg->sec[0].type, "net") != 0)
@@ -365,6 +365,23 @@ static void wh__teardown(wh__run *r)
     wh__series_free(&r->maps);
 }
 
+/* The first layer whose output holds a non-finite value, or -1. Outputs
+ * share memory by lifetime (opts.share_outs), so the forward runs again,
+ * checking each output right after its layer (the input is still there; the
+ * running statistics move once more, but the run stops here). */
+static int wh__first_nonfinite_output(wh_net *net, wh_ctx *ctx)
+{
+    if (!net->share_outs) return wh_net_first_nonfinite_output(net);
+    for (int i = 0; i < net->n_layers; i++) {
+        if (wh_net_forward_layer(net, i, 1, ctx) != WH_OK) return -1;
+        const wh_layer *l = &net->layers[i];
+        const size_t n = wh_layout_count(l->out_shape, l->out_layout);
+        for (size_t k = 0; k < n; k++)
+            if (!isfinite(l->out[k])) return i;
+    }
+    return -1;
+}
+
 /* One iteration: all subdivisions forward + loss + backward, then the step. */
 static wh_status wh__iteration(wh__run *r, wh_yolo_loss_parts *parts, double *extra, double *wait, wh_ctx *ctx)
 {
@@ -396,7 +413,7 @@ static wh_status wh__iteration(wh__run *r, wh_yolo_loss_parts *parts, double *ex
             *extra += e;
         }
         if (!isfinite(parts->loss) || !isfinite(*extra)) {
-            int bad = wh_net_first_nonfinite_output(net);
+            int bad = wh__first_nonfinite_output(net, ctx);
             if (bad >= 0)
                 return wh_error(ctx, WH_ERR_STATE, "iteration %ld: non-finite values first appear in layer %d [%s] "
                                 "output; no weights were changed", r->it + 1, bad, net->layers[bad].ops->type);

@@ -915,6 +915,7 @@ const wh_layer_ops wh_conv_ops = {
     .shape = wh_conv_shape,
     .plan = wh_conv_plan,
     .bind = wh_conv_bind,
+    .backward_reads_input = 1, /* x for the weight gradient */
     .init_weights = wh_conv_init_weights,
     .forward = wh_conv_forward,
     .backward = wh_conv_backward,

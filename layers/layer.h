@@ -123,6 +123,10 @@ typedef struct wh_layer_ops {
     void (*describe)(const wh_layer *, char *buf, int n); /* "32 3x3/1" for tables */
     void (*destroy)(wh_layer *);
     void (*facts)(const wh_layer *, wh_layer_facts *); /* optional */
+    /* 1 when backward reads x->in[]: with opts.share_outs, the outputs it
+     * reads then live through the backward (0: they may be reused once the
+     * forward has read them) */
+    int backward_reads_input;
 } wh_layer_ops;
 
 void wh_layer_facts_get(const wh_layer *l, wh_layer_facts *f);
@@ -149,6 +153,8 @@ typedef enum wh_arena_kind {
     WH_ARENA_ACT,     /* activations and what backward needs: one forward+backward */
     WH_ARENA_SCRATCH, /* transient within one layer call; shared by all layers */
     WH_ARENA_DOUT,    /* activation gradients (training): laid out by the net itself, by lifetime */
+    WH_ARENA_OUT,     /* layer outputs and reordered inputs: laid out by the net itself (by
+                         lifetime in training nets with opts.share_outs) */
     WH_ARENA_COUNT
 } wh_arena_kind;
 

@@ -293,6 +293,7 @@ const wh_layer_ops wh_yolo_ops = {
     .plan = wh__yolo_plan,
     .forward = wh__yolo_forward,
     .backward = wh__yolo_backward,
+    .backward_reads_input = 1, /* the logits, for the logistic's derivative */
     .flops = wh__yolo_flops,
     .describe = wh__yolo_describe,
     .destroy = wh__yolo_destroy,

@@ -34,7 +34,8 @@ inline std::string model_cfg(const char *model, int classes, int size, double wm
 
 // A network from cfg text (nullptr after a failed EXPECT); the cfg must
 // build without warnings (an unknown key would be one).
-inline wh_net *cfg_net(const std::string &text, int batch = 1, int train = 0, int blocked = 0, int share_douts = 0)
+inline wh_net *cfg_net(const std::string &text, int batch = 1, int train = 0, int blocked = 0, int share_douts = 0,
+                       int share_outs = 0)
 {
     wh_ctx ctx;
     wh_ctx_init(&ctx);
@@ -46,6 +47,7 @@ inline wh_net *cfg_net(const std::string &text, int batch = 1, int train = 0, in
     no.train = train;
     no.blocked = blocked;
     no.share_douts = share_douts;
+    no.share_outs = share_outs;
     wh_net *net = nullptr;
     EXPECT_EQ(wh_net_create(cfg, &no, &net, &ctx), WH_OK) << ctx.msg;
     EXPECT_EQ(ctx.n_warn_total, 0) << (ctx.n_warn ? ctx.warn[0] : "");

@@ -83,7 +83,7 @@ wh_status wh_bench_net(const char *cfg_text, const char *name, const wh_bench_ne
     WH_TRY(wh_cfg_parse_string(cfg_text, name, &cfg, ctx));
     const int train = o->mode == WH_BENCH_TRAIN;
     const wh_net_opts no = {
-        .batch = o->batch, .train = train, .blocked = !o->plain, .share_douts = 1, .width = o->width, .height = o->height};
+        .batch = o->batch, .train = train, .blocked = !o->plain, .share_douts = 1, .share_outs = train, .width = o->width, .height = o->height};
     wh_net *net = NULL;
     wh_status st = wh_net_create(cfg, &no, &net, ctx);
     wh_cfg_free(cfg);
@@ -154,7 +154,7 @@ wh_status wh_bench_net(const char *cfg_text, const char *name, const wh_bench_ne
         r->img_per_s = o->batch / r->median_s;
         r->gflop_per_s = (train ? 3 : 1) * c.conv_flops * o->batch / r->median_s / 1e9;
         r->peak_rss_mb = wh_bench_peak_rss_mb();
-        for (int a = 0; a < WH_ARENA_COUNT && a < 5; a++) r->arena_mb[a] = (net->arena_bytes[a] + (1u << 19)) >> 20;
+        for (int a = 0; a < WH_ARENA_COUNT && a < 6; a++) r->arena_mb[a] = (net->arena_bytes[a] + (1u << 19)) >> 20;
         wh_net_memory mem;
         wh_net_memory_get(net, &mem);
         /* SGD's momentum: one float per gradient */

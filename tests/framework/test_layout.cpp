@@ -47,7 +47,7 @@ wh_status bs_backward(wh_layer *l, wh_exec *x)
 }
 const wh_layer_ops bs_ops = {
     "blocked_scale", WH_FLOW_SAME, WH_LAYOUT_BIT(WH_LAYOUT_NCHW16C), bs_init, bs_shape, nullptr,
-    nullptr, nullptr, bs_forward, bs_backward, nullptr, nullptr, nullptr, nullptr};
+    nullptr, nullptr, bs_forward, bs_backward, nullptr, nullptr, nullptr, nullptr, 0};
 
 void register_once()
 {
@@ -247,16 +247,31 @@ double max_rel(const std::vector<float> &a, const std::vector<float> &b)
     return m > 0 ? d / m : d;
 }
 
-// One training step, the backward layer by layer: each layer's output
-// gradient is copied (in NCHW) just before its own backward, while it is
-// complete and alive (with opts.share_douts its bytes are reused later).
+// One training step as the trainer runs it, layer by layer both ways: each
+// layer's output is copied (in NCHW) right after its forward and its output
+// gradient just before its own backward, while they are complete and alive
+// (with opts.share_outs and share_douts their bytes are reused later).
 void train_step(wh_net *net, const std::vector<float> &x, const std::vector<wh_truth> &truth, int max_boxes,
-                std::vector<std::vector<float>> &douts)
+                std::vector<std::vector<float>> &outs, std::vector<std::vector<float>> &douts)
 {
     wh_ctx ctx;
     wh_ctx_init(&ctx);
     std::copy(x.begin(), x.end(), net->input);
-    wht::forward_and_loss(net, truth.data(), max_boxes);
+    wh_net_zero_grads(net);
+    outs.assign((size_t)net->n_layers, {});
+    for (int i = 0; i < net->n_layers; i++) {
+        ASSERT_EQ(wh_net_forward_layer(net, i, 1, &ctx), WH_OK) << ctx.msg;
+        const wh_layer *l = &net->layers[i];
+        outs[(size_t)i] = plain_copy(l->out, l->out_shape, l->out_layout);
+    }
+    wh_net_zero_douts(net);
+    for (int i = 0; i < net->n_layers; i++) {
+        if (!wh_yolo_get(&net->layers[i])) continue;
+        ASSERT_EQ(wh_yolo_loss(&net->layers[i], truth.data(), max_boxes, net->in_shape.w, net->in_shape.h, nullptr,
+                               &ctx),
+                  WH_OK)
+            << ctx.msg;
+    }
     douts.assign((size_t)net->n_layers, {});
     for (int i = net->n_layers - 1; i >= 0; i--) {
         const wh_layer *l = &net->layers[i];
@@ -268,8 +283,8 @@ void train_step(wh_net *net, const std::vector<float> &x, const std::vector<wh_t
 void blocked_matches_plain(const char *model, int size, double wm, int batch, int *n_blocked)
 {
     const std::string text = wht::model_cfg(model, 3, size, wm);
-    // the blocked net also shares its gradient memory by lifetime
-    wh_net *plain = wht::cfg_net(text, batch, 1, 0), *blk = wht::cfg_net(text, batch, 1, 1, 1);
+    // the blocked net also shares its gradient and output memory by lifetime
+    wh_net *plain = wht::cfg_net(text, batch, 1, 0), *blk = wht::cfg_net(text, batch, 1, 1, 1, 1);
     ASSERT_TRUE(plain && blk);
     ASSERT_EQ(plain->n_layers, blk->n_layers);
     wh_net_init_weights(plain, 7);
@@ -289,15 +304,16 @@ void blocked_matches_plain(const char *model, int size, double wm, int batch, in
             t.x = t.w / 2 + (1 - t.w) * u(rng), t.y = t.h / 2 + (1 - t.h) * u(rng);
             t.cls = j % 3;
         }
-    std::vector<std::vector<float>> dplain, dblk;
-    train_step(plain, x, truth, max_boxes, dplain);
-    train_step(blk, x, truth, max_boxes, dblk);
+    std::vector<std::vector<float>> oplain, oblk, dplain, dblk;
+    train_step(plain, x, truth, max_boxes, oplain, dplain);
+    train_step(blk, x, truth, max_boxes, oblk, dblk);
     EXPECT_LT(blk->arena_bytes[WH_ARENA_DOUT], plain->arena_bytes[WH_ARENA_DOUT] / 2);
+    // outputs no backward reads share bytes (blocked layouts pad nothing here)
+    EXPECT_LT(blk->arena_bytes[WH_ARENA_OUT], plain->arena_bytes[WH_ARENA_OUT] * 9 / 10);
     for (int i = 0; i < plain->n_layers; i++) {
         const wh_layer *a = &plain->layers[i], *b = &blk->layers[i];
         ASSERT_EQ(a->out_layout, WH_LAYOUT_NCHW);
-        const auto pa = plain_copy(a->out, a->out_shape, a->out_layout);
-        const auto pb = plain_copy(b->out, b->out_shape, b->out_layout);
+        const auto &pa = oplain[(size_t)i], &pb = oblk[(size_t)i];
         EXPECT_LT(max_rel(pb, pa), 1e-4) << model << " layer " << i << " [" << a->ops->type << "] output, "
                                           << wh_layout_name(b->out_layout);
         const auto &ga = dplain[(size_t)i], &gb = dblk[(size_t)i];

@@ -299,7 +299,6 @@ TEST(NetArena, TrainingBuffersAreDisjointAndInTheirArenas)
         acts.push_back(range(l.out, n, li + "out"));
         douts.push_back(range(l.dout, n, li + "dout"));
     }
-    acts.push_back(range(net->input, wh_shape_count(net->in_shape), "input"));
     // 16*3*9 + 20*16*9 + 7*20 + 5*7*9 weights, and 16*4 + 20*4 + 7 + 5*4 per-filter
     EXPECT_EQ(n_param_floats, (size_t)(432 + 2880 + 140 + 315) + (64 + 80 + 7 + 20));
     EXPECT_EQ(n_grad_floats, (size_t)(432 + 2880 + 140 + 315) + (32 + 40 + 7 + 10));
@@ -307,7 +306,10 @@ TEST(NetArena, TrainingBuffersAreDisjointAndInTheirArenas)
     EXPECT_GE(net->arena_bytes[WH_ARENA_GRAD], n_grad_floats * sizeof(float));
     expect_disjoint_inside(params, net->arena[WH_ARENA_PARAM], net->arena_bytes[WH_ARENA_PARAM]);
     expect_disjoint_inside(grads, net->arena[WH_ARENA_GRAD], net->arena_bytes[WH_ARENA_GRAD]);
-    expect_disjoint_inside(acts, net->arena[WH_ARENA_ACT], net->arena_bytes[WH_ARENA_ACT]);
+    // without opts.share_outs no two outputs share a byte; the input lives with the layers' own buffers
+    expect_disjoint_inside(acts, net->arena[WH_ARENA_OUT], net->arena_bytes[WH_ARENA_OUT]);
+    expect_disjoint_inside({range(net->input, wh_shape_count(net->in_shape), "input")}, net->arena[WH_ARENA_ACT],
+                           net->arena_bytes[WH_ARENA_ACT]);
     // without opts.share_douts no two activation gradients share a byte
     expect_disjoint_inside(douts, net->arena[WH_ARENA_DOUT], net->arena_bytes[WH_ARENA_DOUT]);
 }
@@ -336,10 +338,11 @@ TEST(NetArena, InferenceNetHasNoGradientsAndNoBackward)
             n_param_floats += l.params[p].count;
         }
     }
-    acts.push_back(range(net->input, wh_shape_count(net->in_shape), "input"));
     EXPECT_GE(net->arena_bytes[WH_ARENA_PARAM], n_param_floats * sizeof(float));
     expect_disjoint_inside(params, net->arena[WH_ARENA_PARAM], net->arena_bytes[WH_ARENA_PARAM]);
-    expect_disjoint_inside(acts, net->arena[WH_ARENA_ACT], net->arena_bytes[WH_ARENA_ACT]);
+    expect_disjoint_inside(acts, net->arena[WH_ARENA_OUT], net->arena_bytes[WH_ARENA_OUT]);
+    expect_disjoint_inside({range(net->input, wh_shape_count(net->in_shape), "input")}, net->arena[WH_ARENA_ACT],
+                           net->arena_bytes[WH_ARENA_ACT]);
 
     wh_net_init_weights(net, 1);
     EXPECT_EQ(wh_net_forward(net, 0, &b.ctx), WH_OK) << b.msg();
