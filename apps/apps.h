@@ -12,7 +12,10 @@ typedef struct wh_cmd {
     void (*usage)(void);
 } wh_cmd;
 
-/* Prints "whittle: error: <ctx message>" and returns 1. */
+/* The exit status of a run stopped by a NaN or an infinity (WH_ERR_NUMERIC),
+ * so that job scripts can tell a diverged run from other failures. */
+#define WH_APP_EXIT_NUMERIC 3
+/* Prints "whittle: error: <ctx message>" and returns 1 (3 after WH_ERR_NUMERIC). */
 int wh_app_fail(const wh_ctx *ctx);
 /* Prints collected warnings to stderr. */
 void wh_app_print_warnings(const wh_ctx *ctx);

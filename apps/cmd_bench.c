@@ -16,6 +16,7 @@ void wh_cmd_bench_usage(void)
            "       whittle bench ops [--threads N] [--runs N] [--json]\n"
            "       whittle bench net (--cfg CFG | --model NAME) [--size N] [--batch B] [--mode train|infer]\n"
            "                         [--runs N] [--threads N] [--peak GFLOPS] [--layout plain|blocked]\n"
+           "                         [--no-check-finite]\n"
            "                         [--profile] [--json]\n\n"
            "peak: the machine's single-precision peak (an FMA loop on every thread, and on one) and its\n"
            "memory bandwidth (a stream triad over 192 MiB), medians of --runs passes (default 5).\n"
@@ -35,6 +36,7 @@ void wh_cmd_bench_usage(void)
            "  --layout plain|blocked  activations between layers in NCHW, or (default) in oneDNN's\n"
            "                        blocked layout wherever a layer's channels fill whole blocks\n"
            "  --profile             time every layer on its own and print a per-layer table\n"
+           "  --no-check-finite     train: without the trainer's NaN/infinity check of every output and gradient\n"
            "The OpenMP wait policy in force is printed: set OMP_WAIT_POLICY=passive on a shared machine.\n");
 }
 
@@ -117,7 +119,7 @@ static void wh__print_profile(const wh_bench_net_result *r, int train, double pe
 static int wh__net(int argc, char **argv)
 {
     const char *cfg_path = NULL, *model = NULL, *mode = "infer";
-    int size = 0, batch = 1, runs = 5, threads = 0, json = 0, plain = 0, profile = 0;
+    int size = 0, batch = 1, runs = 5, threads = 0, json = 0, plain = 0, profile = 0, no_check = 0;
     double peak = 0;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *v;
@@ -145,6 +147,8 @@ static int wh__net(int argc, char **argv)
             json = 1;
         } else if (!strcmp(a, "--profile")) {
             profile = 1;
+        } else if (!strcmp(a, "--no-check-finite")) {
+            no_check = 1;
         } else if (!strcmp(a, "--layout")) {
             if (!(v = wh_app_value(argc, argv, &i))) return 2;
             if (strcmp(v, "plain") && strcmp(v, "blocked")) {
@@ -190,6 +194,7 @@ static int wh__net(int argc, char **argv)
                                  .runs = runs,
                                  .threads = threads,
                                  .plain = plain,
+                                 .no_check = no_check,
                                  .profile = profile};
     wh_bench_net_result r;
     const wh_status st = wh_bench_net(text, name, &o, &r, &ctx);

@@ -29,7 +29,10 @@ void wh_cmd_train_usage(void)
            "  --metric M            voc07 (default), voc or coco\n"
            "  --train-split S --test-split S   (default train / test; '' disables evaluation)\n"
            "  --seed N --threads N --letterbox --stop-after N\n"
-           "  --auto-resume         continue from DIR/last.h5 when it exists, else start (cluster jobs)\n\n"
+           "  --auto-resume         continue from DIR/last.h5 when it exists, else start (cluster jobs)\n"
+           "  --skip-nonfinite K    skip up to K iterations in a row whose outputs or gradients hold a NaN\n"
+           "                        or infinity (default 0: the first one stops the run with exit status 3)\n"
+           "  --no-check-finite     do not check every output and gradient (only the loss and the step)\n\n"
            "Over MPI (mpirun -np N whittle train ...; the same flags): --batch stays the images\n"
            "of one iteration over all ranks, each rank takes batch/N of them.\n"
            "  --sync-bn on|off|auto batch-norm statistics over all ranks (auto: when a rank's\n"
@@ -104,6 +107,10 @@ int wh_app_train_option(int argc, char **argv, int *i, wh_train_opts *o, int *th
         o->resume = 1;
     } else if (!strcmp(a, "--auto-resume")) {
         o->auto_resume = 1;
+    } else if (!strcmp(a, "--skip-nonfinite")) {
+        if (!(v = wh_app_value(argc, argv, i)) || wh_app_int(a, v, 0, 1000, &o->max_skips)) return -1;
+    } else if (!strcmp(a, "--no-check-finite")) {
+        o->check_finite = 0;
     } else if (!strcmp(a, "--allow-rank-change")) {
         o->allow_rank_change = 1;
     } else if (!strcmp(a, "--sync-bn")) {
@@ -234,7 +241,8 @@ int wh_app_run_training(wh_train_opts *o, int threads)
     if (rank == 0) wh_app_print_warnings(&ctx);
     if (st != WH_OK) {
         if (ranks > 1) fprintf(stderr, "whittle: error: rank %d of %d: %s\n", rank, ranks, ctx.msg);
-        return ranks > 1 ? 1 : wh_app_fail(&ctx);
+        if (ranks > 1) return ctx.status == WH_ERR_NUMERIC ? WH_APP_EXIT_NUMERIC : 1;
+        return wh_app_fail(&ctx);
     }
     if (rank == 0)
         printf("done: %ld iterations in %.1f s, last loss %.4f, %s %.4f (best %.4f)\n", res.iterations, res.seconds,

@@ -14,7 +14,7 @@ int wh_app_fail(const wh_ctx *ctx)
 {
     wh_app_print_warnings(ctx);
     fprintf(stderr, "whittle: error: %s\n", ctx->msg[0] ? ctx->msg : wh_status_name(ctx->status));
-    return 1;
+    return ctx->status == WH_ERR_NUMERIC ? WH_APP_EXIT_NUMERIC : 1;
 }
 
 void wh_app_print_warnings(const wh_ctx *ctx)

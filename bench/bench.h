@@ -40,6 +40,7 @@ typedef struct wh_bench_net_opts {
     int runs;          /* timed (after 2 warm-up) */
     int threads;       /* 0: OpenMP's default */
     int plain;         /* 1: activations in plain NCHW instead of oneDNN's blocked layout */
+    int no_check;      /* train: skip the trainer's per-layer NaN/infinity checks */
     int profile;       /* 1: time every layer's forward (and backward) on its own */
 } wh_bench_net_opts;
 

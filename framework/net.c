@@ -1,5 +1,7 @@
 #include "net.h"
 
+#include <float.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
@@ -368,6 +370,7 @@ wh_status wh_net_create(wh_cfg *cfg, const wh_net_opts *opts, wh_net **out, wh_c
     net->train = o.train ? 1 : 0;
     net->share_douts = o.train && o.share_douts;
     net->share_outs = o.train && o.share_outs;
+    net->check_finite = o.check_finite;
     /* the blocked layout oneDNN's convolutions use on this CPU */
     net->blocked = !o.blocked ? WH_LAYOUT_NCHW
                    : dnnl_get_effective_cpu_isa() >= dnnl_cpu_isa_avx512_core ? WH_LAYOUT_NCHW16C
@@ -455,6 +458,48 @@ static wh_tensor wh__producer(wh_net *net, const wh_layer *l, int k, float *data
     return t;
 }
 
+/* Index of the first NaN or infinity in p[0..n), or n. One parallel pass
+ * that vectorises (|v| <= FLT_MAX is false exactly for them), then a serial
+ * search only when it found one. */
+static size_t wh__nonfinite_at(const float *p, size_t n)
+{
+    int bad = 0;
+#pragma omp parallel for simd reduction(| : bad) schedule(static)
+    for (size_t k = 0; k < n; k++) bad |= !(fabsf(p[k]) <= FLT_MAX);
+    if (!bad) return n;
+    for (size_t k = 0; k < n; k++)
+        if (!(fabsf(p[k]) <= FLT_MAX)) return k;
+    return n;
+}
+
+/* After layer i's backward: the gradients it wrote, into its inputs' douts
+ * (as they stand: earlier contributions were checked when they were made)
+ * and into its parameters. */
+static wh_status wh__check_backward(wh_net *net, int i, wh_ctx *ctx)
+{
+    const wh_layer *l = &net->layers[i];
+    for (int k = 0; k < l->n_in; k++) {
+        const int j = l->in[k];
+        if (j < 0) continue;
+        const wh_layer *p = &net->layers[j];
+        const size_t n = wh_layout_count(p->out_shape, p->out_layout), at = wh__nonfinite_at(p->dout, n);
+        if (at < n)
+            return wh_error(ctx, WH_ERR_NUMERIC,
+                            "layer %d [%s] backward: non-finite gradient (%g) into its input from layer %d [%s], "
+                            "element %zu",
+                            i, l->ops->type, (double)p->dout[at], j, p->ops->type, at);
+    }
+    for (int q = 0; q < l->n_params; q++) {
+        const wh_param *pr = &l->params[q];
+        if (!pr->grad) continue;
+        const size_t at = wh__nonfinite_at(pr->grad, pr->count);
+        if (at < pr->count)
+            return wh_error(ctx, WH_ERR_NUMERIC, "layer %d [%s] backward: non-finite gradient (%g) of '%s', element %zu",
+                            i, l->ops->type, (double)pr->grad[at], pr->name, at);
+    }
+    return WH_OK;
+}
+
 wh_status wh_net_forward_layer(wh_net *net, int i, int train, wh_ctx *ctx)
 {
     if (i < 0 || i >= net->n_layers) return wh_error(ctx, WH_ERR_ARG, "no layer %d", i);
@@ -472,6 +517,12 @@ wh_status wh_net_forward_layer(wh_net *net, int i, int train, wh_ctx *ctx)
     wh__exec_for(net, l, train, NULL, ctx, &x);
     wh_status st = l->ops->forward(l, &x);
     if (st != WH_OK) return wh_error_prefix(ctx, "layer %d [%s] forward: ", i, l->ops->type);
+    if (net->check_finite) {
+        const size_t n = wh_layout_count(l->out_shape, l->out_layout), at = wh__nonfinite_at(l->out, n);
+        if (at < n)
+            return wh_error(ctx, WH_ERR_NUMERIC, "layer %d [%s] forward: non-finite output (%g), element %zu", i,
+                            l->ops->type, (double)l->out[at], at);
+    }
     return WH_OK;
 }
 
@@ -527,7 +578,7 @@ wh_status wh_net_backward_layer(wh_net *net, int i, float *din_input, wh_ctx *ct
         wh_tensor to = wh__producer(net, l, k, dst);
         wh_tensor_reorder_add(&from, &to);
     }
-    return WH_OK;
+    return net->check_finite ? wh__check_backward(net, i, ctx) : WH_OK;
 }
 
 wh_status wh_net_backward(wh_net *net, float *din_input, wh_ctx *ctx)

@@ -80,6 +80,11 @@ typedef struct wh_net_opts {
      * end of the step. Read any other layer's l->out only right after its
      * forward. */
     int share_outs;
+    /* Every layer's output after its forward, and the gradients its
+     * backward wrote (into its inputs and its parameters), are checked for
+     * NaN and infinities: the first one fails with WH_ERR_NUMERIC naming the
+     * layer (about 1-2 % of a training step). */
+    int check_finite;
 } wh_net_opts;
 
 struct wh_net {
@@ -100,6 +105,7 @@ struct wh_net {
     int *out_hi;             /* per layer: the last layer whose forward reads its output (n_layers:
                                 through the loss and the backward) */
     int share_outs;
+    int check_finite;
     int n_layout_cvt;        /* edges where the net reorders between disagreeing layouts */
     /* Data-parallel training (framework/dist.h): when bn_sum is set, training
      * convolutions add their batch-norm sums over the job's ranks

@@ -112,7 +112,7 @@ wh_status wh_sgd_step(wh_sgd *o, wh_net *net, float lr, int batch, wh_ctx *ctx)
     if (batch < 1) return wh_error(ctx, WH_ERR_ARG, "batch must be >= 1");
     int bad_p = 0, bad = wh_net_first_nonfinite_grad(net, &bad_p);
     if (bad >= 0)
-        return wh_error(ctx, WH_ERR_STATE,
+        return wh_error(ctx, WH_ERR_NUMERIC,
                         "non-finite gradient in layer %d [%s] '%s': step skipped, weights unchanged", bad,
                         net->layers[bad].ops->type, net->layers[bad].params[bad_p].name);
     const float inv_b = 1.f / (float)batch, m = o->momentum;

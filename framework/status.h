@@ -25,7 +25,8 @@ extern "C" {
     X(ERR_NOMEM, "out of memory")                                          \
     X(ERR_DNNL, "oneDNN error")                                            \
     X(ERR_UNSUPPORTED, "unsupported")                                      \
-    X(ERR_STATE, "invalid state")
+    X(ERR_STATE, "invalid state")                                          \
+    X(ERR_NUMERIC, "non-finite value")
 
 typedef enum wh_status {
 #define WH__ENUM(name, str) WH_##name,

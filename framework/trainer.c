@@ -30,6 +30,7 @@ void wh_train_opts_default(wh_train_opts *o)
     o->prefetch = 1;
     o->burn_in = -1;
     o->sync_bn = -1;
+    o->check_finite = 1;
 }
 
 static double wh__now(void)
@@ -104,6 +105,8 @@ typedef struct wh__run {
     int rank, ranks;
     double comm_s;      /* this iteration's seconds in collectives */
     int bn_synced;      /* batch-norm statistics summed over the ranks */
+    float *stats_copy;  /* the running statistics before the iteration (max_skips > 0) */
+    size_t stats_floats;
     char path[4096];
 } wh__run;
 
@@ -239,7 +242,7 @@ static wh_status wh__setup(wh__run *r, wh_ctx *ctx)
     wh_status st = wh__apply_overrides(&r->cfg_text, o, ctx);
     wh_cfg *cfg = NULL;
     if (st == WH_OK) st = wh_cfg_parse_string(r->cfg_text, r->resume ? r->path : o->cfg_path ? o->cfg_path : "<checkpoint cfg>", &cfg, ctx);
-    wh_net_opts no = {.train = 1, .blocked = 1, .share_douts = 1, .share_outs = 1};
+    wh_net_opts no = {.train = 1, .blocked = 1, .share_douts = 1, .share_outs = 1, .check_finite = o->check_finite};
     if (st == WH_OK && r->ranks > 1) { /* each rank holds its share of every mini-batch */
         wh_hparams hp;
         if (cfg->n_sec < 1 || strcmp(cfg->sec[0].type, "net") != 0)
@@ -352,8 +355,27 @@ static wh_status wh__setup(wh__run *r, wh_ctx *ctx)
     return st;
 }
 
+/* The parameters no gradient moves (batch-norm running statistics): kept
+ * before each iteration when one may be skipped, put back when it is. */
+static void wh__stats_copy(wh__run *r, int restore)
+{
+    size_t off = 0;
+    for (int i = 0; i < r->net->n_layers; i++)
+        for (int p = 0; p < r->net->layers[i].n_params; p++) {
+            wh_param *pr = &r->net->layers[i].params[p];
+            if (pr->flags & WH_PARAM_TRAIN) continue;
+            if (r->stats_copy) {
+                if (restore) memcpy(pr->data, r->stats_copy + off, pr->count * sizeof(float));
+                else memcpy(r->stats_copy + off, pr->data, pr->count * sizeof(float));
+            }
+            off += pr->count;
+        }
+    r->stats_floats = off;
+}
+
 static void wh__teardown(wh__run *r)
 {
+    free(r->stats_copy);
     if (r->log) fclose(r->log);
     wh_loader_destroy(r->loader);
     wh_dataset_free(r->train);
@@ -415,10 +437,9 @@ static wh_status wh__iteration(wh__run *r, wh_yolo_loss_parts *parts, double *ex
         if (!isfinite(parts->loss) || !isfinite(*extra)) {
             int bad = wh__first_nonfinite_output(net, ctx);
             if (bad >= 0)
-                return wh_error(ctx, WH_ERR_STATE, "iteration %ld: non-finite values first appear in layer %d [%s] "
-                                "output; no weights were changed", r->it + 1, bad, net->layers[bad].ops->type);
-            return wh_error(ctx, WH_ERR_STATE, "iteration %ld: the loss is not finite; no weights were changed",
-                            r->it + 1);
+                return wh_error(ctx, WH_ERR_NUMERIC, "non-finite values first appear in layer %d [%s] output", bad,
+                                net->layers[bad].ops->type);
+            return wh_error(ctx, WH_ERR_NUMERIC, "the loss is not finite");
         }
         /* the last mini-batch's backward starts the gradient allreduce of
          * each bucket of layers as soon as it has passed them */
@@ -444,7 +465,7 @@ static wh_status wh__iteration(wh__run *r, wh_yolo_loss_parts *parts, double *ex
     if (r->o->hooks.after_backward) WH_TRY(r->o->hooks.after_backward(r->o->hooks.user, net, r->it, ctx));
     const float lr = (float)wh_lr_at(hp, r->it);
     wh_status st = wh_sgd_step(r->sgd, net, lr, hp->batch, ctx);
-    if (st != WH_OK) return wh_error_prefix(ctx, "iteration %ld: ", r->it + 1);
+    if (st != WH_OK) return st == WH_ERR_NUMERIC ? st : wh_error_prefix(ctx, "iteration %ld: ", r->it + 1);
     return WH_OK;
 }
 
@@ -597,48 +618,97 @@ wh_status wh_train(const wh_train_opts *o, wh_train_result *res, wh_ctx *ctx)
         wh__emit(&r, &ev);
         if (o->hooks.begin) st = o->hooks.begin(o->hooks.user, r.net, r.train->n, ctx);
     }
+    if (st == WH_OK && o->max_skips > 0) {
+        if (r.ranks > 1) {
+            st = wh_error(ctx, WH_ERR_UNSUPPORTED, "--skip-nonfinite works in one process only (the ranks would "
+                          "disagree about skipping)");
+        } else {
+            wh__stats_copy(&r, 0); /* counts them */
+            r.stats_copy = malloc((r.stats_floats ? r.stats_floats : 1) * sizeof(float));
+            if (!r.stats_copy) st = wh_error(ctx, WH_ERR_NOMEM, "out of memory");
+        }
+    }
     double ema_dt = 0;
+    int skipped_row = 0;
     while (st == WH_OK && r.it < r.net->hp.max_batches) {
         const wh_hparams *hp = &r.net->hp;
         const double t0 = wh__now();
         wh_yolo_loss_parts p;
         double extra, wait;
+        if (r.stats_copy) wh__stats_copy(&r, 0);
         st = wh__iteration(&r, &p, &extra, &wait, ctx);
-        if (st != WH_OK) break;
+        int skipped = 0;
+        if (st == WH_ERR_NUMERIC) {
+            wh_error_prefix(ctx, "iteration %ld: ", r.it + 1);
+            if (skipped_row >= o->max_skips) {
+                char keep[WH_MSG_MAX], row[96] = "";
+                snprintf(keep, sizeof(keep), "%s", ctx->msg); /* wh_error must not read the buffer it writes */
+                if (o->max_skips > 0)
+                    snprintf(row, sizeof(row), "; %d iterations in a row were not finite (--skip-nonfinite %d)",
+                             skipped_row + 1, o->max_skips);
+                wh_error(ctx, WH_ERR_NUMERIC, "%s%s; this iteration changed no weights (the last checkpoint is %s)",
+                         keep, row, r.it > 0 ? "intact" : "none yet");
+                break;
+            }
+            /* skip it: no step was taken; the running statistics go back */
+            wh__stats_copy(&r, 1);
+            skipped = 1;
+            skipped_row++;
+            char text[WH_MSG_MAX + 64];
+            snprintf(text, sizeof(text), "skipped (%d of %d in a row): %s", skipped_row, o->max_skips, ctx->msg);
+            wh_train_event ev = {.kind = WH_EV_INFO, .iteration = r.it + 1, .text = text};
+            wh__emit(&r, &ev);
+            if (r.log) {
+                fprintf(r.log, "{\"iteration\": %ld, \"skipped\": true, \"reason\": \"", r.it + 1);
+                for (const char *c = ctx->msg; *c; c++) /* JSON: the message's quotes and backslashes escaped */
+                    fprintf(r.log, *c == '"' || *c == '\\' ? "\\%c" : "%c", *c);
+                fprintf(r.log, "\"}\n");
+                fflush(r.log);
+            }
+            ctx->status = WH_OK;
+            ctx->msg[0] = 0;
+            st = WH_OK;
+        } else if (st != WH_OK) {
+            break;
+        } else {
+            skipped_row = 0;
+        }
         r.it++;
         run_iters++;
         const double dt = wh__now() - t0;
         ema_dt = ema_dt > 0 ? 0.9 * ema_dt + 0.1 * dt : dt;
-        const double per_img = 1.0 / hp->batch;
-        wh_train_event ev = {.kind = WH_EV_ITER, .iteration = r.it, .max_batches = hp->max_batches};
-        ev.loss = (p.loss + extra) * per_img;
-        ev.box = p.box * per_img;
-        ev.obj = p.obj * per_img;
-        ev.cls = p.cls * per_img;
-        ev.avg_iou = p.count ? p.iou_sum / p.count : 0;
-        ev.recall50 = p.count ? (double)p.recall50 / p.count : 0;
-        ev.lr = wh_lr_at(hp, r.it - 1);
-        ev.img_per_s = hp->batch / dt;
-        ev.load_wait_s = wait;
-        ev.comm_s = r.comm_s;
-        ev.ranks = r.ranks;
-        ev.eta_s = ema_dt * (double)(hp->max_batches - r.it);
-        const long images = (long)r.it * hp->batch;
-        ev.epoch = (int)(images / r.train->n) + 1;
-        ev.epoch_progress = (double)(images % r.train->n) / r.train->n;
-        wh__emit(&r, &ev);
-        res->last_loss = ev.loss;
-        if (r.log) {
-            fprintf(r.log,
-                    "{\"iteration\": %ld, \"loss\": %.6f, \"box\": %.6f, \"obj\": %.6f, \"cls\": %.6f, "
-                    "\"avg_iou\": %.4f, \"recall50\": %.4f, \"lr\": %.8g, \"img_per_s\": %.3f, \"seconds\": %.3f, "
-                    "\"load_wait_s\": %.4f",
-                    r.it, ev.loss, ev.box, ev.obj, ev.cls, ev.avg_iou, ev.recall50, ev.lr, ev.img_per_s, dt, wait);
-            if (r.ranks > 1) fprintf(r.log, ", \"ranks\": %d, \"comm_s\": %.4f", r.ranks, r.comm_s);
-            fprintf(r.log, "}\n");
-            fflush(r.log);
+        if (!skipped) { /* a skipped iteration has its own line in the log */
+            const double per_img = 1.0 / hp->batch;
+            wh_train_event ev = {.kind = WH_EV_ITER, .iteration = r.it, .max_batches = hp->max_batches};
+            ev.loss = (p.loss + extra) * per_img;
+            ev.box = p.box * per_img;
+            ev.obj = p.obj * per_img;
+            ev.cls = p.cls * per_img;
+            ev.avg_iou = p.count ? p.iou_sum / p.count : 0;
+            ev.recall50 = p.count ? (double)p.recall50 / p.count : 0;
+            ev.lr = wh_lr_at(hp, r.it - 1);
+            ev.img_per_s = hp->batch / dt;
+            ev.load_wait_s = wait;
+            ev.comm_s = r.comm_s;
+            ev.ranks = r.ranks;
+            ev.eta_s = ema_dt * (double)(hp->max_batches - r.it);
+            const long images = (long)r.it * hp->batch;
+            ev.epoch = (int)(images / r.train->n) + 1;
+            ev.epoch_progress = (double)(images % r.train->n) / r.train->n;
+            wh__emit(&r, &ev);
+            res->last_loss = ev.loss;
+            if (r.log) {
+                fprintf(r.log,
+                        "{\"iteration\": %ld, \"loss\": %.6f, \"box\": %.6f, \"obj\": %.6f, \"cls\": %.6f, "
+                        "\"avg_iou\": %.4f, \"recall50\": %.4f, \"lr\": %.8g, \"img_per_s\": %.3f, \"seconds\": %.3f, "
+                        "\"load_wait_s\": %.4f",
+                        r.it, ev.loss, ev.box, ev.obj, ev.cls, ev.avg_iou, ev.recall50, ev.lr, ev.img_per_s, dt, wait);
+                if (r.ranks > 1) fprintf(r.log, ", \"ranks\": %d, \"comm_s\": %.4f", r.ranks, r.comm_s);
+                fprintf(r.log, "}\n");
+                fflush(r.log);
+            }
+            if (wh__series_add(&r.hist, (float)r.it, (float)ev.loss)) st = wh_error(ctx, WH_ERR_NOMEM, "out of memory");
         }
-        if (wh__series_add(&r.hist, (float)r.it, (float)ev.loss)) st = wh_error(ctx, WH_ERR_NOMEM, "out of memory");
         const int last = r.it == hp->max_batches || (o->stop_after > 0 && run_iters >= o->stop_after);
         if (st == WH_OK && r.test && (last || (o->eval_every > 0 && r.it % o->eval_every == 0))) {
             double map;

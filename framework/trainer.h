@@ -98,6 +98,14 @@ typedef struct wh_train_opts {
     int letterbox;             /* training placement keeps the aspect */
     int prefetch;
     long stop_after;           /* stop (with a checkpoint) after this many iterations of this run; 0: never */
+    /* Numerical guards: every output and gradient is checked as it is made
+     * (check_finite, on by default); the first NaN or infinity fails the
+     * iteration with WH_ERR_NUMERIC naming the layer and the iteration, the
+     * weights untouched. max_skips > 0 lets up to that many such iterations
+     * in a row be skipped instead (no step; batch-norm running statistics
+     * restored; logged as "skipped" in train.jsonl); one process only. */
+    int check_finite;
+    int max_skips;
     /* Data-parallel training (framework/dist.h); NULL or one rank: the plain
      * path. [net] batch stays the images of one iteration over all ranks;
      * rank 0 writes the checkpoints, train.jsonl and the chart and is the

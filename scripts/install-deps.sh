@@ -12,6 +12,7 @@ PKGS=(
   python3-torch      # tests: whole-network cross-check against PyTorch (/usr/bin/python3)
   python3-h5py       # tests: the attention-map dumps read as a user would
   libopenmpi-dev openmpi-bin   # data-parallel training over MPI (and its tests)
+  clang libclang-rt-14-dev libomp-dev   # scripts/fuzz.sh: libFuzzer targets (CI's short run)
 )
 
 missing=()

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, builds, runs the whole suite.
 # Under CI (CI=true) or with --asan it also runs the suite once more in an
-# AddressSanitizer + UndefinedBehaviorSanitizer build.
+# AddressSanitizer + UndefinedBehaviorSanitizer build, and fuzzes every
+# parser for 30 s (scripts/fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ASAN=0
@@ -19,4 +20,6 @@ if [ "$ASAN" = 1 ]; then
   WH_BUILD_DIR=build-asan ./scripts/build.sh -DCMAKE_BUILD_TYPE=Debug -DWH_SANITIZE=ON
   (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
      ctest --output-on-failure -j 2)
+  # the short fuzzing run: every parser of outside input, 30 s each
+  ./scripts/fuzz.sh --seconds 30
 fi

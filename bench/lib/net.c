@@ -83,7 +83,7 @@ wh_status wh_bench_net(const char *cfg_text, const char *name, const wh_bench_ne
     WH_TRY(wh_cfg_parse_string(cfg_text, name, &cfg, ctx));
     const int train = o->mode == WH_BENCH_TRAIN;
     const wh_net_opts no = {
-        .batch = o->batch, .train = train, .blocked = !o->plain, .share_douts = 1, .share_outs = train, .width = o->width, .height = o->height};
+        .batch = o->batch, .train = train, .blocked = !o->plain, .share_douts = 1, .share_outs = train, .check_finite = train && !o->no_check, .width = o->width, .height = o->height};
     wh_net *net = NULL;
     wh_status st = wh_net_create(cfg, &no, &net, ctx);
     wh_cfg_free(cfg);

@@ -259,3 +259,199 @@ TEST(Trainer, SparseRunLogsEveryEpochAndResumesBitForBit)
     EXPECT_LT(l1_sparse, l1_plain - 0.01 * sw.size());
     omp_set_num_threads(2);
 }
+
+// ---- numerical guards: a NaN injected into one layer's output or input
+// gradient, at a chosen training forward / backward call ----
+namespace {
+
+struct Inject {
+    long fwd_at[4] = {-1, -1, -1, -1}, bwd_at = -1; // 1-based call numbers
+    long fwd_calls = 0, bwd_calls = 0;
+} g_inject;
+
+wh_status probe_init(wh_layer *, wh_cfg_section *, wh_ctx *) { return WH_OK; }
+wh_status probe_shape(wh_layer *l, wh_ctx *)
+{
+    l->out_shape = l->in_shape[0];
+    l->out_layout = l->in_layout[0];
+    return WH_OK;
+}
+wh_status probe_forward(wh_layer *l, wh_exec *x)
+{
+    const size_t n = wh_layout_count(l->out_shape, l->out_layout);
+    std::memcpy(l->out, x->in[0], n * sizeof(float));
+    if (!x->train) return WH_OK;
+    g_inject.fwd_calls++;
+    for (long at : g_inject.fwd_at)
+        if (at == g_inject.fwd_calls) l->out[n / 2] = NAN;
+    return WH_OK;
+}
+wh_status probe_backward(wh_layer *l, wh_exec *x)
+{
+    const size_t n = wh_layout_count(l->out_shape, l->out_layout);
+    if (!x->din[0]) return WH_OK;
+    for (size_t i = 0; i < n; i++) x->din[0][i] += l->dout[i];
+    if (++g_inject.bwd_calls == g_inject.bwd_at) x->din[0][n / 3] = INFINITY;
+    return WH_OK;
+}
+const wh_layer_ops probe_ops = {"nan_probe", WH_FLOW_SAME, WH_LAYOUTS_ALL, probe_init, probe_shape, nullptr, nullptr,
+                                nullptr, probe_forward, probe_backward, nullptr, nullptr, nullptr, nullptr, 0};
+
+// conv -> [nan_probe] -> conv -> [yolo], on the fixture's data (5 classes)
+std::string probe_cfg(const Fixture &f, bool bn_after = false)
+{
+    static bool registered = false;
+    if (!registered) {
+        wh_ctx ctx;
+        wh_ctx_init(&ctx);
+        EXPECT_EQ(wh_layer_register(&probe_ops, &ctx), WH_OK) << ctx.msg;
+        registered = true;
+    }
+    const char *text0 = "[net]\nbatch=4\nsubdivisions=2\nwidth=64\nheight=64\nchannels=3\nlearning_rate=0.001\n"
+                       "burn_in=0\nmax_batches=6\npolicy=constant\n"
+                       "[convolutional]\nbatch_normalize=1\nfilters=8\nsize=3\nstride=2\npad=1\nactivation=leaky\n"
+                       "[nan_probe]\n"
+                       "[convolutional]\nsize=1\nstride=1\npad=1\nfilters=30\nactivation=linear\n"
+                       "[yolo]\nmask=0,1,2\nanchors=10,14, 23,27, 37,58\nclasses=5\nnum=3\n";
+    std::string t = text0;
+    if (bn_after) t.replace(t.find("[convolutional]\nsize=1"), 16, "[convolutional]\nbatch_normalize=1\n");
+    const char *text = t.c_str();
+    const std::string path = f.dir + (bn_after ? "/probe_bn.cfg" : "/probe.cfg");
+    wh_ctx ctx;
+    wh_ctx_init(&ctx);
+    EXPECT_EQ(wh_file_write_atomic(path.c_str(), text, std::strlen(text), &ctx), WH_OK) << ctx.msg;
+    return path;
+}
+
+wh_status probe_run(const Fixture &f, const std::string &cfg, const std::string &out, int max_skips, wh_ctx *ctx,
+                    wh_train_result *res, int check_finite = 1)
+{
+    Losses l;
+    wh_train_opts o = opts(f, out, &l);
+    o.cfg_path = cfg.c_str();
+    o.out_dir = out.c_str();
+    o.max_batches = 6;
+    o.ckpt_every = 1;
+    o.max_skips = max_skips;
+    o.check_finite = check_finite;
+    g_inject.fwd_calls = g_inject.bwd_calls = 0;
+    return wh_train(&o, res, ctx);
+}
+
+int count_lines(const std::string &path, const std::string &needle)
+{
+    FILE *fp = std::fopen(path.c_str(), "r");
+    if (!fp) return -1;
+    char line[4096];
+    int n = 0;
+    while (std::fgets(line, sizeof(line), fp))
+        if (std::strstr(line, needle.c_str())) n++;
+    std::fclose(fp);
+    return n;
+}
+
+}  // namespace
+
+TEST(Trainer, NonFiniteOutputStopsNamingLayerIterationAndType)
+{
+    Fixture f("nan_out");
+    const std::string cfg = probe_cfg(f);
+    g_inject = Inject();
+    g_inject.fwd_at[0] = 5; // 2 mini-batches per iteration: iteration 3's first
+    wh_ctx ctx;
+    wh_ctx_init(&ctx);
+    wh_train_result res;
+    const wh_status st = probe_run(f, cfg, f.dir + "/run", 0, &ctx, &res);
+    EXPECT_EQ(st, WH_ERR_NUMERIC);
+    const std::string msg = ctx.msg;
+    EXPECT_NE(msg.find("iteration 3: layer 1 [nan_probe] forward: non-finite output (nan)"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("changed no weights"), std::string::npos) << msg;
+    EXPECT_EQ(res.iterations, 2);
+    // the checkpoint of iteration 2 is what is on disk
+    wh_ckpt_reader *r = nullptr;
+    ASSERT_EQ(wh_ckpt_open((f.dir + "/run/last.h5").c_str(), &r, &ctx), WH_OK) << ctx.msg;
+    int64_t it = 0;
+    EXPECT_EQ(wh_ckpt_get_i64(r, "train/iteration", &it, 1, &ctx), WH_OK);
+    EXPECT_EQ(it, 2);
+    wh_ckpt_close(r);
+}
+
+TEST(Trainer, NonFiniteGradientStopsNamingTheLayerThatMadeIt)
+{
+    Fixture f("nan_grad");
+    const std::string cfg = probe_cfg(f);
+    g_inject = Inject();
+    g_inject.bwd_at = 4; // iteration 2's second mini-batch
+    wh_ctx ctx;
+    wh_ctx_init(&ctx);
+    wh_train_result res;
+    EXPECT_EQ(probe_run(f, cfg, f.dir + "/run", 0, &ctx, &res), WH_ERR_NUMERIC);
+    const std::string msg = ctx.msg;
+    EXPECT_NE(msg.find("iteration 2: layer 1 [nan_probe] backward: non-finite gradient (inf) into its input from "
+                       "layer 0 [convolutional]"),
+              std::string::npos)
+        << msg;
+    EXPECT_EQ(res.iterations, 1);
+}
+
+TEST(Trainer, SkipsUpToKNonFiniteIterationsInARow)
+{
+    Fixture f("nan_skip");
+    const std::string cfg = probe_cfg(f);
+    // iterations 2 and 3 go bad (their first mini-batch: calls 3 and 4, as
+    // a failed iteration stops at its first), 2 allowed in a row: the run ends
+    g_inject = Inject();
+    g_inject.fwd_at[0] = 3, g_inject.fwd_at[1] = 4;
+    wh_ctx ctx;
+    wh_ctx_init(&ctx);
+    wh_train_result res;
+    ASSERT_EQ(probe_run(f, cfg, f.dir + "/ok", 2, &ctx, &res), WH_OK) << ctx.msg;
+    EXPECT_EQ(res.iterations, 6);
+    EXPECT_EQ(count_lines(f.dir + "/ok/train.jsonl", "\"skipped\": true"), 2);
+    EXPECT_EQ(count_lines(f.dir + "/ok/train.jsonl", "\"loss\""), 4);
+    // the running statistics were put back: every parameter of the result is finite
+    wh_net *net = nullptr;
+    ASSERT_EQ(wh_ckpt_build_net((f.dir + "/ok/last.h5").c_str(), nullptr, &net, nullptr, &ctx), WH_OK) << ctx.msg;
+    for (int i = 0; i < net->n_layers; i++)
+        for (int p = 0; p < net->layers[i].n_params; p++)
+            for (size_t k = 0; k < net->layers[i].params[p].count; k++)
+                ASSERT_TRUE(std::isfinite(net->layers[i].params[p].data[k])) << i << " " << p;
+    wh_net_destroy(net);
+    // three in a row with 2 allowed: stops at the third
+    g_inject = Inject();
+    g_inject.fwd_at[0] = 3, g_inject.fwd_at[1] = 4, g_inject.fwd_at[2] = 5;
+    wh_ctx_init(&ctx);
+    EXPECT_EQ(probe_run(f, cfg, f.dir + "/stop", 2, &ctx, &res), WH_ERR_NUMERIC);
+    EXPECT_NE(std::string(ctx.msg).find("iteration 4: layer 1 [nan_probe] forward"), std::string::npos) << ctx.msg;
+    EXPECT_NE(std::string(ctx.msg).find("3 iterations in a row were not finite (--skip-nonfinite 2)"),
+              std::string::npos)
+        << ctx.msg;
+}
+
+TEST(Trainer, SkippedIterationPutsTheRunningStatisticsBack)
+{
+    // without the per-layer checks the NaN reaches a later batch norm, whose
+    // running statistics the forward moved: the skip must restore them
+    Fixture f("nan_stats");
+    const std::string cfg = probe_cfg(f, true);
+    g_inject = Inject();
+    g_inject.fwd_at[0] = 3; // iteration 2 (the search for the layer reruns the forward: call 4, clean)
+    wh_ctx ctx;
+    wh_ctx_init(&ctx);
+    wh_train_result res;
+    ASSERT_EQ(probe_run(f, cfg, f.dir + "/run", 1, &ctx, &res, 0), WH_OK) << ctx.msg;
+    EXPECT_EQ(res.iterations, 6);
+    EXPECT_EQ(count_lines(f.dir + "/run/train.jsonl", "\"skipped\": true"), 1);
+    EXPECT_EQ(count_lines(f.dir + "/run/train.jsonl", "iteration 2: the loss is not finite"), 1);
+    wh_net *net = nullptr;
+    ASSERT_EQ(wh_ckpt_build_net((f.dir + "/run/last.h5").c_str(), nullptr, &net, nullptr, &ctx), WH_OK) << ctx.msg;
+    int stats = 0;
+    for (int i = 0; i < net->n_layers; i++)
+        for (int p = 0; p < net->layers[i].n_params; p++) {
+            const wh_param &q = net->layers[i].params[p];
+            stats += std::strncmp(q.name, "rolling_", 8) == 0 && i == 2;
+            for (size_t k = 0; k < q.count; k++) ASSERT_TRUE(std::isfinite(q.data[k])) << i << " " << q.name;
+        }
+    EXPECT_EQ(stats, 2); // layer 2 has running statistics to protect
+    wh_net_destroy(net);
+}
