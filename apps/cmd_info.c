@@ -1,18 +1,22 @@
-/* whittle info FILE.cfg [--size WxH] [--json]: darknet's per-layer table with
- * parameters, and the totals darknet prints (plus the convolution-only FLOPs). */
+/* whittle info FILE.cfg|CKPT.h5 [--size WxH] [--json]: darknet's per-layer
+ * table with parameters, and the totals darknet prints (plus the
+ * convolution-only FLOPs); for a checkpoint, after verifying it. */
 #include <stdio.h>
 #include <string.h>
 
 #include "apps.h"
+#include "framework/checkpoint.h"
 #include "framework/net.h"
 
 void wh_cmd_info_usage(void)
 {
-    printf("usage: whittle info FILE.cfg [--size WxH] [--json] [--threads N]\n\n"
+    printf("usage: whittle info FILE.cfg|CKPT.h5 [--size WxH] [--json] [--threads N]\n\n"
            "Prints every layer (index, type, filters size/stride, input -> output, params,\n"
            "BFLOPs) and the totals: parameters (conv weights + BN scales and shifts, or\n"
            "biases), convolution FLOPs (2 per multiply-add) and darknet's total, which adds\n"
-           "maxpool comparisons and shortcut additions. Batch 1.\n\n"
+           "maxpool comparisons and shortcut additions. Batch 1. A checkpoint is verified\n"
+           "first (its checksum and every parameter's shape; exit status 1 if it fails) and its\n"
+           "training iteration printed.\n\n"
            "  --size WxH | S   override the [net] input size\n"
            "  --json           the same as JSON, for scripts\n");
 }
@@ -63,7 +67,22 @@ int wh_cmd_info(int argc, char **argv)
     }
     wh_app_threads(&ctx, threads);
     wh_net *net = NULL;
-    if (wh_net_load_cfg(path, &opts, &net, &ctx) != WH_OK) return wh_app_fail(&ctx);
+    const size_t len = strlen(path);
+    if (len > 3 && !strcmp(path + len - 3, ".h5")) { /* a checkpoint: verify it, load it */
+        wh_ckpt_reader *r = NULL;
+        if (wh_ckpt_open(path, &r, &ctx) != WH_OK) return wh_app_fail(&ctx);
+        int64_t it = -1;
+        wh_status st = wh_ckpt_read_net(r, &opts, &net, NULL, &ctx);
+        if (st == WH_OK && wh_ckpt_has(r, "train/iteration")) st = wh_ckpt_get_i64(r, "train/iteration", &it, 1, &ctx);
+        wh_ckpt_close(r);
+        if (st != WH_OK) return wh_app_fail(&ctx);
+        if (!json) {
+            if (it >= 0) printf("checkpoint %s: verified, iteration %ld\n", path, (long)it);
+            else printf("checkpoint %s: verified\n", path);
+        }
+    } else if (wh_net_load_cfg(path, &opts, &net, &ctx) != WH_OK) {
+        return wh_app_fail(&ctx);
+    }
     wh_app_print_warnings(&ctx);
     wh_net_cost total;
     wh_net_cost_total(net, &total);

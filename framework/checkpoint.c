@@ -342,11 +342,16 @@ wh_status wh_ckpt_create(const char *path, wh_ckpt_writer **out, wh_ctx *ctx)
      * never leaves a half-flushed object behind. */
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     if (fapl >= 0) H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
+    errno = 0;
     w->file = fapl < 0 ? -1 : H5Fcreate(w->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    const int create_errno = w->file < 0 ? errno : 0; /* ENOSPC on a full disk: say so */
     if (fapl >= 0) H5Pclose(fapl);
     w->lcpl = H5Pcreate(H5P_LINK_CREATE);
     if (w->file < 0 || w->lcpl < 0 || H5Pset_create_intermediate_group(w->lcpl, 1) < 0) {
-        wh_status st = wh__h5_fail(ctx, WH_ERR_IO, path, "cannot create the HDF5 file");
+        char what[160];
+        snprintf(what, sizeof(what), "cannot create the HDF5 file%s%s", create_errno ? ": " : "",
+                 create_errno ? strerror(create_errno) : "");
+        wh_status st = wh__h5_fail(ctx, WH_ERR_IO, path, what);
         wh_ckpt_abort(w);
         return st;
     }

@@ -1,5 +1,6 @@
 #include "trainer.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -211,6 +212,24 @@ static wh_status wh__load_series(wh_ckpt_reader *rd, const char *xn, const char 
     return st;
 }
 
+/* The temporary checkpoint files a killed run left behind (NAME.h5.tmpXXXXXX,
+ * framework/checkpoint.c: never under a final name), removed when a run
+ * resumes in the folder. */
+static void wh__remove_stale_temps(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) return;
+    const struct dirent *e;
+    while ((e = readdir(d))) {
+        const char *t = strstr(e->d_name, ".h5.tmp");
+        if (!t || strlen(t) != strlen(".h5.tmp") + 6) continue;
+        char p[4096];
+        snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+        unlink(p);
+    }
+    closedir(d);
+}
+
 static wh_status wh__setup(wh__run *r, wh_ctx *ctx)
 {
     const wh_train_opts *o = r->o;
@@ -219,6 +238,7 @@ static wh_status wh__setup(wh__run *r, wh_ctx *ctx)
     struct stat sb;
     r->resume = o->resume || (o->auto_resume && stat(wh__join(r, "last.h5"), &sb) == 0);
     if (r->resume) {
+        if (r->rank == 0) wh__remove_stale_temps(o->out_dir);
         WH_TRY(wh_ckpt_open(wh__join(r, "last.h5"), &rd, ctx));
         wh_status st = wh_ckpt_get_str(rd, "cfg", &r->cfg_text, ctx);
         if (st != WH_OK) {

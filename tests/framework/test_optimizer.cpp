@@ -128,7 +128,7 @@ TEST(Sgd, NonFiniteGradientStopsTheStepNamingTheLayer)
     std::vector<float> before(l->params[4].data, l->params[4].data + l->params[4].count);
     l->params[0].grad[0] = 1.f;  // a finite one first: it must not be applied either
     l->params[4].grad[2] = NAN;
-    EXPECT_EQ(wh_sgd_step(o, c.net, 0.1f, 1, &c.ctx), WH_ERR_STATE);
+    EXPECT_EQ(wh_sgd_step(o, c.net, 0.1f, 1, &c.ctx), WH_ERR_NUMERIC);
     EXPECT_NE(std::string(c.ctx.msg).find("layer 0 [convolutional] 'weights'"), std::string::npos) << c.ctx.msg;
     for (size_t k = 0; k < before.size(); k++) EXPECT_EQ(l->params[4].data[k], before[k]);
     EXPECT_EQ(l->params[0].data[0], 0.f);
