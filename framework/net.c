@@ -1,6 +1,7 @@
 #include "net.h"
 
 #include <float.h>
+#include <stdio.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -472,32 +473,27 @@ static size_t wh__nonfinite_at(const float *p, size_t n)
     return n;
 }
 
-/* After layer i's backward: the gradients it wrote, into its inputs' douts
- * (as they stand: earlier contributions were checked when they were made)
- * and into its parameters. */
-static wh_status wh__check_backward(wh_net *net, int i, wh_ctx *ctx)
+/* Before layer i's backward its output gradient is complete (every consumer
+ * has added into it): checked once there, it names the consumers that made
+ * it. (Parameter gradients are checked before the optimizer step.) */
+static wh_status wh__check_dout(wh_net *net, int i, wh_ctx *ctx)
 {
     const wh_layer *l = &net->layers[i];
-    for (int k = 0; k < l->n_in; k++) {
-        const int j = l->in[k];
-        if (j < 0) continue;
-        const wh_layer *p = &net->layers[j];
-        const size_t n = wh_layout_count(p->out_shape, p->out_layout), at = wh__nonfinite_at(p->dout, n);
-        if (at < n)
-            return wh_error(ctx, WH_ERR_NUMERIC,
-                            "layer %d [%s] backward: non-finite gradient (%g) into its input from layer %d [%s], "
-                            "element %zu",
-                            i, l->ops->type, (double)p->dout[at], j, p->ops->type, at);
-    }
-    for (int q = 0; q < l->n_params; q++) {
-        const wh_param *pr = &l->params[q];
-        if (!pr->grad) continue;
-        const size_t at = wh__nonfinite_at(pr->grad, pr->count);
-        if (at < pr->count)
-            return wh_error(ctx, WH_ERR_NUMERIC, "layer %d [%s] backward: non-finite gradient (%g) of '%s', element %zu",
-                            i, l->ops->type, (double)pr->grad[at], pr->name, at);
-    }
-    return WH_OK;
+    const size_t n = wh_layout_count(l->out_shape, l->out_layout), at = wh__nonfinite_at(l->dout, n);
+    if (at == n) return WH_OK;
+    char from[256] = "";
+    size_t len = 0;
+    for (int c = i + 1; c < net->n_layers && len + 48 < sizeof(from); c++)
+        for (int k = 0; k < net->layers[c].n_in; k++)
+            if (net->layers[c].in[k] == i) {
+                len += (size_t)snprintf(from + len, sizeof(from) - len, "%s%d [%s]", len ? ", " : "", c,
+                                        net->layers[c].ops->type);
+                break;
+            }
+    if (!len) snprintf(from, sizeof(from), "the loss");
+    return wh_error(ctx, WH_ERR_NUMERIC,
+                    "layer %d [%s]: non-finite gradient (%g) of its output, element %zu, made by the backward of %s",
+                    i, l->ops->type, (double)l->dout[at], at, from);
 }
 
 wh_status wh_net_forward_layer(wh_net *net, int i, int train, wh_ctx *ctx)
@@ -517,7 +513,7 @@ wh_status wh_net_forward_layer(wh_net *net, int i, int train, wh_ctx *ctx)
     wh__exec_for(net, l, train, NULL, ctx, &x);
     wh_status st = l->ops->forward(l, &x);
     if (st != WH_OK) return wh_error_prefix(ctx, "layer %d [%s] forward: ", i, l->ops->type);
-    if (net->check_finite) {
+    if (net->check_finite && !x.checked) {
         const size_t n = wh_layout_count(l->out_shape, l->out_layout), at = wh__nonfinite_at(l->out, n);
         if (at < n)
             return wh_error(ctx, WH_ERR_NUMERIC, "layer %d [%s] forward: non-finite output (%g), element %zu", i,
@@ -555,6 +551,7 @@ wh_status wh_net_backward_layer(wh_net *net, int i, float *din_input, wh_ctx *ct
     if (!l->ops->backward)
         return wh_error(ctx, WH_ERR_UNSUPPORTED, "layer %d [%s] has no backward pass", i,
                         l->ops->type);
+    if (net->check_finite && !l->ops->checks_dout) WH_TRY(wh__check_dout(net, i, ctx));
     wh_exec x;
     wh__exec_for(net, l, 1, din_input, ctx, &x);
     /* inputs whose gradient comes alive here (this is their last consumer) */
@@ -569,6 +566,8 @@ wh_status wh_net_backward_layer(wh_net *net, int i, float *din_input, wh_ctx *ct
         if (l->din_cvt[k])
             memset(l->din_cvt[k], 0, wh_layout_count(l->in_shape[k], l->in_layout[k]) * sizeof(float));
     wh_status st = l->ops->backward(l, &x);
+    if (st == WH_ERR_NUMERIC && net->check_finite && l->ops->checks_dout)
+        return wh__check_dout(net, i, ctx); /* the full scan names the element and who made it */
     if (st != WH_OK) return wh_error_prefix(ctx, "layer %d [%s] backward: ", i, l->ops->type);
     for (int k = 0; k < l->n_in; k++) {
         int j = l->in[k];
@@ -578,7 +577,7 @@ wh_status wh_net_backward_layer(wh_net *net, int i, float *din_input, wh_ctx *ct
         wh_tensor to = wh__producer(net, l, k, dst);
         wh_tensor_reorder_add(&from, &to);
     }
-    return net->check_finite ? wh__check_backward(net, i, ctx) : WH_OK;
+    return WH_OK;
 }
 
 wh_status wh_net_backward(wh_net *net, float *din_input, wh_ctx *ctx)

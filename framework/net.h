@@ -80,10 +80,10 @@ typedef struct wh_net_opts {
      * end of the step. Read any other layer's l->out only right after its
      * forward. */
     int share_outs;
-    /* Every layer's output after its forward, and the gradients its
-     * backward wrote (into its inputs and its parameters), are checked for
-     * NaN and infinities: the first one fails with WH_ERR_NUMERIC naming the
-     * layer (about 1-2 % of a training step). */
+    /* Every layer's output right after its forward, and its output gradient
+     * before its backward (complete then), are checked for NaN and
+     * infinities: the first one fails with WH_ERR_NUMERIC naming the layer
+     * (and, for a gradient, the consumers that made it). */
     int check_finite;
 } wh_net_opts;
 

@@ -758,6 +758,13 @@ static wh_status wh_conv_forward(wh_layer *l, wh_exec *x)
     const wh__planes g = wh__planes_of(o, l->out_layout);
     if (c->bn) {
         WH_TRY(wh__bn_stats(x->net, c->z, g, c->part, c->sums, c->mean, c->sd, x->ctx));
+        /* a NaN or infinity anywhere in z shows in its channel's sums; then
+         * act(k z + off) is finite too (the net's check needs no scan) */
+        for (int k = 0; x->net->check_finite && k < o.c; k++)
+            if (!isfinite(c->sums[k]) || !isfinite(c->sums[o.c + k]))
+                return wh_error(x->ctx, WH_ERR_NUMERIC, "non-finite output (batch-norm sums of channel %d: %g, %g)",
+                                k, c->sums[k], c->sums[o.c + k]);
+        x->checked = 1;
         float *rm = l->params[P_MEAN].data, *rv = l->params[P_VAR].data;
         for (int k = 0; k < o.c; k++) {
             rm[k] = (1.f - WH_BN_MOMENTUM) * rm[k] + WH_BN_MOMENTUM * c->mean[k];
@@ -789,6 +796,11 @@ static wh_status wh_conv_backward(wh_layer *l, wh_exec *x)
     wh__train_affine(l);
     for (int k = 0; c->bn && k < o.c; k++) inv_s[k] = (float)(1.0 / (c->sd[k] + WH_BN_EPS));
     wh__act_backward_sums(c->z, l->dout, c->dz, g, c->fk, c->foff, c->mean, inv_s, c->bn, c->act, c->part, c->sums);
+    /* a NaN or infinity in dout shows in its channel's sums (checks_dout) */
+    for (int k = 0; net->check_finite && k < o.c; k++)
+        if (!isfinite(c->sums[k]) || (c->bn && !isfinite(c->sums[o.c + k])))
+            return wh_error(ctx, WH_ERR_NUMERIC, "non-finite gradient of its output (sums of channel %d: %g)", k,
+                            c->sums[k]);
     for (int k = 0; k < o.c; k++) pb->grad[k] += (float)c->sums[k];
     if (c->bn) {
         float *dscale = l->params[P_SCALES].grad;
@@ -916,6 +928,7 @@ const wh_layer_ops wh_conv_ops = {
     .plan = wh_conv_plan,
     .bind = wh_conv_bind,
     .backward_reads_input = 1, /* x for the weight gradient */
+    .checks_dout = 1,
     .init_weights = wh_conv_init_weights,
     .forward = wh_conv_forward,
     .backward = wh_conv_backward,

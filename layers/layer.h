@@ -93,6 +93,10 @@ typedef struct wh_exec {
     float *din[WH_MAX_IN];       /* += gradients for the inputs; NULL: not wanted */
     wh_net *net;                 /* engine and stream for oneDNN layers */
     wh_ctx *ctx;
+    /* Set by a layer whose forward verified its own output is finite from
+     * numbers it computes anyway (batch-norm statistics): the net's
+     * NaN/infinity check (opts.check_finite) then skips the full scan. */
+    int checked;
 } wh_exec;
 
 /* Structural facts the channel-dependency analysis and surgery read
@@ -127,6 +131,10 @@ typedef struct wh_layer_ops {
      * reads then live through the backward (0: they may be reused once the
      * forward has read them) */
     int backward_reads_input;
+    /* 1 when backward fails with WH_ERR_NUMERIC itself if its output
+     * gradient holds a NaN or an infinity (convolutions: their per-channel
+     * gradient sums show it): the net's check then skips the full scan. */
+    int checks_dout;
 } wh_layer_ops;
 
 void wh_layer_facts_get(const wh_layer *l, wh_layer_facts *f);
