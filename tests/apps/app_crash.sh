@@ -7,7 +7,8 @@
 #   newest checkpoint (stale temporaries are cleared);
 # - a full disk (a small tmpfs) and a read-only output folder: a clear error,
 #   a non-zero exit, the previous files intact (skipped where this user may
-#   not mount a tmpfs).
+#   not mount a tmpfs);
+# - a diverging run exits with status 3, naming the iteration.
 # WH_CRASH_RUNS sets the number of kills (default 30).
 . "$(dirname "$0")/common.sh" "$@"
 RUNS=${WH_CRASH_RUNS:-30}
@@ -57,6 +58,13 @@ echo "note: $mid_write of the $RUNS kills left a temporary file (they landed ins
 timeout 60 "$W" "${ARGS[@]/100000/$((prev + 1))}" --out "$T/k" > "$T/run.txt" 2>&1
 check "the same command finishes the run" $?
 ! ls "$T/k" | grep -q '\.h5\.tmp'; check "no temporary file is left after a resume" $?
+
+# ---- a diverging run: exit status 3, the iteration named, nothing written for it ----
+"$W" train --cfg "$T/m.cfg" --data "$T/d" --batch 2 --subdivisions 1 --max-batches 200 --lr 10 --burn-in 0 \
+    --ckpt-every 1 --test-split '' --out "$T/nan" > "$T/nan.txt" 2>&1; rc=$?
+[ $rc -eq 3 ] && grep -q "error: iteration [0-9]*: .*not finite.*changed no weights" "$T/nan.txt"
+check "a diverging run (lr 10) exits 3 naming the iteration ($(grep -m1 'error' "$T/nan.txt" | cut -c1-100))" $?
+"$W" info "$T/nan/last.h5" > /dev/null; check "its last checkpoint verifies" $?
 
 # ---- a full disk and a read-only folder (a tmpfs of our own) ----
 M="$T/mnt"
