@@ -32,7 +32,8 @@ void wh_cmd_train_usage(void)
            "  --auto-resume         continue from DIR/last.h5 when it exists, else start (cluster jobs)\n"
            "  --skip-nonfinite K    skip up to K iterations in a row whose outputs or gradients hold a NaN\n"
            "                        or infinity (default 0: the first one stops the run with exit status 3)\n"
-           "  --no-check-finite     do not check every output and gradient (only the loss and the step)\n\n"
+           "  --no-check-finite     do not check every output and gradient (only the loss and the step)\n"
+           "  --ignore-memory-plan  run even when the memory planner says the run does not fit\n\n"
            "Over MPI (mpirun -np N whittle train ...; the same flags): --batch stays the images\n"
            "of one iteration over all ranks, each rank takes batch/N of them.\n"
            "  --sync-bn on|off|auto batch-norm statistics over all ranks (auto: when a rank's\n"
@@ -109,6 +110,8 @@ int wh_app_train_option(int argc, char **argv, int *i, wh_train_opts *o, int *th
         o->auto_resume = 1;
     } else if (!strcmp(a, "--skip-nonfinite")) {
         if (!(v = wh_app_value(argc, argv, i)) || wh_app_int(a, v, 0, 1000, &o->max_skips)) return -1;
+    } else if (!strcmp(a, "--ignore-memory-plan")) {
+        o->ignore_memory = 1;
     } else if (!strcmp(a, "--no-check-finite")) {
         o->check_finite = 0;
     } else if (!strcmp(a, "--allow-rank-change")) {
@@ -244,9 +247,13 @@ int wh_app_run_training(wh_train_opts *o, int threads)
         if (ranks > 1) return ctx.status == WH_ERR_NUMERIC ? WH_APP_EXIT_NUMERIC : 1;
         return wh_app_fail(&ctx);
     }
-    if (rank == 0)
+    if (rank == 0) {
         printf("done: %ld iterations in %.1f s, last loss %.4f, %s %.4f (best %.4f)\n", res.iterations, res.seconds,
                res.last_loss, wh_metric_name(o->metric), res.final_map, res.best_map);
+        if (res.planned_bytes && res.peak_bytes)
+            printf("memory: peak %.0f MB (VmHWM), planned %.0f MB (%+.1f %%)\n", res.peak_bytes / 1048576.0,
+                   res.planned_bytes / 1048576.0, 100.0 * ((double)res.planned_bytes / res.peak_bytes - 1));
+    }
     return 0;
 }
 

@@ -204,6 +204,11 @@ static wh_status wh__lay_out(wh_net *net, wh__life *v, int m, wh_arena_kind kind
         total = off + v[a].bytes > total ? off + v[a].bytes : total;
     }
     free(placed);
+    if (net->dry_run) { /* the size was the question */
+        for (int a = 0; a < m; a++) *v[a].slot = NULL;
+        net->arena_bytes[kind] = total;
+        return WH_OK;
+    }
     char *arena = total ? aligned_alloc(64, total) : NULL;
     if (total && !arena)
         return wh_error(ctx, WH_ERR_NOMEM, "cannot allocate the %s arena (%.1f MiB)", what,
@@ -335,6 +340,7 @@ static wh_status wh__plan(wh_net *net, wh_cfg *cfg, wh_ctx *ctx)
     wh_plan plan;
     wh_plan_init(&plan, net->train);
     plan.engine = net->engine;
+    plan.dry = net->dry_run;
     wh_status st = wh_plan_buffer(&plan, WH_ARENA_ACT, &net->input, wh_shape_count(net->in_shape));
     for (int i = 0; st == WH_OK && i < net->n_layers; i++) {
         wh_layer *l = &net->layers[i];
@@ -372,6 +378,7 @@ wh_status wh_net_create(wh_cfg *cfg, const wh_net_opts *opts, wh_net **out, wh_c
     net->share_douts = o.train && o.share_douts;
     net->share_outs = o.train && o.share_outs;
     net->check_finite = o.check_finite;
+    net->dry_run = o.dry_run;
     /* the blocked layout oneDNN's convolutions use on this CPU */
     net->blocked = !o.blocked ? WH_LAYOUT_NCHW
                    : dnnl_get_effective_cpu_isa() >= dnnl_cpu_isa_avx512_core ? WH_LAYOUT_NCHW16C
@@ -391,7 +398,7 @@ wh_status wh_net_create(wh_cfg *cfg, const wh_net_opts *opts, wh_net **out, wh_c
         st = wh_dnnl_check(dnnl_stream_create(&net->stream, net->engine, dnnl_stream_default_flags),
                            "stream", ctx);
     if (st == WH_OK) st = wh__plan(net, cfg, ctx);
-    for (int i = 0; st == WH_OK && i < net->n_layers; i++) {
+    for (int i = 0; st == WH_OK && !net->dry_run && i < net->n_layers; i++) {
         wh_layer *l = &net->layers[i];
         if (!l->ops->bind) continue;
         st = l->ops->bind(l, net, ctx);
@@ -498,6 +505,7 @@ static wh_status wh__check_dout(wh_net *net, int i, wh_ctx *ctx)
 
 wh_status wh_net_forward_layer(wh_net *net, int i, int train, wh_ctx *ctx)
 {
+    if (net->dry_run) return wh_error(ctx, WH_ERR_STATE, "a planned-only network (opts.dry_run) cannot run");
     if (i < 0 || i >= net->n_layers) return wh_error(ctx, WH_ERR_ARG, "no layer %d", i);
     if (train && !net->train)
         return wh_error(ctx, WH_ERR_STATE, "training forward on a network built for inference");
@@ -545,6 +553,7 @@ void wh_net_zero_grads(wh_net *net)
 
 wh_status wh_net_backward_layer(wh_net *net, int i, float *din_input, wh_ctx *ctx)
 {
+    if (net->dry_run) return wh_error(ctx, WH_ERR_STATE, "a planned-only network (opts.dry_run) cannot run");
     if (!net->train) return wh_error(ctx, WH_ERR_STATE, "backward on a network built for inference");
     if (i < 0 || i >= net->n_layers) return wh_error(ctx, WH_ERR_ARG, "no layer %d", i);
     wh_layer *l = &net->layers[i];

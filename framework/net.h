@@ -85,6 +85,9 @@ typedef struct wh_net_opts {
      * infinities: the first one fails with WH_ERR_NUMERIC naming the layer
      * (and, for a gradient, the consumers that made it). */
     int check_finite;
+    /* Plan only: every arena is sized (arena_bytes, wh_net_memory_get) but
+     * nothing is allocated and the net cannot run (the memory planner). */
+    int dry_run;
 } wh_net_opts;
 
 struct wh_net {
@@ -106,6 +109,7 @@ struct wh_net {
                                 through the loss and the backward) */
     int share_outs;
     int check_finite;
+    int dry_run;
     int n_layout_cvt;        /* edges where the net reorders between disagreeing layouts */
     /* Data-parallel training (framework/dist.h): when bn_sum is set, training
      * convolutions add their batch-norm sums over the job's ranks

@@ -88,6 +88,10 @@ wh_status wh_plan_allocate(wh_plan *p, float *arena[WH_ARENA_COUNT],
         arena[k] = NULL;
         bytes[k] = size[k];
     }
+    if (p->dry) { /* the sizes were the question */
+        for (int i = 0; i < p->n; i++) *p->req[i].slot = NULL;
+        return WH_OK;
+    }
     for (int k = 0; k < WH_ARENA_COUNT; k++) {
         if (!size[k]) continue;
         arena[k] = aligned_alloc(WH__ALIGN, size[k]);

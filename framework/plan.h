@@ -29,6 +29,7 @@ struct wh_plan {
     int layer_begin;    /* first request of the layer being planned (scratch) */
     int failed;         /* an allocation of the request list failed */
     size_t scratch_max; /* bytes, finished layers */
+    int dry;            /* sizes only: wh_plan_allocate allocates nothing (slots NULL) */
 };
 
 void wh_plan_init(wh_plan *p, int train);

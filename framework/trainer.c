@@ -15,6 +15,7 @@
 #include "data/loader.h"
 #include "dist.h"
 #include "evaluate.h"
+#include "memplan.h"
 #include "optimizer.h"
 #include "plot.h"
 
@@ -105,6 +106,8 @@ typedef struct wh__run {
     wh_dist *dist;
     int rank, ranks;
     double comm_s;      /* this iteration's seconds in collectives */
+    wh_mem_plan plan;
+    char plan_text[512];
     int bn_synced;      /* batch-norm statistics summed over the ranks */
     float *stats_copy;  /* the running statistics before the iteration (max_skips > 0) */
     size_t stats_floats;
@@ -274,6 +277,26 @@ static wh_status wh__setup(wh__run *r, wh_ctx *ctx)
                           "equal share of each mini-batch (change --batch, --subdivisions or the ranks)",
                           hp.batch, hp.subdivisions, r->ranks);
         no.batch = st == WH_OK ? hp.batch / (hp.subdivisions * r->ranks) : 1;
+    }
+    if (st == WH_OK) {
+        /* the memory planner: the run sized before anything is allocated */
+        wh_hparams hp;
+        st = cfg->n_sec > 0 ? wh_hparams_parse(&cfg->sec[0], &hp, ctx) : wh_error(ctx, WH_ERR_CFG, "empty cfg");
+        wh_loader_opts lo;
+        const int mini = no.batch > 0 ? no.batch : hp.batch / (hp.subdivisions > 0 ? hp.subdivisions : 1);
+        wh_loader_opts_default(&lo, hp.width, hp.height, mini);
+        const size_t loader = wh_loader_bytes(&lo) * (o->test_split && o->test_split[0] ? 2 : 1);
+        if (st == WH_OK) st = wh_mem_plan_train(cfg, &no, loader, &r->plan, ctx);
+        if (st == WH_OK) {
+            wh_mem_plan_format(&r->plan, r->plan_text, sizeof(r->plan_text));
+            if (r->plan.available && r->plan.total > r->plan.available && !o->ignore_memory)
+                st = wh_error(ctx, WH_ERR_NOMEM,
+                              "this run needs about %.0f MB but %.0f MB are available (%s): lower --batch, raise "
+                              "--subdivisions (the mini-batch in memory is %d images) or lower --size (%dx%d); "
+                              "--ignore-memory-plan runs it anyway. The plan: %s",
+                              r->plan.total / 1048576.0, r->plan.available / 1048576.0, r->plan.available_from, mini,
+                              hp.width, hp.height, r->plan_text);
+        }
     }
     if (st == WH_OK) st = wh_net_create(cfg, &no, &r->net, ctx);
     wh_cfg_free(cfg);
@@ -636,6 +659,10 @@ wh_status wh_train(const wh_train_opts *o, wh_train_result *res, wh_ctx *ctx)
                  cost.params / 1e6, cost.conv_flops / 1e9, r.it);
         wh_train_event ev = {.kind = WH_EV_START, .iteration = r.it, .max_batches = hp->max_batches, .text = text};
         wh__emit(&r, &ev);
+        char mem[600];
+        snprintf(mem, sizeof(mem), "memory plan: %s", r.plan_text);
+        wh_train_event mev = {.kind = WH_EV_INFO, .iteration = r.it, .text = mem};
+        wh__emit(&r, &mev);
         if (o->hooks.begin) st = o->hooks.begin(o->hooks.user, r.net, r.train->n, ctx);
     }
     if (st == WH_OK && o->max_skips > 0) {
@@ -749,6 +776,8 @@ wh_status wh_train(const wh_train_opts *o, wh_train_result *res, wh_ctx *ctx)
     }
     res->iterations = r.it;
     res->best_map = r.best_map;
+    res->planned_bytes = r.plan.total;
+    res->peak_bytes = wh_mem_peak();
     res->seconds = wh__now() - t_start;
     wh__teardown(&r);
     return st;

@@ -106,6 +106,11 @@ typedef struct wh_train_opts {
      * restored; logged as "skipped" in train.jsonl); one process only. */
     int check_finite;
     int max_skips;
+    /* The memory planner (framework/memplan.h): before anything is
+     * allocated the run is sized and, when it would not fit in the memory
+     * available, refused with a message saying what to lower; ignore_memory
+     * runs it anyway. */
+    int ignore_memory;
     /* Data-parallel training (framework/dist.h); NULL or one rank: the plain
      * path. [net] batch stays the images of one iteration over all ranks;
      * rank 0 writes the checkpoints, train.jsonl and the chart and is the
@@ -128,6 +133,8 @@ typedef struct wh_train_result {
     double best_map;     /* NaN when never evaluated */
     double final_map;
     double seconds;
+    size_t planned_bytes;   /* the memory planner's total */
+    size_t peak_bytes;      /* VmHWM at the end of the run */
 } wh_train_result;
 
 wh_status wh_train(const wh_train_opts *o, wh_train_result *res, wh_ctx *ctx);

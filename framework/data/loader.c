@@ -319,6 +319,13 @@ void wh_loader_destroy(wh_loader *l)
     free(l);
 }
 
+size_t wh_loader_bytes(const wh_loader_opts *o)
+{
+    const size_t n = (size_t)(o->batch > 0 ? o->batch : 0);
+    return 2 * n * ((size_t)3 * o->width * o->height * sizeof(float) + (size_t)o->max_boxes * sizeof(wh_truth) +
+                    sizeof(int) + sizeof(wh_xform));
+}
+
 wh_status wh_loader_create(const wh_dataset *d, const wh_loader_opts *o, wh_loader **out, wh_ctx *ctx)
 {
     *out = NULL;

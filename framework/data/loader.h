@@ -82,6 +82,10 @@ long wh_loader_position(const wh_loader *l);
 /* Makes the next call return batch `index` (resume). */
 wh_status wh_loader_seek(wh_loader *l, long index, wh_ctx *ctx);
 void wh_loader_destroy(wh_loader *l);
+/* The bytes a loader with these options holds: its two batches (the one
+ * handed out and the one being prepared), images, truth and bookkeeping;
+ * the memory planner counts them. */
+size_t wh_loader_bytes(const wh_loader_opts *o);
 
 /* Fills one image of a batch: exposed for tests and for single-image tools. */
 wh_status wh_loader_make(const wh_dataset *d, const wh_loader_opts *o, int sample, uint64_t rng_seed,

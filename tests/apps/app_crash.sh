@@ -8,7 +8,9 @@
 # - a full disk (a small tmpfs) and a read-only output folder: a clear error,
 #   a non-zero exit, the previous files intact (skipped where this user may
 #   not mount a tmpfs);
-# - a diverging run exits with status 3, naming the iteration.
+# - a diverging run exits with status 3, naming the iteration;
+# - the memory planner: within 10 % of the measured peak, and a run that
+#   does not fit (WH_MEM_AVAILABLE_MB) refused.
 # WH_CRASH_RUNS sets the number of kills (default 30).
 . "$(dirname "$0")/common.sh" "$@"
 RUNS=${WH_CRASH_RUNS:-30}
@@ -58,6 +60,23 @@ echo "note: $mid_write of the $RUNS kills left a temporary file (they landed ins
 timeout 60 "$W" "${ARGS[@]/100000/$((prev + 1))}" --out "$T/k" > "$T/run.txt" 2>&1
 check "the same command finishes the run" $?
 ! ls "$T/k" | grep -q '\.h5\.tmp'; check "no temporary file is left after a resume" $?
+
+# ---- the memory planner: its total against the measured peak on a model we
+# ship (yolov4-tiny at 416); a run that does not fit is refused ----
+"$W" model yolov4-tiny --classes 5 --size 416 -o "$T/tiny416.cfg" 2> /dev/null
+"$W" train --cfg "$T/tiny416.cfg" --data "$T/d" --batch 2 --subdivisions 1 --max-batches 2 --test-split '' \
+    --out "$T/mem" > "$T/mem.txt" 2>&1; check "a run prints its memory plan" $?
+pct=$(sed -n 's/^memory: peak .*planned [0-9]* MB (\([-+][0-9.]*\) %)$/\1/p' "$T/mem.txt")
+[ -n "$pct" ] && awk -v p="$pct" 'BEGIN { exit !(p <= 10 && p >= -10) }'
+check "the plan is within 10 % of the measured peak (VmHWM): $pct %" $?
+WH_MEM_AVAILABLE_MB=40 "$W" train --cfg "$T/m.cfg" --data "$T/d" --batch 8 --subdivisions 1 --max-batches 2 \
+    --test-split '' --out "$T/mem2" > "$T/mem2.txt" 2>&1; rc=$?
+[ $rc -ne 0 ] && grep -q "needs about [0-9]* MB but 40 MB are available (WH_MEM_AVAILABLE_MB): lower --batch" "$T/mem2.txt" &&
+    [ ! -e "$T/mem2/last.h5" ]
+check "a run that does not fit is refused before it allocates, saying what to lower" $?
+WH_MEM_AVAILABLE_MB=40 "$W" train --cfg "$T/m.cfg" --data "$T/d" --batch 8 --subdivisions 1 --max-batches 1 \
+    --test-split '' --out "$T/mem3" --ignore-memory-plan > /dev/null 2>&1
+check "--ignore-memory-plan runs it anyway" $?
 
 # ---- a diverging run: exit status 3, the iteration named, nothing written for it ----
 "$W" train --cfg "$T/m.cfg" --data "$T/d" --batch 2 --subdivisions 1 --max-batches 200 --lr 10 --burn-in 0 \
