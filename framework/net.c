@@ -118,16 +118,16 @@ static wh_status wh__infer_shapes(wh_net *net, wh_cfg *cfg, wh_ctx *ctx)
     return WH_OK;
 }
 
-/* --- activation gradients ----------------------------------------------------
- * Every dout, and every din_cvt (the gradient of a reordered input edge),
- * gets an interval of backward steps, in layer indices: layer j's dout is
- * used by the backward of layers j..dout_hi[j] (its consumers write it, j
- * reads it); a din_cvt of layer i only within i's backward. Buffers whose
- * intervals overlap get disjoint bytes; the others may share them. Offsets:
- * largest first, each at the lowest offset clear of the already placed
- * buffers it overlaps in time (first fit, as compilers lay out stack slots).
- * Without share_douts every interval spans the whole backward, so nothing
- * shares. */
+/* --- layer outputs and activation gradients, by lifetime ----------------------
+ * Every output and dout, and every reordered input edge's copy and gradient,
+ * gets an interval of steps in layer indices (wh__plan_lives): layer j's
+ * dout is used by the backward of layers j..dout_hi[j] (its consumers write
+ * it, j reads it), its output by the forwards of j..out_hi[j]. Buffers
+ * whose intervals overlap get disjoint bytes; the others may share them.
+ * Offsets: largest first, each at the lowest offset clear of the already
+ * placed buffers it overlaps in time (first fit, as compilers lay out stack
+ * slots). Without share_douts / share_outs every interval spans the whole
+ * step, so nothing shares. */
 typedef struct wh__life {
     float **slot;
     size_t bytes;
@@ -221,11 +221,13 @@ static wh_status wh__lay_out(wh_net *net, wh__life *v, int m, wh_arena_kind kind
     return WH_OK;
 }
 
-/* Layer outputs and reordered inputs, in forward steps: layer j's output
- * lives over j..out_hi[j]; layer i's reordered input k over i..i, or to the
- * end when i's backward reads it (n_layers stands for the loss and the
- * backward). */
-static wh_status wh__plan_outs(wh_net *net, wh_ctx *ctx)
+/* The buffers of one arena by lifetime. Outputs (grads = 0), in forward
+ * steps: layer j's output lives over j..out_hi[j]; layer i's reordered input
+ * k over i..i, or to the end when i's backward reads it (n_layers stands for
+ * the loss and the backward). Activation gradients (grads = 1), in backward
+ * steps: layer j's dout over j..dout_hi[j], a din_cvt of layer i within i's
+ * backward; without share_douts every interval spans the whole step. */
+static wh_status wh__plan_lives(wh_net *net, int grads, wh_ctx *ctx)
 {
     const int n = net->n_layers;
     int cnt = 0;
@@ -235,46 +237,29 @@ static wh_status wh__plan_outs(wh_net *net, wh_ctx *ctx)
     }
     wh__life *v = calloc((size_t)cnt, sizeof(*v));
     if (!v) return wh_error(ctx, WH_ERR_NOMEM, "out of memory while planning");
+    const int sd = net->share_douts;
     int m = 0;
     for (int i = 0; i < n; i++) {
         wh_layer *l = &net->layers[i];
-        v[m++] = (wh__life){&l->out, wh_layout_count(l->out_shape, l->out_layout) * sizeof(float), i,
-                            net->out_hi[i], 0};
-        for (int k = 0; k < l->n_in; k++)
-            if (wh__reordered(net, l, k))
-                v[m++] = (wh__life){&l->in_cvt[k], wh_layout_count(l->in_shape[k], l->in_layout[k]) * sizeof(float),
-                                    i, net->share_outs && !l->ops->backward_reads_input ? i : n, 0};
+        const size_t bytes = wh_layout_count(l->out_shape, l->out_layout) * sizeof(float);
+        v[m++] = grads ? (wh__life){&l->dout, bytes, sd ? i : -1, sd ? net->dout_hi[i] : n, 0}
+                       : (wh__life){&l->out, bytes, i, net->out_hi[i], 0};
+        for (int k = 0; k < l->n_in; k++) {
+            if (!wh__reordered(net, l, k)) continue;
+            const size_t b = wh_layout_count(l->in_shape[k], l->in_layout[k]) * sizeof(float);
+            v[m++] = grads ? (wh__life){&l->din_cvt[k], b, sd ? i : -1, sd ? i : n, 0}
+                           : (wh__life){&l->in_cvt[k], b, i,
+                                        net->share_outs && !l->ops->backward_reads_input ? i : n, 0};
+        }
     }
-    const wh_status st = wh__lay_out(net, v, m, WH_ARENA_OUT, "layer-output", ctx);
+    const wh_status st = wh__lay_out(net, v, m, grads ? WH_ARENA_DOUT : WH_ARENA_OUT,
+                                     grads ? "activation-gradient" : "layer-output", ctx);
     free(v);
     return st;
 }
 
-static wh_status wh__plan_douts(wh_net *net, wh_ctx *ctx)
-{
-    const int n = net->n_layers;
-    int cnt = 0;
-    for (int i = 0; i < n; i++) {
-        cnt++;
-        for (int k = 0; k < net->layers[i].n_in; k++) cnt += wh__reordered(net, &net->layers[i], k);
-    }
-    wh__life *v = calloc((size_t)cnt, sizeof(*v));
-    if (!v) return wh_error(ctx, WH_ERR_NOMEM, "out of memory while planning");
-    int m = 0;
-    for (int i = 0; i < n; i++) {
-        wh_layer *l = &net->layers[i];
-        const int hi = net->share_douts ? net->dout_hi[i] : n;
-        v[m++] = (wh__life){&l->dout, wh_layout_count(l->out_shape, l->out_layout) * sizeof(float),
-                            net->share_douts ? i : -1, hi, 0};
-        for (int k = 0; k < l->n_in; k++)
-            if (wh__reordered(net, l, k))
-                v[m++] = (wh__life){&l->din_cvt[k], wh_layout_count(l->in_shape[k], l->in_layout[k]) * sizeof(float),
-                                    net->share_douts ? i : -1, net->share_douts ? i : n, 0};
-    }
-    const wh_status st = wh__lay_out(net, v, m, WH_ARENA_DOUT, "activation-gradient", ctx);
-    free(v);
-    return st;
-}
+static wh_status wh__plan_outs(wh_net *net, wh_ctx *ctx) { return wh__plan_lives(net, 0, ctx); }
+static wh_status wh__plan_douts(wh_net *net, wh_ctx *ctx) { return wh__plan_lives(net, 1, ctx); }
 
 void wh_net_memory_get(const wh_net *net, wh_net_memory *m)
 {
