@@ -32,9 +32,11 @@ bad=0 mid_write=0 prev=0 resumed=0
 for run in $(seq "$RUNS"); do
     "$W" "${ARGS[@]}" --out "$T/k" > "$T/run.txt" 2>&1 &
     pid=$!
-    # 0.3-1.5 s: past the start-up (about 0.2 s here), then anywhere in the
-    # iterations, each of which writes two checkpoints
-    sleep "$(awk -v r=$RANDOM 'BEGIN { printf "%.3f", 0.3 + 1.2 * r / 32768 }')"
+    # past the start-up (the run's first line: fast here, slow in the
+    # sanitizer build), then 0-0.8 s into the iterations, each of which
+    # writes two checkpoints
+    for _ in $(seq 600); do grep -q '^train: ' "$T/run.txt" 2> /dev/null && break; sleep 0.1; done
+    sleep "$(awk -v r=$RANDOM 'BEGIN { printf "%.3f", 0.8 * r / 32768 }')"
     kill -9 $pid 2> /dev/null
     wait $pid 2> /dev/null
     ls "$T/k" | grep -q '\.h5\.tmp' && mid_write=$((mid_write + 1))
