@@ -23,10 +23,12 @@ while [ $# -gt 0 ]; do
 done
 [ ${#TARGETS[@]} -eq 0 ] && TARGETS=(cfg image voc darknet_data weights ckpt groups specs)
 ./scripts/install-deps.sh
+mkdir -p build-fuzz
+LOG=build-fuzz/build.log
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWH_FUZZ=ON -DWH_SANITIZE=ON \
-    -DWH_BUILD_TESTS=OFF > build-fuzz.log 2>&1 || { cat build-fuzz.log >&2; exit 1; }
-cmake --build build-fuzz -j "$(nproc)" $(printf -- '--target fuzz_%s ' "${TARGETS[@]}") >> build-fuzz.log 2>&1 ||
-    { tail -40 build-fuzz.log >&2; exit 1; }
+    -DWH_BUILD_TESTS=OFF > "$LOG" 2>&1 || { cat "$LOG" >&2; exit 1; }
+cmake --build build-fuzz -j "$(nproc)" $(printf -- '--target fuzz_%s ' "${TARGETS[@]}") >> "$LOG" 2>&1 ||
+    { tail -40 "$LOG" >&2; exit 1; }
 # one thread: the inputs are small, and oneDNN's and the harness's OpenMP stay quiet
 export OMP_NUM_THREADS=1 ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1
 fail=0
