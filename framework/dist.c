@@ -186,26 +186,26 @@ static wh_status wh__sum(wh_dist *d, void *buf, size_t n, MPI_Datatype t, size_t
 }
 #endif
 
-wh_status wh_dist_sum_f32(wh_dist *d, float *buf, size_t n, const char *what, wh_ctx *ctx)
+/* In-place sums of n floats (elem 4) or doubles (elem 8). */
+static wh_status wh__sum_of(wh_dist *d, void *buf, size_t n, size_t elem, const char *what, wh_ctx *ctx)
 {
     if (!d || d->size < 2) return WH_OK;
 #ifdef WH_HAVE_MPI
-    return wh__sum(d, buf, n, MPI_FLOAT, sizeof(float), what, ctx);
+    return wh__sum(d, buf, n, elem == sizeof(double) ? MPI_DOUBLE : MPI_FLOAT, elem, what, ctx);
 #else
-    (void)buf, (void)n, (void)what, (void)ctx;
+    (void)buf, (void)n, (void)elem, (void)what, (void)ctx;
     return WH_OK;
 #endif
 }
 
+wh_status wh_dist_sum_f32(wh_dist *d, float *buf, size_t n, const char *what, wh_ctx *ctx)
+{
+    return wh__sum_of(d, buf, n, sizeof(float), what, ctx);
+}
+
 wh_status wh_dist_sum_f64(wh_dist *d, double *buf, size_t n, const char *what, wh_ctx *ctx)
 {
-    if (!d || d->size < 2) return WH_OK;
-#ifdef WH_HAVE_MPI
-    return wh__sum(d, buf, n, MPI_DOUBLE, sizeof(double), what, ctx);
-#else
-    (void)buf, (void)n, (void)what, (void)ctx;
-    return WH_OK;
-#endif
+    return wh__sum_of(d, buf, n, sizeof(double), what, ctx);
 }
 
 wh_status wh_dist_bcast(wh_dist *d, void *buf, size_t bytes, const char *what, wh_ctx *ctx)

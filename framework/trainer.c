@@ -266,27 +266,28 @@ static wh_status wh__setup(wh__run *r, wh_ctx *ctx)
     wh_cfg *cfg = NULL;
     if (st == WH_OK) st = wh_cfg_parse_string(r->cfg_text, r->resume ? r->path : o->cfg_path ? o->cfg_path : "<checkpoint cfg>", &cfg, ctx);
     wh_net_opts no = {.train = 1, .blocked = 1, .share_douts = 1, .share_outs = 1, .check_finite = o->check_finite};
-    if (st == WH_OK && r->ranks > 1) { /* each rank holds its share of every mini-batch */
-        wh_hparams hp;
-        if (cfg->n_sec < 1 || strcmp(cfg->sec[0].type, "net") != 0)
-            st = wh_error(ctx, WH_ERR_CFG, "the cfg does not start with [net]");
-        if (st == WH_OK) st = wh_hparams_parse(&cfg->sec[0], &hp, ctx);
-        if (st == WH_OK && hp.batch % (hp.subdivisions * r->ranks) != 0)
+    /* [net] as the net will read it: the ranks' shares and the memory plan
+     * need it before the net exists (a cfg without it: wh_net_create says so) */
+    wh_hparams nh;
+    const int has_net = st == WH_OK && cfg->n_sec > 0 &&
+                        (!strcmp(cfg->sec[0].type, "net") || !strcmp(cfg->sec[0].type, "network"));
+    if (has_net) st = wh_hparams_parse(&cfg->sec[0], &nh, ctx);
+    if (st == WH_OK && has_net && r->ranks > 1) { /* each rank holds its share of every mini-batch */
+        if (nh.batch % (nh.subdivisions * r->ranks) != 0)
             st = wh_error(ctx, WH_ERR_ARG,
                           "[net] batch=%d is not a multiple of subdivisions=%d x %d ranks: every rank takes an "
                           "equal share of each mini-batch (change --batch, --subdivisions or the ranks)",
-                          hp.batch, hp.subdivisions, r->ranks);
-        no.batch = st == WH_OK ? hp.batch / (hp.subdivisions * r->ranks) : 1;
+                          nh.batch, nh.subdivisions, r->ranks);
+        else
+            no.batch = nh.batch / (nh.subdivisions * r->ranks);
     }
-    if (st == WH_OK) {
+    if (st == WH_OK && has_net) {
         /* the memory planner: the run sized before anything is allocated */
-        wh_hparams hp;
-        st = cfg->n_sec > 0 ? wh_hparams_parse(&cfg->sec[0], &hp, ctx) : wh_error(ctx, WH_ERR_CFG, "empty cfg");
         wh_loader_opts lo;
-        const int mini = no.batch > 0 ? no.batch : hp.batch / (hp.subdivisions > 0 ? hp.subdivisions : 1);
-        wh_loader_opts_default(&lo, hp.width, hp.height, mini);
+        const int mini = no.batch > 0 ? no.batch : nh.batch / (nh.subdivisions > 0 ? nh.subdivisions : 1);
+        wh_loader_opts_default(&lo, nh.width, nh.height, mini);
         const size_t loader = wh_loader_bytes(&lo) * (o->test_split && o->test_split[0] ? 2 : 1);
-        if (st == WH_OK) st = wh_mem_plan_train(cfg, &no, loader, &r->plan, ctx);
+        st = wh_mem_plan_train(cfg, &no, loader, &r->plan, ctx);
         if (st == WH_OK) {
             wh_mem_plan_format(&r->plan, r->plan_text, sizeof(r->plan_text));
             if (r->plan.available && r->plan.total > r->plan.available && !o->ignore_memory)
@@ -295,7 +296,7 @@ static wh_status wh__setup(wh__run *r, wh_ctx *ctx)
                               "--subdivisions (the mini-batch in memory is %d images) or lower --size (%dx%d); "
                               "--ignore-memory-plan runs it anyway. The plan: %s",
                               r->plan.total / 1048576.0, r->plan.available / 1048576.0, r->plan.available_from, mini,
-                              hp.width, hp.height, r->plan_text);
+                              nh.width, nh.height, r->plan_text);
         }
     }
     if (st == WH_OK) st = wh_net_create(cfg, &no, &r->net, ctx);
