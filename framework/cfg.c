@@ -1,5 +1,7 @@
 #include "cfg.h"
 
+#include "fileio.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -160,42 +162,7 @@ wh_status wh_cfg_parse_string(const char *text, const char *name, wh_cfg **out, 
 
 wh_status wh_read_text_file(const char *path, char **out, wh_ctx *ctx)
 {
-    *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return wh_error(ctx, WH_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    /* cfg files and lists are small; 64 MiB is far beyond any real one. */
-    const long max_bytes = 64L << 20;
-    if (fseek(f, 0, SEEK_END) != 0) {
-        fclose(f);
-        return wh_error(ctx, WH_ERR_IO, "%s: cannot seek", path);
-    }
-    long n = ftell(f);
-    if (n < 0 || n > max_bytes) {
-        fclose(f);
-        return wh_error(ctx, WH_ERR_IO, "%s: unreadable or too large (%ld bytes)", path, n);
-    }
-    rewind(f);
-    char *text = malloc((size_t)n + 1);
-    if (!text) {
-        fclose(f);
-        return wh_error(ctx, WH_ERR_NOMEM, "%s: out of memory", path);
-    }
-    size_t got = fread(text, 1, (size_t)n, f);
-    fclose(f);
-    if (got != (size_t)n) {
-        free(text);
-        return wh_error(ctx, WH_ERR_IO, "%s: short read", path);
-    }
-    const char *nul = memchr(text, 0, (size_t)n);
-    if (nul) {
-        int line = 1;
-        for (const char *p = text; p < nul; p++) line += *p == '\n';
-        free(text);
-        return wh_error(ctx, WH_ERR_PARSE, "%s:%d: contains a NUL byte: not a text file", path, line);
-    }
-    text[n] = 0;
-    *out = text;
-    return WH_OK;
+    return wh_file_read_text(path, WH_TEXT_MAX_BYTES, "cfg or text", out, ctx);
 }
 
 wh_status wh_cfg_parse_file(const char *path, wh_cfg **out, wh_ctx *ctx)

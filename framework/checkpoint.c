@@ -183,6 +183,14 @@ static wh_status wh__checksum(hid_t file, const char *path, wh__names *names, ui
     wh_status st = WH_OK;
     void *buf = NULL;
     size_t cap = 0;
+    /* A whittle checkpoint stores every dataset uncompressed, so none holds
+     * more bytes than the file: a larger dataspace is damage (or a crafted
+     * file), refused before its claimed size is allocated. */
+    hsize_t file_bytes = 0;
+    if (H5Fget_filesize(file, &file_bytes) < 0) {
+        wh__names_free(names);
+        return wh__h5_fail(ctx, WH_ERR_IO, path, "cannot read the file's size (corrupt file?)");
+    }
     for (int i = 0; st == WH_OK && i < names->n; i++) {
         const char *nm = names->v[i];
         hid_t d = H5Dopen2(file, nm, H5P_DEFAULT);
@@ -202,6 +210,11 @@ static wh_status wh__checksum(hid_t file, const char *path, wh__names *names, ui
                               "%s: dataset '%s' has a type a whittle checkpoint never holds "
                               "(only float32, int64, uint64, fixed-length strings)",
                               path, nm);
+            } else if ((unsigned long long)np > (unsigned long long)file_bytes / tsize) {
+                st = wh_error(ctx, WH_ERR_IO,
+                              "%s: dataset '%s' claims %lld elements of %zu bytes, more than the whole file "
+                              "(%llu bytes): corrupt file",
+                              path, nm, (long long)np, tsize, (unsigned long long)file_bytes);
             } else {
                 size_t bytes = (size_t)np * tsize;
                 if (bytes > cap) {

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "fileio.h"
 
@@ -680,6 +681,14 @@ wh_status wh_dets_read(const char *path, const wh_dataset *ds, wh_det **out, int
     if (!f) {
         free(ids);
         return wh_error(ctx, WH_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    }
+    /* only a regular file of bounded size: /dev/zero would be one endless line */
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode) || (unsigned long long)sb.st_size > WH_LIST_MAX_BYTES) {
+        fclose(f);
+        free(ids);
+        return wh_error(ctx, WH_ERR_IO, "%s: not a regular file of at most %zu MiB (a detections list)", path,
+                        WH_LIST_MAX_BYTES >> 20);
     }
     wh_status st = WH_OK;
     wh_det *dets = NULL;

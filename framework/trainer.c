@@ -203,7 +203,11 @@ static wh_status wh__load_series(wh_ckpt_reader *rd, const char *xn, const char 
     uint64_t dims[8];
     int nd = 0;
     WH_TRY(wh_ckpt_dims(rd, xn, dims, &nd, ctx));
-    size_t n = nd ? (size_t)dims[0] : 1;
+    if (nd != 1 || dims[0] > ((uint64_t)1 << 28)) /* one point per iteration or evaluation */
+        return wh_error(ctx, WH_ERR_SHAPE, "%s: %s has %d dimensions, %llu points: expected a list of at most 2^28",
+                        wh_ckpt_path(rd), xn, nd,
+                        nd ? (unsigned long long)dims[0] : 0ull);
+    const size_t n = (size_t)dims[0];
     float *x = malloc(n * sizeof(float)), *y = malloc(n * sizeof(float));
     wh_status st = x && y ? WH_OK : wh_error(ctx, WH_ERR_NOMEM, "out of memory");
     if (st == WH_OK) st = wh_ckpt_get_f32(rd, xn, x, n, ctx);

@@ -14,6 +14,7 @@
  * 1e-6), running statistics move by 1 % per step. Backward is the exact
  * gradient of that forward (checked by finite differences in the tests).
  */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,7 +98,8 @@ static wh_status wh_conv_init(wh_layer *l, wh_cfg_section *s, wh_ctx *ctx)
     for (size_t i = 0; i < sizeof(unsupported) / sizeof(unsupported[0]); i++) {
         wh_cfg_kv *kv = wh_cfg_find(s, unsupported[i].key);
         if (!kv) continue;
-        int v = atoi(kv->val);
+        int v; /* parsed as strictly as every other key: "1x" is an error, not 1 */
+        WH_TRY(wh_cfg_int(s, unsupported[i].key, 0, INT_MIN, INT_MAX, &v, ctx));
         int fine = unsupported[i].ok >= 0 ? v == unsupported[i].ok
                                           : (strcmp(unsupported[i].key, "share_index") != 0 &&
                                              v == c->stride);

@@ -3,6 +3,8 @@
  * path. The VOC reader is voc.c, the darknet reader darknet_data.c. */
 #include "dataset.h"
 
+#include "../fileio.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -67,30 +69,9 @@ int wh__ds_is_file(const char *path)
 
 wh_status wh__ds_read_text(const char *path, char **text, wh_ctx *ctx)
 {
-    *text = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return wh_error(ctx, WH_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    for (;;) {
-        if (!buf) {
-            fclose(f);
-            return wh_error(ctx, WH_ERR_NOMEM, "%s: out of memory", path);
-        }
-        n += fread(buf + n, 1, cap - 1 - n, f);
-        if (n < cap - 1) break;
-        char *p = realloc(buf, 2 * cap);
-        if (!p) free(buf);
-        buf = p;
-        cap *= 2;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(buf);
-        return wh_error(ctx, WH_ERR_IO, "%s: read failed", path);
-    }
-    buf[n] = 0;
+    char *buf;
+    WH_TRY(wh_file_read_text(path, WH_LIST_MAX_BYTES, "list or label", &buf, ctx));
+    const size_t n = strlen(buf);
     if (n >= 3 && (unsigned char)buf[0] == 0xEF && (unsigned char)buf[1] == 0xBB &&
         (unsigned char)buf[2] == 0xBF)
         memmove(buf, buf + 3, n - 2); /* lists saved by Windows editors */

@@ -369,42 +369,12 @@ wh_status wh_image_decode(const void *buf, size_t len, const char *name, wh_imag
     }
 }
 
-static wh_status wh__read_file(const char *path, unsigned char **buf, size_t *len, wh_ctx *ctx)
-{
-    *buf = NULL;
-    *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return wh_error(ctx, WH_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    wh_status st = WH_OK;
-    long n = -1;
-    if (fseek(f, 0, SEEK_END) == 0) n = ftell(f);
-    if (n < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        st = wh_error(ctx, WH_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
-        goto done;
-    }
-    *buf = malloc(n > 0 ? (size_t)n : 1);
-    if (!*buf) {
-        st = wh_error(ctx, WH_ERR_NOMEM, "%s: out of memory for %ld bytes", path, n);
-        goto done;
-    }
-    if (fread(*buf, 1, (size_t)n, f) != (size_t)n) {
-        st = wh_error(ctx, WH_ERR_IO, "%s: read failed", path);
-        free(*buf);
-        *buf = NULL;
-        goto done;
-    }
-    *len = (size_t)n;
-done:
-    fclose(f);
-    return st;
-}
-
 wh_status wh_image_load(const char *path, wh_image *out, wh_ctx *ctx)
 {
     memset(out, 0, sizeof(*out));
     unsigned char *buf;
     size_t len;
-    WH_TRY(wh__read_file(path, &buf, &len, ctx));
+    WH_TRY(wh_file_read_all(path, WH_IMAGE_MAX_BYTES, "image", (char **)&buf, &len, ctx));
     wh_status st = wh_image_decode(buf, len, path, out, ctx);
     free(buf);
     return st;

@@ -13,6 +13,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -642,33 +643,70 @@ static char *wh__stamp_text(const wh__stamp *s)
     return b.p;
 }
 
-/* Returns 1 if path is a readable stamp (filled into *s), 0 otherwise. */
+/* A stamp's whole number: decimal, nothing after it, within [0, hi]. */
+static int wh__stamp_num(const char *v, long long hi, long long *out)
+{
+    char *end;
+    errno = 0;
+    const long long x = strtoll(v, &end, 10);
+    if (end == v || *end || errno || x < 0 || x > hi) return 0;
+    *out = x;
+    return 1;
+}
+
+/* Returns 1 if path is a readable stamp (filled into *s), 0 otherwise: a
+ * value that is not a whole number in range makes it unreadable (the
+ * folder is then refused, not overwritten). */
 static int wh__stamp_read(const char *path, wh__stamp *s)
 {
     memset(s, 0, sizeof(*s));
     FILE *f = fopen(path, "r");
     if (!f) return 0;
     char line[256], key[64];
-    int seen = 0;
+    int seen = 0, bad = 0;
     while (fgets(line, sizeof(line), f)) {
         char val[128];
         if (line[0] == '#' || sscanf(line, "%63s %127s", key, val) != 2) continue;
-        char *end;
-        if (!strcmp(key, "version")) s->version = atoi(val), seen |= 1;
-        else if (!strcmp(key, "images")) s->o.images = atoi(val), seen |= 2;
-        else if (!strcmp(key, "classes")) s->o.classes = atoi(val), seen |= 4;
-        else if (!strcmp(key, "size")) s->o.size = atoi(val), seen |= 8;
-        else if (!strcmp(key, "seed")) s->o.seed = strtoull(val, &end, 10), seen |= 16;
-        else if (!strcmp(key, "test_fraction")) s->o.test_fraction = strtod(val, &end), seen |= 32;
-        else if (!strcmp(key, "complete")) s->complete = atoi(val);
-        else if (!strcmp(key, "train")) s->st.train = atoi(val);
-        else if (!strcmp(key, "test")) s->st.test = atoi(val);
-        else if (!strcmp(key, "objects")) s->st.objects = atol(val);
-        else if (!strcmp(key, "difficult")) s->st.difficult = atol(val);
-        else if (!strcmp(key, "truncated")) s->st.truncated = atol(val);
+        long long x = 0;
+        if (!strcmp(key, "seed")) {
+            char *end;
+            errno = 0;
+            s->o.seed = strtoull(val, &end, 10);
+            bad |= end == val || *end || errno || val[0] == '-';
+            seen |= 16;
+            continue;
+        }
+        if (!strcmp(key, "test_fraction")) {
+            char *end;
+            s->o.test_fraction = strtod(val, &end);
+            bad |= end == val || *end || !(s->o.test_fraction >= 0 && s->o.test_fraction <= 1);
+            seen |= 32;
+            continue;
+        }
+        static const char *const ints[] = {"version", "images", "classes", "size",      "complete",
+                                           "train",   "test",   "objects", "difficult", "truncated"};
+        int k = 0;
+        while (k < 10 && strcmp(key, ints[k])) k++;
+        if (k == 10) continue;
+        if (!wh__stamp_num(val, k < 7 ? INT_MAX : LONG_MAX, &x)) {
+            bad = 1;
+            continue;
+        }
+        switch (k) {
+        case 0: s->version = (int)x, seen |= 1; break;
+        case 1: s->o.images = (int)x, seen |= 2; break;
+        case 2: s->o.classes = (int)x, seen |= 4; break;
+        case 3: s->o.size = (int)x, seen |= 8; break;
+        case 4: s->complete = (int)x; break;
+        case 5: s->st.train = (int)x; break;
+        case 6: s->st.test = (int)x; break;
+        case 7: s->st.objects = (long)x; break;
+        case 8: s->st.difficult = (long)x; break;
+        default: s->st.truncated = (long)x; break;
+        }
     }
     fclose(f);
-    return seen == 63;
+    return seen == 63 && !bad;
 }
 
 static int wh__same_opts(const wh_synth_opts *a, const wh_synth_opts *b)

@@ -544,6 +544,19 @@ TEST(Metrics, FormatNamesTheMetric)
 
 // ---------------------------------------------------------------- detection files
 
+TEST(Metrics, DetsReadRefusesWhatIsNotARegularFile)
+{
+    // /dev/zero is one endless line: without the check getline grows until memory runs out
+    Gt gt = main_gt();
+    wh_ctx ctx;
+    wh_ctx_init(&ctx);
+    wh_det *d = nullptr;
+    int n = -1;
+    EXPECT_EQ(wh_dets_read("/dev/zero", &gt.ds, &d, &n, &ctx), WH_ERR_IO);
+    EXPECT_TRUE(wht::contains(ctx.msg, "/dev/zero: not a regular file")) << ctx.msg;
+    EXPECT_EQ(d, nullptr);
+}
+
 TEST(Metrics, DetsReadParsesLines)
 {
     Gt gt = main_gt();

@@ -161,8 +161,10 @@ TEST(Convolutional, BadKeysNameTheLine)
         {"[net]\nwidth=8\nheight=8\n[convolutional]\nfilters=4x\n", "not an integer"},
         {"[net]\nwidth=8\nheight=8\n[convolutional]\nfilters=4\ndilation=2\n", "not supported"},
         {"[net]\nwidth=8\nheight=8\nchannels=3\n[convolutional]\nfilters=4\ngroups=2\n", "groups=2"},
+        // an unsupported key is parsed strictly: "1x" is not darknet's default 1
+        {"[net]\nwidth=8\nheight=8\n[convolutional]\nfilters=4\ndilation=1x\n", "not an integer"},
     };
-    const int lines[] = {4, 5, 6, 5, 6, 5};
+    const int lines[] = {4, 5, 6, 5, 6, 5, 6};
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         wh_ctx ctx;
         wh_ctx_init(&ctx);
