@@ -47,37 +47,106 @@ void wh_distill_free(wh_distill *d)
     memset(d, 0, sizeof(*d));
 }
 
-/* The teacher at the student's mini-batch and input size, the pairs, buffers. */
-static wh_status wh__setup(wh_distill *d, const wh_net *student, wh_ctx *ctx)
+/* The teacher at the student's mini-batch and input size (opts.dry_run:
+ * only planned) and the pairs, checked against each other. */
+static wh_status wh__teacher_pairs(const wh_distill *d, const wh_net *student, int dry_run, wh_net **teacher,
+                                   wh_at_pair **pairs, int *n_pairs, wh_ctx *ctx)
 {
     const wh_net_opts no = {.batch = student->in_shape.n,
                             .width = student->in_shape.w,
                             .height = student->in_shape.h,
-                            .blocked = 1};
-    WH_TRY(wh_ckpt_build_net(d->teacher_ckpt, &no, &d->teacher, NULL, ctx));
-    if (d->teacher->in_shape.c != student->in_shape.c)
+                            .blocked = 1,
+                            .dry_run = dry_run};
+    WH_TRY(wh_ckpt_build_net(d->teacher_ckpt, &no, teacher, NULL, ctx));
+    if ((*teacher)->in_shape.c != student->in_shape.c)
         return wh_error(ctx, WH_ERR_ARG, "%s: the teacher reads %d channels, the student %d", d->teacher_ckpt,
-                        d->teacher->in_shape.c, student->in_shape.c);
-    if (!d->layers || !strcmp(d->layers, "auto")) WH_TRY(wh_at_pairs_auto(student, &d->pairs, &d->n_pairs, ctx));
-    else WH_TRY(wh_at_pairs_parse(d->layers, &d->pairs, &d->n_pairs, ctx));
-    WH_TRY(wh_at_pairs_check(d->teacher, student, d->pairs, d->n_pairs, ctx));
-    size_t cap = 1;
-    for (int k = 0; k < d->n_pairs; k++) {
-        const wh_shape s = student->layers[d->pairs[k].layer].out_shape;
+                        (*teacher)->in_shape.c, student->in_shape.c);
+    if (!d->layers || !strcmp(d->layers, "auto")) WH_TRY(wh_at_pairs_auto(student, pairs, n_pairs, ctx));
+    else WH_TRY(wh_at_pairs_parse(d->layers, pairs, n_pairs, ctx));
+    return wh_at_pairs_check(*teacher, student, *pairs, *n_pairs, ctx);
+}
+
+/* The buffers' sizes in floats: cap, the largest paired map (n, h, w); zmax,
+ * the largest head input (for teachers whose heads are blocked). */
+static void wh__buffer_floats(const wh_net *teacher, const wh_net *student, const wh_at_pair *pairs, int n_pairs,
+                              size_t *cap, size_t *zmax)
+{
+    *cap = *zmax = 1;
+    for (int k = 0; k < n_pairs; k++) {
+        const wh_shape s = student->layers[pairs[k].layer].out_shape;
         const size_t m = (size_t)s.n * s.h * s.w;
-        cap = m > cap ? m : cap;
+        *cap = m > *cap ? m : *cap;
     }
+    for (int i = 0; i < teacher->n_layers; i++)
+        if (wh_yolo_get(&teacher->layers[i]) && teacher->layers[i].in[0] >= 0) {
+            const size_t m = wh_shape_count(teacher->layers[teacher->layers[i].in[0]].out_shape);
+            *zmax = m > *zmax ? m : *zmax;
+        }
+}
+
+/* The student's gradients that the terms seed before the backward (the
+ * paired layers', the heads') kept alive from the loss on. */
+static wh_status wh__pin(const wh_distill *d, const wh_at_pair *pairs, int n_pairs, wh_net *net, wh_ctx *ctx)
+{
+    for (int k = 0; k < n_pairs; k++) WH_TRY(wh_net_pin_dout(net, pairs[k].layer, ctx));
+    for (int i = 0; (d->kd_weight > 0 || d->kd_box_weight > 0) && i < net->n_layers; i++)
+        if (wh_yolo_get(&net->layers[i]) && net->layers[i].in[0] >= 0)
+            WH_TRY(wh_net_pin_dout(net, net->layers[i].in[0], ctx));
+    return WH_OK;
+}
+
+static size_t wh__arenas(const wh_net *net)
+{
+    size_t b = 0;
+    for (int k = 0; k < WH_ARENA_COUNT; k++) b += net->arena_bytes[k];
+    return b;
+}
+
+/* The memory planner's question (wh_train_hooks.plan): the teacher's arenas,
+ * the buffers, the fixed dump images, and what the pins add to the
+ * student's arenas, all from dry runs. */
+static wh_status wh__plan(void *user, wh_cfg *cfg, const wh_net_opts *opts, size_t *bytes, const char **what,
+                          wh_ctx *ctx)
+{
+    const wh_distill *d = user;
+    *bytes = 0;
+    *what = "distillation";
+    wh_net_opts so = *opts;
+    so.dry_run = 1;
+    wh_net *s = NULL, *t = NULL;
+    wh_at_pair *pairs = NULL;
+    int n_pairs = 0;
+    wh_status st = wh_net_create(cfg, &so, &s, ctx);
+    const size_t unpinned = st == WH_OK ? wh__arenas(s) : 0;
+    if (st == WH_OK) st = wh__teacher_pairs(d, s, 1, &t, &pairs, &n_pairs, ctx);
+    if (st == WH_OK) st = wh__pin(d, pairs, n_pairs, s, ctx);
+    if (st == WH_OK) {
+        size_t cap, zmax;
+        wh__buffer_floats(t, s, pairs, n_pairs, &cap, &zmax);
+        const size_t fixed = d->out_dir && d->data && d->dump_images > 0
+                                 ? (size_t)(d->dump_images < s->in_shape.n ? d->dump_images : s->in_shape.n) * 3 *
+                                       s->in_shape.w * s->in_shape.h
+                                 : 0;
+        *bytes = wh__arenas(t) + (wh__arenas(s) - unpinned) + (4 * cap + 3 * zmax + fixed) * sizeof(float) +
+                 (size_t)n_pairs * sizeof(double);
+    }
+    free(pairs);
+    wh_net_destroy(t);
+    wh_net_destroy(s);
+    return st;
+}
+
+/* The teacher, the pairs, buffers. */
+static wh_status wh__setup(wh_distill *d, const wh_net *student, wh_ctx *ctx)
+{
+    WH_TRY(wh__teacher_pairs(d, student, 0, &d->teacher, &d->pairs, &d->n_pairs, ctx));
+    size_t cap, zmax;
+    wh__buffer_floats(d->teacher, student, d->pairs, d->n_pairs, &cap, &zmax);
     d->qs = malloc(cap * sizeof(float));
     d->qt = malloc(cap * sizeof(float));
     d->scratch = malloc(2 * cap * sizeof(float));
     d->pair_loss = calloc((size_t)d->n_pairs, sizeof(double));
     if (!d->qs || !d->qt || !d->scratch || !d->pair_loss) return wh_error(ctx, WH_ERR_NOMEM, "out of memory");
-    size_t zmax = 1; /* the largest head output, for teachers whose heads are blocked */
-    for (int i = 0; i < d->teacher->n_layers; i++)
-        if (wh_yolo_get(&d->teacher->layers[i]) && d->teacher->layers[i].in[0] >= 0) {
-            const size_t m = wh_shape_count(d->teacher->layers[d->teacher->layers[i].in[0]].out_shape);
-            zmax = m > zmax ? m : zmax;
-        }
     d->zt = malloc(zmax * sizeof(float));
     d->zs = malloc(zmax * sizeof(float));
     d->dzs = malloc(zmax * sizeof(float));
@@ -257,19 +326,13 @@ static wh_status wh__extra_loss(void *user, wh_net *net, double *loss, wh_ctx *c
     return WH_OK;
 }
 
-/* Before the first step: the teacher, the pairs, and the student's gradients
- * that the terms seed before the backward (the paired layers', the heads')
- * kept alive from the loss on (wh_net_pin_dout). */
+/* Before the first step: the teacher, the pairs, and the pins (wh__pin). */
 static wh_status wh__begin(void *user, wh_net *net, long train_images, wh_ctx *ctx)
 {
     (void)train_images;
     wh_distill *d = user;
     if (!d->teacher) WH_TRY(wh__setup(d, net, ctx));
-    for (int k = 0; k < d->n_pairs; k++) WH_TRY(wh_net_pin_dout(net, d->pairs[k].layer, ctx));
-    for (int i = 0; (d->kd_weight > 0 || d->kd_box_weight > 0) && i < net->n_layers; i++)
-        if (wh_yolo_get(&net->layers[i]) && net->layers[i].in[0] >= 0)
-            WH_TRY(wh_net_pin_dout(net, net->layers[i].in[0], ctx));
-    return WH_OK;
+    return wh__pin(d, d->pairs, d->n_pairs, net, ctx);
 }
 
 void wh_distill_attach(wh_distill *d, wh_train_hooks *hooks)
@@ -278,4 +341,5 @@ void wh_distill_attach(wh_distill *d, wh_train_hooks *hooks)
     hooks->begin = wh__begin;
     hooks->extra_loss = wh__extra_loss;
     hooks->after_backward = wh__after_backward;
+    hooks->plan = wh__plan;
 }

@@ -897,7 +897,7 @@ wh_status wh_ckpt_read_net(wh_ckpt_reader *r, const wh_net_opts *opts, wh_net **
     }
     if (st == WH_OK) st = wh_cfg_parse_string(text, name, &cfg, ctx);
     if (st == WH_OK) st = wh_net_create(cfg, opts, &n, ctx);
-    if (st == WH_OK) st = wh_ckpt_load_net(r, n, ctx);
+    if (st == WH_OK && !(opts && opts->dry_run)) st = wh_ckpt_load_net(r, n, ctx); /* a plan holds no weights */
     wh_cfg_free(cfg);
     free(name);
     if (st != WH_OK) {

@@ -147,8 +147,8 @@ wh_status wh_ckpt_put_net(wh_ckpt_writer *w, const wh_net *net, const char *cfg_
  * old and new values. */
 wh_status wh_ckpt_load_net(wh_ckpt_reader *r, wh_net *net, wh_ctx *ctx);
 /* The checkpoint alone rebuilds the network: parse the stored cfg, build it
- * with opts, load the parameters. cfg_text (may be NULL) receives the stored
- * cfg text, malloc'd. */
+ * with opts, load the parameters (not with opts->dry_run: the net is only
+ * planned). cfg_text (may be NULL) receives the stored cfg text, malloc'd. */
 wh_status wh_ckpt_build_net(const char *path, const wh_net_opts *opts, wh_net **net,
                             char **cfg_text, wh_ctx *ctx);
 /* The same from an open reader, when the caller reads more from it (the

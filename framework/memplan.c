@@ -63,8 +63,8 @@ size_t wh_mem_available(char *from, size_t n)
     return avail;
 }
 
-wh_status wh_mem_plan_train(wh_cfg *cfg, const wh_net_opts *opts, size_t loader_bytes, wh_mem_plan *out,
-                            wh_ctx *ctx)
+wh_status wh_mem_plan_train(wh_cfg *cfg, const wh_net_opts *opts, size_t loader_bytes, size_t extra_bytes,
+                            const char *what, int ranks_on_host, wh_mem_plan *out, wh_ctx *ctx)
 {
     memset(out, 0, sizeof(*out));
     wh_net_opts o = *opts;
@@ -78,10 +78,18 @@ wh_status wh_mem_plan_train(wh_cfg *cfg, const wh_net_opts *opts, size_t loader_
     out->process = wh_mem_rss();
     out->runtime = WH_MEM_RUNTIME_BYTES;
     out->checkpoint = out->momentum;
-    out->total = out->momentum + out->loader + out->process + out->runtime + out->checkpoint;
+    out->extra = extra_bytes;
+    out->extra_what = what && what[0] ? what : "hooks";
+    out->ranks_on_host = ranks_on_host > 1 ? ranks_on_host : 1;
+    out->total = out->momentum + out->loader + out->process + out->runtime + out->checkpoint + out->extra;
     for (int k = 0; k < WH_ARENA_COUNT; k++) out->total += out->arenas[k];
     out->available = wh_mem_available(out->available_from, sizeof(out->available_from));
     return WH_OK;
+}
+
+int wh_mem_plan_fits(const wh_mem_plan *p)
+{
+    return !p->available || p->total * (size_t)p->ranks_on_host <= p->available;
 }
 
 void wh_mem_plan_format(const wh_mem_plan *p, char *buf, size_t n)
@@ -90,11 +98,16 @@ void wh_mem_plan_format(const wh_mem_plan *p, char *buf, size_t n)
     int k = snprintf(buf, n,
                      "%.0f MB (parameters %.0f, gradients %.0f, momentum %.0f, activations %.0f, outputs %.0f, "
                      "activation gradients %.0f, scratch %.0f, loader %.0f, checkpoint %.0f, process %.0f, runtime "
-                     "%.0f)",
+                     "%.0f",
                      p->total / mb, p->arenas[WH_ARENA_PARAM] / mb, p->arenas[WH_ARENA_GRAD] / mb, p->momentum / mb,
                      p->arenas[WH_ARENA_ACT] / mb, p->arenas[WH_ARENA_OUT] / mb, p->arenas[WH_ARENA_DOUT] / mb,
                      p->arenas[WH_ARENA_SCRATCH] / mb, p->loader / mb, p->checkpoint / mb, p->process / mb,
                      p->runtime / mb);
+    if (k >= 0 && (size_t)k < n && p->extra)
+        k += snprintf(buf + k, n - (size_t)k, ", %s %.0f", p->extra_what ? p->extra_what : "hooks", p->extra / mb);
+    if (k >= 0 && (size_t)k < n) k += snprintf(buf + k, n - (size_t)k, ")");
+    if (k >= 0 && (size_t)k < n && p->ranks_on_host > 1)
+        k += snprintf(buf + k, n - (size_t)k, " x %d ranks on this host", p->ranks_on_host);
     if (k < 0 || (size_t)k >= n) return;
     if (p->available)
         snprintf(buf + k, n - (size_t)k, " of %.0f MB available (%s)", p->available / mb, p->available_from);

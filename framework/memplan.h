@@ -37,22 +37,30 @@ typedef struct wh_mem_plan {
     size_t checkpoint;             /* writing one: its checksum reads the largest dataset (the momentum) back */
     size_t process;                /* VmRSS when planned */
     size_t runtime;                /* WH_MEM_RUNTIME_BYTES */
-    size_t total;
+    size_t extra;                  /* a training hook's own (wh_train_hooks.plan): a distillation teacher */
+    const char *extra_what;        /* what extra is ("distillation") */
+    size_t total;                  /* this process */
+    int ranks_on_host;             /* processes of this run on this host (MPI), each planning total */
     size_t available;              /* 0: unknown */
     char available_from[48];       /* "MemAvailable", "cgroup memory.max", "WH_MEM_AVAILABLE_MB" */
 } wh_mem_plan;
 
 /* Plans a training network for cfg with opts (built with opts.dry_run: no
- * allocation) plus loader_bytes. */
-wh_status wh_mem_plan_train(wh_cfg *cfg, const wh_net_opts *opts, size_t loader_bytes, wh_mem_plan *out,
-                            wh_ctx *ctx);
+ * allocation) plus loader_bytes and a hook's extra_bytes (what names them),
+ * for one of ranks_on_host processes on this host. */
+wh_status wh_mem_plan_train(wh_cfg *cfg, const wh_net_opts *opts, size_t loader_bytes, size_t extra_bytes,
+                            const char *what, int ranks_on_host, wh_mem_plan *out, wh_ctx *ctx);
+/* Whether the run fits: total x ranks_on_host within the memory available
+ * (always when that is unknown). */
+int wh_mem_plan_fits(const wh_mem_plan *p);
 /* Bytes this process may still allocate (0: unknown); from names the source. */
 size_t wh_mem_available(char *from, size_t n);
 /* This process's VmRSS / VmHWM in bytes (0: unknown). */
 size_t wh_mem_rss(void);
 size_t wh_mem_peak(void);
 /* "812 MB (parameters 23, gradients 23, momentum 23, activations 225, outputs 190, activation gradients 85,
- * scratch 100, loader 33, checkpoint 23, process 80, runtime 20) of 20480 MB available (MemAvailable)" */
+ * scratch 100, loader 33, checkpoint 23, process 80, runtime 20[, distillation 90]) [x 2 ranks on this host]
+ * of 20480 MB available (MemAvailable)" */
 void wh_mem_plan_format(const wh_mem_plan *p, char *buf, size_t n);
 
 #ifdef __cplusplus

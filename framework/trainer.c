@@ -291,16 +291,21 @@ static wh_status wh__setup(wh__run *r, wh_ctx *ctx)
         const int mini = no.batch > 0 ? no.batch : nh.batch / (nh.subdivisions > 0 ? nh.subdivisions : 1);
         wh_loader_opts_default(&lo, nh.width, nh.height, mini);
         const size_t loader = wh_loader_bytes(&lo) * (o->test_split && o->test_split[0] ? 2 : 1);
-        st = wh_mem_plan_train(cfg, &no, loader, &r->plan, ctx);
+        size_t extra = 0;
+        const char *what = NULL;
+        if (o->hooks.plan) st = o->hooks.plan(o->hooks.user, cfg, &no, &extra, &what, ctx);
+        const int local = wh_dist_local_size(r->dist);
+        if (st == WH_OK) st = wh_mem_plan_train(cfg, &no, loader, extra, what, local, &r->plan, ctx);
         if (st == WH_OK) {
             wh_mem_plan_format(&r->plan, r->plan_text, sizeof(r->plan_text));
-            if (r->plan.available && r->plan.total > r->plan.available && !o->ignore_memory)
+            if (!wh_mem_plan_fits(&r->plan) && !o->ignore_memory)
                 st = wh_error(ctx, WH_ERR_NOMEM,
-                              "this run needs about %.0f MB but %.0f MB are available (%s): lower --batch, raise "
-                              "--subdivisions (the mini-batch in memory is %d images) or lower --size (%dx%d); "
+                              "this run needs about %.0f MB%s but %.0f MB are available (%s): lower --batch, raise "
+                              "--subdivisions (the mini-batch in memory is %d images)%s or lower --size (%dx%d); "
                               "--ignore-memory-plan runs it anyway. The plan: %s",
-                              r->plan.total / 1048576.0, r->plan.available / 1048576.0, r->plan.available_from, mini,
-                              nh.width, nh.height, r->plan_text);
+                              r->plan.total * (double)local / 1048576.0, local > 1 ? " for its ranks on this host" : "",
+                              r->plan.available / 1048576.0, r->plan.available_from, mini,
+                              local > 1 ? ", run fewer ranks per host" : "", nh.width, nh.height, r->plan_text);
         }
     }
     if (st == WH_OK) st = wh_net_create(cfg, &no, &r->net, ctx);

@@ -71,6 +71,12 @@ typedef struct wh_train_hooks {
     wh_status (*extra_loss)(void *user, wh_net *net, double *loss, wh_ctx *ctx);
     wh_status (*save)(void *user, wh_ckpt_writer *w, wh_ctx *ctx);
     wh_status (*load)(void *user, wh_ckpt_reader *r, wh_ctx *ctx);
+    /* For the memory planner, before anything is allocated: the bytes the
+     * hook will add to a run of cfg built with opts (a teacher network, its
+     * buffers, the student's layers it pins), and what they are, for the
+     * plan's line ("distillation"). */
+    wh_status (*plan)(void *user, wh_cfg *cfg, const wh_net_opts *opts, size_t *bytes, const char **what,
+                      wh_ctx *ctx);
 } wh_train_hooks;
 
 typedef struct wh_train_opts {

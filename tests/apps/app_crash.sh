@@ -9,7 +9,8 @@
 #   a non-zero exit, the previous files intact (skipped where this user may
 #   not mount a tmpfs);
 # - a diverging run exits with status 3, naming the iteration;
-# - the memory planner: within 10 % of the measured peak, and a run that
+# - the memory planner: within 10 % of the measured peak (training, and a
+#   distillation with its teacher), and a run that
 #   does not fit (WH_MEM_AVAILABLE_MB) refused.
 # WH_CRASH_RUNS sets the number of kills (default 30).
 . "$(dirname "$0")/common.sh" "$@"
@@ -71,6 +72,14 @@ check "the same command finishes the run" $?
 pct=$(sed -n 's/^memory: peak .*planned [0-9]* MB (\([-+][0-9.]*\) %)$/\1/p' "$T/mem.txt")
 [ -n "$pct" ] && awk -v p="$pct" 'BEGIN { exit !(p <= 10 && p >= -10) }'
 check "the plan is within 10 % of the measured peak (VmHWM): $pct %" $?
+# distillation: the teacher, its buffers and the student's pinned gradients are in the plan
+"$W" distill --teacher "$T/mem/last.h5" --student "$T/mem/last.h5" --data "$T/d" --batch 2 --subdivisions 1 \
+    --max-batches 1 --test-split '' --dump-images 0 --out "$T/memd" > "$T/memd.txt" 2>&1
+check "a distillation run prints its memory plan" $?
+pct=$(sed -n 's/^memory: peak .*planned [0-9]* MB (\([-+][0-9.]*\) %)$/\1/p' "$T/memd.txt")
+grep -q '^memory plan: .*, distillation [0-9]*)' "$T/memd.txt" && [ -n "$pct" ] &&
+    awk -v p="$pct" 'BEGIN { exit !(p <= 10 && p >= -10) }'
+check "a distillation run's plan (teacher included) is within 10 % of its peak: $pct %" $?
 WH_MEM_AVAILABLE_MB=40 "$W" train --cfg "$T/m.cfg" --data "$T/d" --batch 8 --subdivisions 1 --max-batches 2 \
     --test-split '' --out "$T/mem2" > "$T/mem2.txt" 2>&1; rc=$?
 [ $rc -ne 0 ] && grep -q "needs about [0-9]* MB but 40 MB are available (WH_MEM_AVAILABLE_MB): lower --batch" "$T/mem2.txt" &&

@@ -8,7 +8,8 @@
 #   --allow-rank-change;
 # - a rank killed mid-run ends the job non-zero within 60 s, and the same
 #   command (--auto-resume) continues from the last checkpoint;
-# - a rank that hangs (SIGSTOP) is caught by the watchdog.
+# - a rank that hangs (SIGSTOP) is caught by the watchdog;
+# - the memory plan counts the ranks on the host.
 # Exit 77 (skipped) when whittle was built without MPI or mpirun is missing.
 . "$(dirname "$0")/common.sh" "$@"
 command -v mpirun > /dev/null || { echo "skip: no mpirun"; exit 77; }
@@ -56,6 +57,13 @@ grep -q '"ranks": 2, "comm_s"' "$T/two/train.jsonl"; check "train.jsonl logs the
 m1=$(sed -n 's/^done: .*voc07 \([0-9.na]*\) (best.*/\1/p' "$T/one.txt")
 m2=$(sed -n 's/^done: .*voc07 \([0-9.na]*\) (best.*/\1/p' "$T/two.txt")
 [ -n "$m1" ] && [ "$m1" = "$m2" ]; check "the evaluation split over 2 ranks gives one process's mAP ($m1 = $m2)" $?
+# the memory planner counts every rank on this host: room for one rank's plan
+# and a half is refused for two (each plans its own share)
+P=$(sed -n 's/^memory plan: \([0-9]*\) MB .* x 2 ranks on this host .*/\1/p' "$T/two.txt")
+[ -n "$P" ] && WH_MEM_AVAILABLE_MB=$((P * 3 / 2)) "${MPI[@]}" "$W" train "${COMMON[@]}" --out "$T/mem2" \
+    > "$T/mem2.txt" 2>&1; rc=$?
+[ -n "$P" ] && [ $rc -ne 0 ] && grep -q "for its ranks on this host but $((P * 3 / 2)) MB are available" "$T/mem2.txt"
+check "the plan counts both ranks on this host (${P:-?} MB each, $((${P:-0} * 3 / 2)) MB available: refused)" $?
 # the mutation this test exists for: without synchronised batch norm, 2 x 4 is not 1 x 8
 "${MPI[@]}" "$W" train "${COMMON[@]}" --sync-bn off --out "$T/nosync" > "$T/nosync.txt" 2>&1
 check "2 ranks train without --sync-bn (running statistics averaged)" $?
