@@ -7,6 +7,8 @@
  * rules the reader applies are listed in dataset.h. */
 #include "dataset.h"
 
+#include "../fileio.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
@@ -240,10 +242,19 @@ static wh_status wh__parse_annotation(const char *path, const wh_dataset *d, wh_
                                       char **filename, wh_ctx *ctx)
 {
     *filename = NULL;
+    /* read whole, bounded (VOC's are about 1 KB): a regular file of at most
+     * 64 MiB, so a huge or endless one cannot grow the document tree */
+    char *text;
+    size_t len;
+    WH_TRY(wh_file_read_all(path, WH_TEXT_MAX_BYTES, "VOC annotation", &text, &len, ctx));
     xmlParserCtxtPtr px = xmlNewParserCtxt();
-    if (!px) return wh_error(ctx, WH_ERR_NOMEM, "%s: out of memory", path);
-    xmlDocPtr doc =
-        xmlCtxtReadFile(px, path, NULL, XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+    if (!px) {
+        free(text);
+        return wh_error(ctx, WH_ERR_NOMEM, "%s: out of memory", path);
+    }
+    xmlDocPtr doc = xmlCtxtReadMemory(px, text, (int)len, path, NULL,
+                                      XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+    free(text);
     wh_status st = WH_OK;
     if (!doc) {
         xmlErrorPtr e = xmlCtxtGetLastError(px);

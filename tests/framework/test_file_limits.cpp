@@ -108,6 +108,26 @@ TEST(FileLimits, EachReaderHasItsLimit)
     unlink(jpg.c_str());
 }
 
+TEST(FileLimits, AHugeVocAnnotationIsRefusedNamingIt)
+{
+    // libxml2 alone would build a tree of whatever the file holds
+    TempDir dir;
+    const std::string root = dir / "VOC";
+    const std::string mk = "mkdir -p '" + root + "/Annotations' '" + root + "/ImageSets/Main' '" + root + "/JPEGImages'";
+    ASSERT_EQ(system(mk.c_str()), 0);
+    wht::write_bytes(root + "/ImageSets/Main/train.txt", std::vector<unsigned char>{'x', '\n'});
+    const std::string xml = root + "/Annotations/x.xml";
+    sparse_file(xml, (off_t)WH_TEXT_MAX_BYTES + 1);
+    wh_ctx ctx;
+    wh_ctx_init(&ctx);
+    wh_dataset *ds = nullptr;
+    EXPECT_NE(wh_dataset_open(root.c_str(), "train", &ds, &ctx), WH_OK);
+    EXPECT_EQ(ds, nullptr);
+    EXPECT_TRUE(contains(ctx.msg, xml + ": 67108865 bytes, more than the 64 MiB limit for VOC annotation files"))
+        << ctx.msg;
+    ASSERT_EQ(system(("rm -rf '" + root + "'").c_str()), 0);
+}
+
 TEST(FileLimits, ANulByteInAListNamesItsLine)
 {
     // before, the list ended silently at the NUL and the rest was never read
