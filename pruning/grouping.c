@@ -12,6 +12,8 @@
  */
 #include "prune.h"
 
+#include "../framework/fileio.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
@@ -326,8 +328,14 @@ static int wh__split(char *s, char **tok, int max)
 static wh_status wh__read_groups(const char *path, int n_layers, wh__fgroup **gs, int *n_gs, wh__range **rg,
                                  int *n_rg, wh_ctx *ctx)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) return wh_error(ctx, WH_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    /* whole and bounded (a regular file of at most 64 MiB), then line by line */
+    char *text;
+    WH_TRY(wh_file_read_text(path, WH_TEXT_MAX_BYTES, "group preset", &text, ctx));
+    FILE *f = fmemopen(text, strlen(text) + 1, "r");
+    if (!f) {
+        free(text);
+        return wh_error(ctx, WH_ERR_NOMEM, "%s: out of memory", path);
+    }
     int cap_g = 0, cap_r = 0, line = 0;
     wh_status st = WH_OK;
     char buf[1024];
@@ -433,6 +441,7 @@ static wh_status wh__read_groups(const char *path, int n_layers, wh__fgroup **gs
         st = wh_error(ctx, WH_ERR_ARG, "%s: no groups (expected lines 'name first-last [ratio]')", path);
 done:
     fclose(f);
+    free(text);
     return st;
 }
 

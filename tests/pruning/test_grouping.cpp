@@ -488,5 +488,8 @@ TEST(FileGrouping, BadFilesSayWhereAndWhat)
     Grouping missing("file", "/nonexistent/whittle.groups", net, &G.g);
     EXPECT_EQ(missing.st, WH_ERR_IO);
     EXPECT_TRUE(contains(missing.ctx.msg, "/nonexistent/whittle.groups: cannot open")) << missing.ctx.msg;
+    Grouping dev("file", "/dev/zero", net, &G.g); // read whole and bounded: no endless read
+    EXPECT_EQ(dev.st, WH_ERR_IO);
+    EXPECT_TRUE(contains(dev.ctx.msg, "/dev/zero: not a regular file")) << dev.ctx.msg;
     wh_net_destroy(net);
 }
