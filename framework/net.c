@@ -1,6 +1,7 @@
 #include "net.h"
 
 #include <float.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <math.h>
 #include <stdlib.h>
@@ -471,6 +472,22 @@ static size_t wh__nonfinite_at(const float *p, size_t n)
     return n;
 }
 
+wh_status wh_net_numeric(wh_net *net, int at, wh_ctx *ctx, const char *fmt, ...)
+{
+    char msg[sizeof(net->numeric_msg)];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (!net->defer_numeric) return wh_error(ctx, WH_ERR_NUMERIC, "%s", msg);
+    if (!net->numeric_pending) {
+        memcpy(net->numeric_msg, msg, sizeof(msg));
+        net->numeric_at = at;
+    }
+    net->numeric_pending = 1;
+    return WH_OK;
+}
+
 /* Before layer i's backward its output gradient is complete (every consumer
  * has added into it): checked once there, it names the consumers that made
  * it. (Parameter gradients are checked before the optimizer step.) */
@@ -489,9 +506,10 @@ static wh_status wh__check_dout(wh_net *net, int i, wh_ctx *ctx)
                 break;
             }
     if (!len) snprintf(from, sizeof(from), "the loss");
-    return wh_error(ctx, WH_ERR_NUMERIC,
-                    "layer %d [%s]: non-finite gradient (%g) of its output, element %zu, made by the backward of %s",
-                    i, l->ops->type, (double)l->dout[at], at, from);
+    return wh_net_numeric(net, 2 * net->n_layers - i, ctx,
+                          "layer %d [%s]: non-finite gradient (%g) of its output, element %zu, made by the backward "
+                          "of %s",
+                          i, l->ops->type, (double)l->dout[at], at, from);
 }
 
 wh_status wh_net_forward_layer(wh_net *net, int i, int train, wh_ctx *ctx)
@@ -512,11 +530,14 @@ wh_status wh_net_forward_layer(wh_net *net, int i, int train, wh_ctx *ctx)
     wh__exec_for(net, l, train, NULL, ctx, &x);
     wh_status st = l->ops->forward(l, &x);
     if (st != WH_OK) return wh_error_prefix(ctx, "layer %d [%s] forward: ", i, l->ops->type);
+    if (x.nonfinite_sums) /* the layer's own sums show it: the message says which */
+        return wh_net_numeric(net, i, ctx, "layer %d [%s] forward: non-finite output (%s)", i, l->ops->type,
+                              x.nonfinite_what);
     if (net->check_finite && !x.checked) {
         const size_t n = wh_layout_count(l->out_shape, l->out_layout), at = wh__nonfinite_at(l->out, n);
         if (at < n)
-            return wh_error(ctx, WH_ERR_NUMERIC, "layer %d [%s] forward: non-finite output (%g), element %zu", i,
-                            l->ops->type, (double)l->out[at], at);
+            return wh_net_numeric(net, i, ctx, "layer %d [%s] forward: non-finite output (%g), element %zu", i,
+                                  l->ops->type, (double)l->out[at], at);
     }
     return WH_OK;
 }
@@ -566,9 +587,10 @@ wh_status wh_net_backward_layer(wh_net *net, int i, float *din_input, wh_ctx *ct
         if (l->din_cvt[k])
             memset(l->din_cvt[k], 0, wh_layout_count(l->in_shape[k], l->in_layout[k]) * sizeof(float));
     wh_status st = l->ops->backward(l, &x);
-    if (st == WH_ERR_NUMERIC && net->check_finite && l->ops->checks_dout)
-        return wh__check_dout(net, i, ctx); /* the full scan names the element and who made it */
     if (st != WH_OK) return wh_error_prefix(ctx, "layer %d [%s] backward: ", i, l->ops->type);
+    /* the layer's sums showed a non-finite dout (checks_dout): the full scan
+     * names the element and who made it (the layer finished its backward) */
+    if (x.nonfinite_sums) WH_TRY(wh__check_dout(net, i, ctx));
     for (int k = 0; k < l->n_in; k++) {
         int j = l->in[k];
         float *dst = j < 0 ? din_input : net->layers[j].dout;

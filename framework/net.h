@@ -109,6 +109,16 @@ struct wh_net {
                                 through the loss and the backward) */
     int share_outs;
     int check_finite;
+    /* Data-parallel training: a non-finite value found by the checks is
+     * recorded (the first one, numeric_msg) instead of failing the layer, and
+     * the step goes on, so every rank makes the same collective calls; the
+     * trainer then agrees with the other ranks to skip or stop
+     * (wh_net_numeric). The trainer clears numeric_pending per iteration. */
+    int defer_numeric;
+    int numeric_pending;
+    int numeric_at;          /* where in the step: layer i's forward i, the loss n_layers, layer i's
+                                backward 2 n_layers - i (ranks compare it to name the first) */
+    char numeric_msg[400];
     int dry_run;
     int n_layout_cvt;        /* edges where the net reorders between disagreeing layouts */
     /* Data-parallel training (framework/dist.h): when bn_sum is set, training
@@ -129,6 +139,15 @@ void wh_net_destroy(wh_net *net);
 
 /* Darknet-style random initialisation, reproducible from seed. */
 void wh_net_init_weights(wh_net *net, uint64_t seed);
+
+/* A non-finite value found at step position at (see numeric_at):
+ * WH_ERR_NUMERIC with the message, or, while net->defer_numeric, WH_OK after
+ * recording the first such message in net->numeric_msg (numeric_pending set). */
+wh_status wh_net_numeric(wh_net *net, int at, wh_ctx *ctx, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
 
 /* Runs every layer in order on net->input. */
 wh_status wh_net_forward(wh_net *net, int train, wh_ctx *ctx);

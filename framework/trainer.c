@@ -105,6 +105,11 @@ typedef struct wh__run {
     int resume;         /* from out_dir/last.h5 */
     wh_dist *dist;
     int rank, ranks;
+    /* A test's fault: WH_TEST_NONFINITE="RANK:ITERATION" puts a NaN into
+     * that rank's first input of that iteration (a corrupt image on one
+     * rank), for the tests of the numerical guards in whole runs, MPI ones
+     * included (tests/apps/app_mpi.sh); 0: none. */
+    long poison_it;
     double comm_s;      /* this iteration's seconds in collectives */
     wh_mem_plan plan;
     char plan_text[512];
@@ -458,6 +463,40 @@ static int wh__first_nonfinite_output(wh_net *net, wh_ctx *ctx)
 }
 
 /* One iteration: all subdivisions forward + loss + backward, then the step. */
+/* Data-parallel: n_bad ranks recorded a non-finite value this iteration
+ * (net->numeric_msg). Rank 0 gathers the records and names the one found
+ * first in the step (the lowest rank among equals): over synchronised batch
+ * norm a NaN reaches every rank, the rank it arose on sees it first. Every
+ * rank returns WH_ERR_NUMERIC, so that all skip the step or stop together. */
+static wh_status wh__numeric_verdict(wh__run *r, int n_bad, wh_ctx *ctx)
+{
+    typedef struct {
+        int32_t pending, at;
+        char msg[sizeof(r->net->numeric_msg)];
+    } rec;
+    rec mine;
+    memset(&mine, 0, sizeof(mine));
+    mine.pending = r->net->numeric_pending;
+    mine.at = r->net->numeric_at;
+    if (mine.pending) memcpy(mine.msg, r->net->numeric_msg, sizeof(mine.msg) - 1);
+    void *all = NULL;
+    size_t total = 0;
+    WH_TRY(wh_dist_gather(r->dist, &mine, sizeof(mine), &all, &total, "the non-finite report", ctx));
+    const rec *v = all;
+    int first = -1;
+    for (int k = 0; v && (size_t)(k + 1) * sizeof(rec) <= total; k++)
+        if (v[k].pending && (first < 0 || v[k].at < v[first].at)) first = k;
+    wh_status st;
+    if (first >= 0)
+        st = wh_error(ctx, WH_ERR_NUMERIC, "rank %d of %d: %s", first, r->ranks, v[first].msg);
+    else if (mine.pending) /* not rank 0: its own, for its own message */
+        st = wh_error(ctx, WH_ERR_NUMERIC, "rank %d of %d: %s", r->rank, r->ranks, mine.msg);
+    else
+        st = wh_error(ctx, WH_ERR_NUMERIC, "a non-finite value on %d other rank(s) of %d", n_bad, r->ranks);
+    free(all);
+    return st;
+}
+
 static wh_status wh__iteration(wh__run *r, wh_yolo_loss_parts *parts, double *extra, double *wait, wh_ctx *ctx)
 {
     wh_net *net = r->net;
@@ -466,6 +505,7 @@ static wh_status wh__iteration(wh__run *r, wh_yolo_loss_parts *parts, double *ex
     memset(parts, 0, sizeof(*parts));
     *extra = 0;
     *wait = 0;
+    net->numeric_pending = 0;
     wh_net_zero_grads(net);
     for (int s = 0; s < hp->subdivisions; s++) {
         const wh_batch *b;
@@ -473,6 +513,7 @@ static wh_status wh__iteration(wh__run *r, wh_yolo_loss_parts *parts, double *ex
         WH_TRY(wh_loader_next(r->loader, &b, ctx));
         *wait += wh__now() - tw;
         memcpy(net->input, b->images, in_floats * sizeof(float));
+        if (r->poison_it == r->it + 1 && s == 0) net->input[0] = NAN; /* WH_TEST_NONFINITE */
         WH_TRY(wh_net_forward(net, 1, ctx));
         wh_net_zero_douts(net);
         for (int i = 0; i < net->n_layers; i++) {
@@ -487,12 +528,14 @@ static wh_status wh__iteration(wh__run *r, wh_yolo_loss_parts *parts, double *ex
             WH_TRY(r->o->hooks.extra_loss(r->o->hooks.user, net, &e, ctx));
             *extra += e;
         }
-        if (!isfinite(parts->loss) || !isfinite(*extra)) {
+        if ((!isfinite(parts->loss) || !isfinite(*extra)) && !net->numeric_pending) {
+            /* (over MPI recorded, and the step goes on to the ranks' verdict) */
             int bad = wh__first_nonfinite_output(net, ctx);
             if (bad >= 0)
-                return wh_error(ctx, WH_ERR_NUMERIC, "non-finite values first appear in layer %d [%s] output", bad,
-                                net->layers[bad].ops->type);
-            return wh_error(ctx, WH_ERR_NUMERIC, "the loss is not finite");
+                WH_TRY(wh_net_numeric(net, net->n_layers, ctx, "non-finite values first appear in layer %d [%s] output", bad,
+                                      net->layers[bad].ops->type));
+            else
+                WH_TRY(wh_net_numeric(net, net->n_layers, ctx, "the loss is not finite"));
         }
         /* the last mini-batch's backward starts the gradient allreduce of
          * each bucket of layers as soon as it has passed them */
@@ -505,13 +548,16 @@ static wh_status wh__iteration(wh__run *r, wh_yolo_loss_parts *parts, double *ex
     if (r->ranks > 1) {
         WH_TRY(wh_dist_grads_finish(r->dist, ctx));
         /* the losses reported are those of the whole global batch */
-        double v[8] = {parts->loss, parts->box, parts->obj, parts->cls, parts->iou_sum, *extra, parts->count,
-                       parts->recall50};
-        WH_TRY(wh_dist_sum_f64(r->dist, v, 8, "the loss allreduce", ctx));
+        double v[9] = {parts->loss, parts->box, parts->obj, parts->cls, parts->iou_sum, *extra, parts->count,
+                       parts->recall50, net->numeric_pending};
+        WH_TRY(wh_dist_sum_f64(r->dist, v, 9, "the loss allreduce", ctx));
         parts->loss = v[0], parts->box = v[1], parts->obj = v[2], parts->cls = v[3], parts->iou_sum = v[4];
         *extra = v[5];
         parts->count = (int)v[6], parts->recall50 = (int)v[7];
         r->comm_s = wh_dist_take_comm_seconds(r->dist);
+        /* every rank knows how many found a non-finite value: all stop (or
+         * skip) together, before the step, with the first finder's message */
+        if (v[8] > 0) return wh__numeric_verdict(r, (int)v[8], ctx);
     }
     /* identical gradients on every rank from here: the regulariser, its
      * scheduler and the step make identical weights */
@@ -675,15 +721,18 @@ wh_status wh_train(const wh_train_opts *o, wh_train_result *res, wh_ctx *ctx)
         wh__emit(&r, &mev);
         if (o->hooks.begin) st = o->hooks.begin(o->hooks.user, r.net, r.train->n, ctx);
     }
+    /* over MPI a rank that finds a non-finite value finishes the step's
+     * collectives, and the ranks decide together (wh__numeric_verdict) */
+    if (st == WH_OK && r.ranks > 1) r.net->defer_numeric = 1;
+    const char *poison = getenv("WH_TEST_NONFINITE");
+    int poison_rank = -1;
+    long poison_it = 0;
+    if (poison && sscanf(poison, "%d:%ld", &poison_rank, &poison_it) == 2 && poison_rank == r.rank)
+        r.poison_it = poison_it;
     if (st == WH_OK && o->max_skips > 0) {
-        if (r.ranks > 1) {
-            st = wh_error(ctx, WH_ERR_UNSUPPORTED, "--skip-nonfinite works in one process only (the ranks would "
-                          "disagree about skipping)");
-        } else {
-            wh__stats_copy(&r, 0); /* counts them */
-            r.stats_copy = malloc((r.stats_floats ? r.stats_floats : 1) * sizeof(float));
-            if (!r.stats_copy) st = wh_error(ctx, WH_ERR_NOMEM, "out of memory");
-        }
+        wh__stats_copy(&r, 0); /* counts them */
+        r.stats_copy = malloc((r.stats_floats ? r.stats_floats : 1) * sizeof(float));
+        if (!r.stats_copy) st = wh_error(ctx, WH_ERR_NOMEM, "out of memory");
     }
     double ema_dt = 0;
     int skipped_row = 0;

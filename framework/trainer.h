@@ -109,7 +109,8 @@ typedef struct wh_train_opts {
      * iteration with WH_ERR_NUMERIC naming the layer and the iteration, the
      * weights untouched. max_skips > 0 lets up to that many such iterations
      * in a row be skipped instead (no step; batch-norm running statistics
-     * restored; logged as "skipped" in train.jsonl); one process only. */
+     * restored; logged as "skipped" in train.jsonl). Over MPI the ranks
+     * decide together after the loss allreduce (net.h: defer_numeric). */
     int check_finite;
     int max_skips;
     /* The memory planner (framework/memplan.h): before anything is

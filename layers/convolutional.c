@@ -540,25 +540,30 @@ static void wh__reduce_parts(const double *part, wh__planes g, double *sums)
  * cancellation in sum z^2 - M mean^2 stays near 1e-10 relative). Each plane's
  * partial sums go to part (n*cb*2*B doubles) and are added in a fixed order,
  * so the result does not depend on the thread count. */
-static wh_status wh__bn_stats(const wh_net *net, const float *z, wh__planes g, double *part, double *sums,
-                              float *mean, float *sd, wh_ctx *ctx)
+/* Batch-norm statistics of z. With the net's checks on, sums that are not
+ * finite on this rank's images (before any sum over ranks: over MPI the rank
+ * where a NaN arose is the one to name) set x's nonfinite_sums. */
+static wh_status wh__bn_stats(wh_exec *x, const float *z, wh__planes g, double *part, double *sums, float *mean,
+                              float *sd)
 {
+    const wh_net *net = x->net;
+    wh_ctx *ctx = x->ctx;
     const long np = (long)g.n * g.cb;
 #pragma omp parallel for schedule(static)
     for (long p = 0; p < np; p++) {
-        const float *x = z + (size_t)p * g.len;
+        const float *zp = z + (size_t)p * g.len;
         double s[WH__LANES] = {0}, ss[WH__LANES] = {0};
         size_t i = 0;
         for (; i + WH__LANES <= g.len; i += WH__LANES)
 #pragma omp simd
             for (int e = 0; e < WH__LANES; e++) {
-                const double v = x[i + e];
+                const double v = zp[i + e];
                 s[e] += v;
                 ss[e] += v * v;
             }
         for (int e = 0; i < g.len; i++, e++) {
-            s[e] += x[i];
-            ss[e] += (double)x[i] * x[i];
+            s[e] += zp[i];
+            ss[e] += (double)zp[i] * zp[i];
         }
         wh__fold(s, g.B, part + (size_t)p * 2 * g.B);
         wh__fold(ss, g.B, part + (size_t)p * 2 * g.B + g.B);
@@ -566,6 +571,14 @@ static wh_status wh__bn_stats(const wh_net *net, const float *z, wh__planes g, d
     wh__reduce_parts(part, g, sums);
     double m = (double)g.n * (double)(g.len / (size_t)g.B);
     const int C = g.cb * g.B;
+    /* a NaN or infinity anywhere in z shows in its channel's sums; then
+     * act(k z + off) is finite too (the net's check needs no scan) */
+    for (int c = 0; net->check_finite && c < C && !x->nonfinite_sums; c++)
+        if (!isfinite(sums[c]) || !isfinite(sums[C + c])) {
+            x->nonfinite_sums = 1;
+            snprintf(x->nonfinite_what, sizeof(x->nonfinite_what), "batch-norm sums of channel %d: %g, %g", c,
+                     sums[c], sums[C + c]);
+        }
     if (net->bn_sum) { /* data-parallel: the statistics of every rank's images */
         WH_TRY(net->bn_sum(net->bn_user, sums, 2 * (size_t)C, ctx));
         m *= net->bn_ranks;
@@ -759,14 +772,8 @@ static wh_status wh_conv_forward(wh_layer *l, wh_exec *x)
     WH_TRY(wh__conv_fwd(l, x->in[0], c->z, x->net, x->ctx));
     const wh__planes g = wh__planes_of(o, l->out_layout);
     if (c->bn) {
-        WH_TRY(wh__bn_stats(x->net, c->z, g, c->part, c->sums, c->mean, c->sd, x->ctx));
-        /* a NaN or infinity anywhere in z shows in its channel's sums; then
-         * act(k z + off) is finite too (the net's check needs no scan) */
-        for (int k = 0; x->net->check_finite && k < o.c; k++)
-            if (!isfinite(c->sums[k]) || !isfinite(c->sums[o.c + k]))
-                return wh_error(x->ctx, WH_ERR_NUMERIC, "non-finite output (batch-norm sums of channel %d: %g, %g)",
-                                k, c->sums[k], c->sums[o.c + k]);
-        x->checked = 1;
+        WH_TRY(wh__bn_stats(x, c->z, g, c->part, c->sums, c->mean, c->sd));
+        x->checked = 1; /* by the sums (another rank's NaN is that rank's to name) */
         float *rm = l->params[P_MEAN].data, *rv = l->params[P_VAR].data;
         for (int k = 0; k < o.c; k++) {
             rm[k] = (1.f - WH_BN_MOMENTUM) * rm[k] + WH_BN_MOMENTUM * c->mean[k];
@@ -799,10 +806,12 @@ static wh_status wh_conv_backward(wh_layer *l, wh_exec *x)
     for (int k = 0; c->bn && k < o.c; k++) inv_s[k] = (float)(1.0 / (c->sd[k] + WH_BN_EPS));
     wh__act_backward_sums(c->z, l->dout, c->dz, g, c->fk, c->foff, c->mean, inv_s, c->bn, c->act, c->part, c->sums);
     /* a NaN or infinity in dout shows in its channel's sums (checks_dout) */
-    for (int k = 0; net->check_finite && k < o.c; k++)
-        if (!isfinite(c->sums[k]) || (c->bn && !isfinite(c->sums[o.c + k])))
-            return wh_error(ctx, WH_ERR_NUMERIC, "non-finite gradient of its output (sums of channel %d: %g)", k,
-                            c->sums[k]);
+    for (int k = 0; net->check_finite && k < o.c && !x->nonfinite_sums; k++)
+        if (!isfinite(c->sums[k]) || (c->bn && !isfinite(c->sums[o.c + k]))) {
+            x->nonfinite_sums = 1;
+            snprintf(x->nonfinite_what, sizeof(x->nonfinite_what), "gradient sums of channel %d: %g", k,
+                     c->sums[k]);
+        }
     for (int k = 0; k < o.c; k++) pb->grad[k] += (float)c->sums[k];
     if (c->bn) {
         float *dscale = l->params[P_SCALES].grad;

@@ -97,6 +97,12 @@ typedef struct wh_exec {
      * numbers it computes anyway (batch-norm statistics): the net's
      * NaN/infinity check (opts.check_finite) then skips the full scan. */
     int checked;
+    /* Set by a layer whose own sums (batch-norm statistics forward, the
+     * gradient sums backward: checks_dout) came out non-finite, with what
+     * they were; the layer still finishes its work (a rank must still make
+     * its collective calls) and the net reports it (wh_net_numeric). */
+    int nonfinite_sums;
+    char nonfinite_what[96];
 } wh_exec;
 
 /* Structural facts the channel-dependency analysis and surgery read

@@ -9,7 +9,8 @@
 # - a rank killed mid-run ends the job non-zero within 60 s, and the same
 #   command (--auto-resume) continues from the last checkpoint;
 # - a rank that hangs (SIGSTOP) is caught by the watchdog;
-# - the memory plan counts the ranks on the host.
+# - the memory plan counts the ranks on the host;
+# - a NaN on one rank stops (or, with --skip-nonfinite, skips) on every rank.
 # Exit 77 (skipped) when whittle was built without MPI or mpirun is missing.
 . "$(dirname "$0")/common.sh" "$@"
 command -v mpirun > /dev/null || { echo "skip: no mpirun"; exit 77; }
@@ -69,6 +70,23 @@ check "the plan counts both ranks on this host (${P:-?} MB each, $((${P:-0} * 3 
 check "2 ranks train without --sync-bn (running statistics averaged)" $?
 /usr/bin/python3 "$T/cmp.py" "$T/one/last.h5" "$T/nosync/last.h5" 1e-5 > "$T/nosync.cmp" 2>&1
 [ $? -ne 0 ]; check "the comparison can fail: without --sync-bn the weights differ ($(cat "$T/nosync.cmp"))" $?
+
+# ---- a NaN on one rank (WH_TEST_NONFINITE: a NaN in rank 1's input at
+# iteration 3): every rank finishes the step's collectives and the ranks
+# decide together, naming the rank it arose on ----
+NF=(--init "$T/base/last.h5" --data "$T/d" --batch 8 --subdivisions 1 --max-batches 6 --lr 0.0003 --burn-in 0
+    --seed 9 --test-split '')
+WH_TEST_NONFINITE=1:3 "${MPI[@]}" "$W" train "${NF[@]}" --out "$T/nan" > "$T/nan.txt" 2>&1; rc=$?
+[ $rc -eq 3 ] && [ "$(grep -c 'iteration 3: rank 1 of 2: layer 0 \[convolutional\] forward: non-finite' "$T/nan.txt")" = 2 ]
+check "a NaN on rank 1 stops both ranks with exit 3, both naming rank 1 and the layer (exit $rc)" $?
+WH_TEST_NONFINITE=1:3 "${MPI[@]}" "$W" train "${NF[@]}" --skip-nonfinite 1 --out "$T/nan2" > "$T/nan2.txt" 2>&1
+check "with --skip-nonfinite 1 both ranks skip it and go on" $?
+grep -q '"iteration": 3, "skipped": true, "reason": "iteration 3: rank 1 of 2: layer 0' "$T/nan2/train.jsonl"
+check "train.jsonl logs the skip, naming rank 1" $?
+WH_TEST_NONFINITE=0:3 "$W" train "${NF[@]}" --skip-nonfinite 1 --out "$T/nan1" > "$T/nan1.txt" 2>&1
+check "one process skips the same iteration" $?
+/usr/bin/python3 "$T/cmp.py" "$T/nan1/last.h5" "$T/nan2/last.h5" 1e-5
+check "skipping: 2 x 4 weights = 1 x 8 weights (1e-5)" $?
 
 # ---- sparse training with the dynamic scheduler ----
 SP=(--weights "$T/base/last.h5" --sched dynamic:s=0.01 --data "$T/d" --batch 8 --subdivisions 1 --max-batches 10
