@@ -95,13 +95,6 @@ static wh_status wh__pin(const wh_distill *d, const wh_at_pair *pairs, int n_pai
     return WH_OK;
 }
 
-static size_t wh__arenas(const wh_net *net)
-{
-    size_t b = 0;
-    for (int k = 0; k < WH_ARENA_COUNT; k++) b += net->arena_bytes[k];
-    return b;
-}
-
 /* The memory planner's question (wh_train_hooks.plan): the teacher's arenas,
  * the buffers, the fixed dump images, and what the pins add to the
  * student's arenas, all from dry runs. */
@@ -117,7 +110,7 @@ static wh_status wh__plan(void *user, wh_cfg *cfg, const wh_net_opts *opts, size
     wh_at_pair *pairs = NULL;
     int n_pairs = 0;
     wh_status st = wh_net_create(cfg, &so, &s, ctx);
-    const size_t unpinned = st == WH_OK ? wh__arenas(s) : 0;
+    const size_t unpinned = st == WH_OK ? wh_net_arena_total(s) : 0;
     if (st == WH_OK) st = wh__teacher_pairs(d, s, 1, &t, &pairs, &n_pairs, ctx);
     if (st == WH_OK) st = wh__pin(d, pairs, n_pairs, s, ctx);
     if (st == WH_OK) {
@@ -127,7 +120,7 @@ static wh_status wh__plan(void *user, wh_cfg *cfg, const wh_net_opts *opts, size
                                  ? (size_t)(d->dump_images < s->in_shape.n ? d->dump_images : s->in_shape.n) * 3 *
                                        s->in_shape.w * s->in_shape.h
                                  : 0;
-        *bytes = wh__arenas(t) + (wh__arenas(s) - unpinned) + (4 * cap + 3 * zmax + fixed) * sizeof(float) +
+        *bytes = wh_net_arena_total(t) + (wh_net_arena_total(s) - unpinned) + (4 * cap + 3 * zmax + fixed) * sizeof(float) +
                  (size_t)n_pairs * sizeof(double);
     }
     free(pairs);

@@ -18,6 +18,13 @@ wh_status wh_dnnl_check(dnnl_status_t s, const char *what, wh_ctx *ctx)
     return wh_error(ctx, WH_ERR_DNNL, "oneDNN: %s failed (status %d)", what, (int)s);
 }
 
+size_t wh_net_arena_total(const wh_net *net)
+{
+    size_t b = 0;
+    for (int k = 0; k < WH_ARENA_COUNT; k++) b += net->arena_bytes[k];
+    return b;
+}
+
 void wh_net_destroy(wh_net *net)
 {
     if (!net) return;
@@ -273,7 +280,7 @@ void wh_net_memory_get(const wh_net *net, wh_net_memory *m)
     memset(m, 0, sizeof(*m));
     m->params = net->arena_bytes[WH_ARENA_PARAM];
     m->grads = net->arena_bytes[WH_ARENA_GRAD];
-    for (int k = 0; k < WH_ARENA_COUNT; k++) m->arena_total += net->arena_bytes[k];
+    m->arena_total = wh_net_arena_total(net);
     if (!net->train) return;
     /* the activations a backward reads, and what the loss reads: layers'
      * own buffers (the activation arena, less the input when no backward

@@ -136,6 +136,8 @@ struct wh_net {
 wh_status wh_net_create(wh_cfg *cfg, const wh_net_opts *opts, wh_net **out, wh_ctx *ctx);
 wh_status wh_net_load_cfg(const char *path, const wh_net_opts *opts, wh_net **out, wh_ctx *ctx);
 void wh_net_destroy(wh_net *net);
+/* Bytes of all its arenas (as planned, under opts.dry_run). */
+size_t wh_net_arena_total(const wh_net *net);
 
 /* Darknet-style random initialisation, reproducible from seed. */
 void wh_net_init_weights(wh_net *net, uint64_t seed);

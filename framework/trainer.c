@@ -210,8 +210,7 @@ static wh_status wh__load_series(wh_ckpt_reader *rd, const char *xn, const char 
     WH_TRY(wh_ckpt_dims(rd, xn, dims, &nd, ctx));
     if (nd != 1 || dims[0] > ((uint64_t)1 << 28)) /* one point per iteration or evaluation */
         return wh_error(ctx, WH_ERR_SHAPE, "%s: %s has %d dimensions, %llu points: expected a list of at most 2^28",
-                        wh_ckpt_path(rd), xn, nd,
-                        nd ? (unsigned long long)dims[0] : 0ull);
+                        wh_ckpt_path(rd), xn, nd, nd ? (unsigned long long)dims[0] : 0ull);
     const size_t n = (size_t)dims[0];
     float *x = malloc(n * sizeof(float)), *y = malloc(n * sizeof(float));
     wh_status st = x && y ? WH_OK : wh_error(ctx, WH_ERR_NOMEM, "out of memory");
@@ -462,7 +461,6 @@ static int wh__first_nonfinite_output(wh_net *net, wh_ctx *ctx)
     return -1;
 }
 
-/* One iteration: all subdivisions forward + loss + backward, then the step. */
 /* Data-parallel: n_bad ranks recorded a non-finite value this iteration
  * (net->numeric_msg). Rank 0 gathers the records and names the one found
  * first in the step (the lowest rank among equals): over synchronised batch
@@ -497,6 +495,7 @@ static wh_status wh__numeric_verdict(wh__run *r, int n_bad, wh_ctx *ctx)
     return st;
 }
 
+/* One iteration: all subdivisions forward + loss + backward, then the step. */
 static wh_status wh__iteration(wh__run *r, wh_yolo_loss_parts *parts, double *extra, double *wait, wh_ctx *ctx)
 {
     wh_net *net = r->net;
@@ -531,11 +530,12 @@ static wh_status wh__iteration(wh__run *r, wh_yolo_loss_parts *parts, double *ex
         if ((!isfinite(parts->loss) || !isfinite(*extra)) && !net->numeric_pending) {
             /* (over MPI recorded, and the step goes on to the ranks' verdict) */
             int bad = wh__first_nonfinite_output(net, ctx);
+            const int at = net->n_layers; /* the loss's place in the step */
             if (bad >= 0)
-                WH_TRY(wh_net_numeric(net, net->n_layers, ctx, "non-finite values first appear in layer %d [%s] output", bad,
+                WH_TRY(wh_net_numeric(net, at, ctx, "non-finite values first appear in layer %d [%s] output", bad,
                                       net->layers[bad].ops->type));
             else
-                WH_TRY(wh_net_numeric(net, net->n_layers, ctx, "the loss is not finite"));
+                WH_TRY(wh_net_numeric(net, at, ctx, "the loss is not finite"));
         }
         /* the last mini-batch's backward starts the gradient allreduce of
          * each bucket of layers as soon as it has passed them */

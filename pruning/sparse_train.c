@@ -209,8 +209,10 @@ static wh_status wh__load(void *user, wh_ckpt_reader *r, wh_ctx *ctx)
     int nd = 0;
     WH_TRY(wh_ckpt_dims(r, "sparsity/gamma_hist_iter", dims, &nd, ctx));
     if (nd != 1 || dims[0] > (1u << 24)) /* one row per logged iteration: millions at most */
-        return wh_error(ctx, WH_ERR_SHAPE, "%s: sparsity/gamma_hist_iter has %d dimensions, %llu rows: expected a "
-                        "list of at most %u iterations", wh_ckpt_path(r), nd, nd ? (unsigned long long)dims[0] : 0ull, 1u << 24);
+        return wh_error(ctx, WH_ERR_SHAPE,
+                        "%s: sparsity/gamma_hist_iter has %d dimensions, %llu rows: expected a list of at most %u "
+                        "iterations",
+                        wh_ckpt_path(r), nd, nd ? (unsigned long long)dims[0] : 0ull, 1u << 24);
     const int n = (int)dims[0];
     float *rows = malloc((size_t)n * WH_GAMMA_BINS * sizeof(float)), *iters = malloc((size_t)n * sizeof(float));
     wh_status st = rows && iters ? WH_OK : wh_error(ctx, WH_ERR_NOMEM, "out of memory");

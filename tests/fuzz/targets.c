@@ -149,8 +149,7 @@ int wh_fuzz_cfg(const uint8_t *data, size_t size)
         wh_net *net = NULL;
         size_t bytes = SIZE_MAX;
         if (wh__small(cfg) && wh__say("cfg plan", wh_net_create(cfg, &no, &net, &ctx), &ctx) == WH_OK) {
-            bytes = 0;
-            for (int k = 0; k < WH_ARENA_COUNT; k++) bytes += net->arena_bytes[k];
+            bytes = wh_net_arena_total(net);
             wh_net_destroy(net);
             net = NULL;
         }
