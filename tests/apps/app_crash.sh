@@ -69,17 +69,26 @@ check "the same command finishes the run" $?
 "$W" model yolov4-tiny --classes 5 --size 416 -o "$T/tiny416.cfg" 2> /dev/null
 "$W" train --cfg "$T/tiny416.cfg" --data "$T/d" --batch 2 --subdivisions 1 --max-batches 2 --test-split '' \
     --out "$T/mem" > "$T/mem.txt" 2>&1; check "a run prints its memory plan" $?
-pct=$(sed -n 's/^memory: peak .*planned [0-9]* MB (\([-+][0-9.]*\) %)$/\1/p' "$T/mem.txt")
-[ -n "$pct" ] && awk -v p="$pct" 'BEGIN { exit !(p <= 10 && p >= -10) }'
-check "the plan is within 10 % of the measured peak (VmHWM): $pct %" $?
+# within 10 %: in a plain build. A sanitizer build's shadow memory, redzones
+# and quarantine are not in the plan (measured there: -9 % for training,
+# -26 % for distillation); there the plan is only printed and compared.
+within10() {
+    local pct
+    pct=$(sed -n 's/^memory: peak .*planned [0-9]* MB (\([-+][0-9.]*\) %)$/\1/p' "$1")
+    [ -n "$pct" ] || return 1
+    echo "$pct %"
+    grep -q __asan_init "$W" && return 0
+    awk -v p="$pct" 'BEGIN { exit !(p <= 10 && p >= -10) }'
+}
+SAN=""; grep -q __asan_init "$W" && SAN=" (sanitizer build: not held to 10 %)"
+pct=$(within10 "$T/mem.txt")
+check "the plan is within 10 % of the measured peak (VmHWM): $pct$SAN" $?
 # distillation: the teacher, its buffers and the student's pinned gradients are in the plan
 "$W" distill --teacher "$T/mem/last.h5" --student "$T/mem/last.h5" --data "$T/d" --batch 2 --subdivisions 1 \
     --max-batches 1 --test-split '' --dump-images 0 --out "$T/memd" > "$T/memd.txt" 2>&1
 check "a distillation run prints its memory plan" $?
-pct=$(sed -n 's/^memory: peak .*planned [0-9]* MB (\([-+][0-9.]*\) %)$/\1/p' "$T/memd.txt")
-grep -q '^memory plan: .*, distillation [0-9]*)' "$T/memd.txt" && [ -n "$pct" ] &&
-    awk -v p="$pct" 'BEGIN { exit !(p <= 10 && p >= -10) }'
-check "a distillation run's plan (teacher included) is within 10 % of its peak: $pct %" $?
+pct=$(within10 "$T/memd.txt") && grep -q '^memory plan: .*, distillation [0-9]*)' "$T/memd.txt"
+check "a distillation run's plan (teacher included) is within 10 % of its peak: $pct$SAN" $?
 WH_MEM_AVAILABLE_MB=40 "$W" train --cfg "$T/m.cfg" --data "$T/d" --batch 8 --subdivisions 1 --max-batches 2 \
     --test-split '' --out "$T/mem2" > "$T/mem2.txt" 2>&1; rc=$?
 [ $rc -ne 0 ] && grep -q "needs about [0-9]* MB but 40 MB are available (WH_MEM_AVAILABLE_MB): lower --batch" "$T/mem2.txt" &&
@@ -105,7 +114,7 @@ if mount -t tmpfs -o size=16m tmpfs "$M" 2> /dev/null; then
     md5=$(cd "$M/r" && md5sum last.h5 iter_0000002.h5)
     dd if=/dev/zero of="$M/fill" bs=64k > /dev/null 2>&1 # fill the disk
     "$W" "${ARGS[@]/100000/4}" --out "$M/r" > "$T/full.txt" 2>&1; rc=$?
-    [ $rc -ne 0 ] && grep -q "No space left on device" "$T/full.txt"
+    [ $rc -eq 1 ] && grep -q "No space left on device" "$T/full.txt" # 1: an error, not a sanitizer's abort
     check "a full disk: exit $rc with a clear error ($(grep -m1 'error' "$T/full.txt" | cut -c1-120))" $?
     [ "$(cd "$M/r" && md5sum last.h5 iter_0000002.h5)" = "$md5" ] && "$W" info "$M/r/last.h5" > /dev/null
     check "a full disk: the previous checkpoints are intact and verify" $?
@@ -113,7 +122,7 @@ if mount -t tmpfs -o size=16m tmpfs "$M" 2> /dev/null; then
     rm -f "$M/fill"
     mount -o remount,ro "$M"
     "$W" "${ARGS[@]/100000/4}" --out "$M/r" > "$T/ro.txt" 2>&1; rc=$?
-    [ $rc -ne 0 ] && grep -q "Read-only file system" "$T/ro.txt"
+    [ $rc -eq 1 ] && grep -q "Read-only file system" "$T/ro.txt"
     check "a read-only folder: exit $rc with a clear error ($(grep -m1 'error' "$T/ro.txt" | cut -c1-120))" $?
     [ "$(cd "$M/r" && md5sum last.h5 iter_0000002.h5)" = "$md5" ]; check "a read-only folder: the files are intact" $?
     umount "$M"
