@@ -72,6 +72,7 @@ wh_status wh_mem_plan_train(wh_cfg *cfg, const wh_net_opts *opts, size_t loader_
     wh_net *net = NULL;
     WH_TRY(wh_net_create(cfg, &o, &net, ctx));
     for (int k = 0; k < WH_ARENA_COUNT; k++) out->arenas[k] = net->arena_bytes[k];
+    const size_t arenas = wh_net_arena_total(net);
     wh_net_destroy(net);
     out->momentum = out->arenas[WH_ARENA_GRAD];
     out->loader = loader_bytes;
@@ -81,8 +82,7 @@ wh_status wh_mem_plan_train(wh_cfg *cfg, const wh_net_opts *opts, size_t loader_
     out->extra = extra_bytes;
     out->extra_what = what && what[0] ? what : "hooks";
     out->ranks_on_host = ranks_on_host > 1 ? ranks_on_host : 1;
-    out->total = out->momentum + out->loader + out->process + out->runtime + out->checkpoint + out->extra;
-    for (int k = 0; k < WH_ARENA_COUNT; k++) out->total += out->arenas[k];
+    out->total = arenas + out->momentum + out->loader + out->process + out->runtime + out->checkpoint + out->extra;
     out->available = wh_mem_available(out->available_from, sizeof(out->available_from));
     return WH_OK;
 }
