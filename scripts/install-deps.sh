@@ -6,6 +6,8 @@ set -euo pipefail
 PKGS=(
   build-essential cmake pkg-config
   libdnnl-dev        # oneDNN 2.x: convolutions
+  ocl-icd-opencl-dev # only recommended by libdnnl-dev, but Debian's dnnl-config.cmake
+                     # requires OpenCL: without it cmake stops at find_package(dnnl)
   libhdf5-dev        # checkpoints and attention maps
   libgtest-dev       # the test suite
   libjpeg-dev libpng-dev libxml2-dev   # datasets (images, VOC annotations)
@@ -13,6 +15,7 @@ PKGS=(
   python3-h5py       # tests: the attention-map dumps read as a user would
   libopenmpi-dev openmpi-bin   # data-parallel training over MPI (and its tests)
   clang libclang-rt-14-dev libomp-dev   # scripts/fuzz.sh: libFuzzer targets (CI's short run)
+  procps             # tests: pgrep finds a rank to kill (not in a minimal Debian root)
 )
 
 missing=()
@@ -33,4 +36,7 @@ fi
 echo "install-deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
+before=$(dpkg-query -W -f='${Status}\n' | grep -c "install ok installed" || true)
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+after=$(dpkg-query -W -f='${Status}\n' | grep -c "install ok installed" || true)
+echo "install-deps: done: $((after - before)) packages installed with their dependencies" >&2

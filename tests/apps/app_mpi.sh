@@ -11,10 +11,12 @@
 # - a rank that hangs (SIGSTOP) is caught by the watchdog;
 # - the memory plan counts the ranks on the host;
 # - a NaN on one rank stops (or, with --skip-nonfinite, skips) on every rank.
-# Exit 77 (skipped) when whittle was built without MPI or mpirun is missing.
+# Without mpirun, or with a whittle built without MPI, it fails, unless the
+# user chose to skip it (scripts/test.sh --skip mpi: exit 77, skipped).
 . "$(dirname "$0")/common.sh" "$@"
-command -v mpirun > /dev/null || { echo "skip: no mpirun"; exit 77; }
-"$W" train --help | grep -q "built without MPI" && { echo "skip: whittle was built without MPI"; exit 77; }
+command -v mpirun > /dev/null || wh_cannot_run mpi "no mpirun (Debian: openmpi-bin)"
+"$W" train --help | grep -q "built without MPI" &&
+    wh_cannot_run mpi "whittle was built without MPI (Debian: libopenmpi-dev; then rebuild)"
 export OMP_NUM_THREADS=1
 # Under the sanitizers (CI's second run) the ranks skip LeakSanitizer: Open
 # MPI keeps allocations past MPI_Finalize, in plug-ins it unloads, so they

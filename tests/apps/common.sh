@@ -9,3 +9,4 @@ check() { # description, condition result
     if [ "$2" -eq 0 ]; then echo "ok: $1"; else echo "FAIL: $1"; fail=1; fi
 }
 export OMP_WAIT_POLICY=passive # a shared machine: spinning threads only slow it down
+. "$(dirname "${BASH_SOURCE[0]}")/../need.sh"

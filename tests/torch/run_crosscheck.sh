@@ -3,15 +3,16 @@
 # runs each model forward and backward in the engine, crosscheck.py recomputes
 # it in float64 from darknet's definitions and compares every tensor.
 #   run_crosscheck.sh BUILD_DIR [SEED]
-# Exit: 0 all passed, 1 a mismatch or an error, 77 PyTorch missing (skipped).
+# Exit: 0 all passed, 1 a mismatch, an error or PyTorch missing, 77 skipped
+# by choice (scripts/test.sh --skip python, tests/need.sh).
 set -u
 B="${1:?usage: run_crosscheck.sh BUILD_DIR [SEED]}"
 SEED="${2:-1}"
-PY="${WH_PYTHON:-/usr/bin/python3}"  # WH_PYTHON: only to test the skip path
+PY="${WH_PYTHON:-/usr/bin/python3}"  # WH_PYTHON: another interpreter with torch
 HERE="$(cd "$(dirname "$0")" && pwd)"
+. "$HERE/../need.sh"
 if ! "$PY" -c "import torch" 2>/dev/null; then
-    echo "torch_crosscheck: PyTorch is missing ($PY cannot import torch; scripts/install-deps.sh installs python3-torch): skipped"
-    exit 77
+    wh_cannot_run python "torch_crosscheck: $PY cannot import torch (Debian: python3-torch)"
 fi
 if [ ! -x "$B/netdump" ]; then
     echo "torch_crosscheck: $B/netdump not built (cmake --build $B --target netdump)"
