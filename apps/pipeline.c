@@ -761,7 +761,7 @@ int wh_pl_cli_setup(const wh_pl_cli *c, wh_pl *p, char **cfg, const char *extra,
     p->term = stdout;
     p->tty = isatty(STDOUT_FILENO);
     if (wh_pl_budget_get(c->budget, &p->b)) {
-        fprintf(stderr, "whittle: error: --budget: unknown budget '%s' (known: quick, full)\n", c->budget);
+        fprintf(stderr, "whittle: error: --budget: unknown budget '%s' (known: quick, full, smoke)\n", c->budget);
         return 2;
     }
     if (c->target > 0) p->b.target_params = c->target;

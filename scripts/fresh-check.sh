@@ -76,7 +76,7 @@ fi
 rm -rf "$ROOT"
 mkdir -p "$DIR"
 : > "$LOG"
-say() { echo "$*" | tee -a "$LOG"; }
+say() { echo "$*" >> "$LOG"; } # printed with the rest of the summary below
 
 t0=$(date +%s)
 say "== fresh-check: commit $COMMIT on a minimal Debian $SUITE root ($ROOT)"
@@ -130,4 +130,4 @@ if grep -q " $ROOT[/ ]" /proc/self/mounts; then
 fi
 [ $rc -eq 0 ] || fail "exit $rc in the fresh root: the last lines of $LOG:$(echo; tail -40 "$LOG")"
 [ $KEEP -eq 1 ] || rm -rf "$ROOT"
-say "== fresh-check: passed in $(($(date +%s) - t0)) s (log: $LOG)"
+echo "== fresh-check: passed in $(($(date +%s) - t0)) s (log: $LOG)" | tee -a "$LOG"
