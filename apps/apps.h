@@ -48,6 +48,8 @@ int wh_app_rank(void);
  * waiting in a collective for one that is gone. */
 void wh_app_dist_end(int rc);
 
+int wh_cmd_anchors(int argc, char **argv);
+void wh_cmd_anchors_usage(void);
 int wh_cmd_model(int argc, char **argv);
 void wh_cmd_model_usage(void);
 int wh_cmd_info(int argc, char **argv);

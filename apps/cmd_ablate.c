@@ -29,9 +29,9 @@ void wh_cmd_ablate_usage(void)
            "                        default (dynamic, scale-module, attention).\n"
            "  --seeds N             seeds 1..N for every stage after the baseline (default 1)\n"
            "  --out DIR             (default runs/ablate)\n"
-           "  --data, --train-split, --test-split, --model, --cfg, --init, --size, --width-multiple, --budget, "
-           "--target-params,\n"
-           "  --at-beta-scale, --s, --baseline-iterations, --sparse-iterations, --finetune-iterations,\n"
+           "  --data, --train-split, --test-split, --model, --cfg, --init, --size, --width-multiple, --anchors,\n"
+           "  --budget, --target-params,"
+           " --at-beta-scale, --s, --baseline-iterations, --sparse-iterations, --finetune-iterations,\n"
            "  --threads, --stop-after   as for whittle pipeline\n"
            "Writes OUT/ablation.md (mean and spread over seeds), ablation.csv (one line per run),\n"
            "ablation.json and ablation.png.\n");

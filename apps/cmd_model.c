@@ -1,20 +1,26 @@
-/* whittle model NAME [--classes N] [--size WxH] [--width-multiple M] -o FILE.cfg */
+/* whittle model NAME [--classes N] [--size WxH] [--width-multiple M] [--anchors-from D] -o FILE.cfg */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "apps.h"
+#include "framework/data/anchors.h"
 #include "framework/fileio.h"
 #include "framework/modelgen.h"
 
 void wh_cmd_model_usage(void)
 {
-    printf("usage: whittle model NAME [--classes N] [--size WxH] [--width-multiple M] -o FILE.cfg\n\n"
+    printf("usage: whittle model NAME [--classes N] [--size WxH] [--width-multiple M] [--anchors-from PATH]\n"
+           "                    -o FILE.cfg\n\n"
            "Writes a darknet cfg for NAME, one of:");
     for (const char *const *n = wh_model_names(); *n; n++) printf(" %s", *n);
     printf("\n\n  --classes N          object classes (default 80); heads get (N+5)*3 filters\n"
            "  --size WxH | S       network input (default 416x416), multiples of 32\n"
            "  --width-multiple M   scale every non-head conv's filters (rounded to 8; default 1)\n"
+           "  --anchors-from PATH  anchors from this dataset's training boxes at --size (whittle anchors:\n"
+           "                       k-means under 1 - IoU); without it darknet's anchors for 416, scaled\n"
+           "                       to --size\n"
+           "  --split NAME         the image set --anchors-from clusters (default train)\n"
            "  -o, --out FILE       where to write (replaced atomically; '-' = stdout)\n");
 }
 
@@ -24,7 +30,7 @@ int wh_cmd_model(int argc, char **argv)
     wh_ctx_init(&ctx);
     wh_model_opts o;
     wh_model_opts_default(&o);
-    const char *out = NULL;
+    const char *out = NULL, *anchors_from = NULL, *split = "train";
     int have_name = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
@@ -39,6 +45,10 @@ int wh_cmd_model(int argc, char **argv)
         } else if (!strcmp(a, "--width-multiple")) {
             if (!(v = wh_app_value(argc, argv, &i)) || wh_app_double(a, v, 1e-3, 4.0, &o.width_multiple))
                 return 2;
+        } else if (!strcmp(a, "--anchors-from")) {
+            if (!(anchors_from = wh_app_value(argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--split")) {
+            if (!(split = wh_app_value(argc, argv, &i))) return 2;
         } else if (!strcmp(a, "-o") || !strcmp(a, "--out")) {
             if (!(out = wh_app_value(argc, argv, &i))) return 2;
         } else if (a[0] == '-' && a[1]) {
@@ -55,6 +65,23 @@ int wh_cmd_model(int argc, char **argv)
     if (!have_name || !out) {
         fprintf(stderr, "whittle: error: model needs NAME and -o FILE (see whittle model --help)\n");
         return 2;
+    }
+    float anchors[2 * WH_ANCHORS_MAX];
+    if (anchors_from) {
+        int num = 0;
+        double iou = 0;
+        long nb = 0;
+        if (!wh_model_anchors(o.name, &num)) {
+            fprintf(stderr, "whittle: error: model: unknown model '%s' (see whittle model --help)\n", o.name);
+            return 2;
+        }
+        if (wh_anchors_from_data(anchors_from, split, o.width, o.height, 0, num, 1, anchors, &iou, &nb, &ctx) !=
+            WH_OK)
+            return wh_app_fail(&ctx);
+        o.anchors = anchors;
+        o.n_anchors = num;
+        fprintf(stderr, "anchors from %s (%ld boxes, split %s) at %dx%d: mean best IoU %.4f\n", anchors_from, nb,
+                split, o.width, o.height, iou);
     }
     char *text = NULL;
     if (wh_model_generate(&o, &text, &ctx) != WH_OK) return wh_app_fail(&ctx);

@@ -14,7 +14,7 @@
 
 void wh_cmd_pipeline_usage(void)
 {
-    printf("usage: whittle pipeline [--data DIR] [--model NAME|--cfg CFG] [--budget quick|full] [--out DIR]\n\n"
+    printf("usage: whittle pipeline [--data DIR] [--model NAME|--cfg CFG] [--budget quick|full|smoke] [--out DIR]\n\n"
            "The whole method: baseline training, dynamic sparse training, group channel pruning,\n"
            "fine-tuning with attention distilling and plain fine-tuning as the control, and the\n"
            "evaluation of every stage. Each stage works in its own folder under OUT; rerunning the\n"
@@ -29,6 +29,8 @@ void wh_cmd_pipeline_usage(void)
            "                        skip the baseline training; its cfg is the network\n"
            "  --size S              input size for --model (quick: 256, full: the model's 416)\n"
            "  --width-multiple X    channel width for --model (quick: 0.5, full: 1)\n"
+           "  --anchors data|darknet   --model's anchors: k-means of the training boxes at --size\n"
+           "                        (default, as whittle anchors) or darknet's, scaled to --size\n"
            "  --budget B            quick (default; about 10 minutes on 2 cores with the embedded data)\n"
            "                        or full (the cfg's schedule, for real data) or smoke (a few\n"
            "                        iterations per stage: checks that every stage runs, in about a\n"

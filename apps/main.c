@@ -11,6 +11,8 @@ static const wh_cmd wh__cmds[] = {
     {"ablate", "a grid of strategies (scheduler x grouping x distillation) over seeds, shared stages",
      wh_cmd_ablate, wh_cmd_ablate_usage},
     {"model", "write a darknet cfg for a known YOLO architecture", wh_cmd_model, wh_cmd_model_usage},
+    {"anchors", "anchors from a dataset's box sizes (k-means under 1 - IoU, as darknet)", wh_cmd_anchors,
+     wh_cmd_anchors_usage},
     {"info", "per-layer shapes, parameters and FLOPs of a cfg", wh_cmd_info, wh_cmd_info_usage},
     {"mkdata", "write a synthetic VOC-format detection dataset", wh_cmd_mkdata, wh_cmd_mkdata_usage},
     {"import-darknet", "cfg + darknet .weights -> checkpoint", wh_cmd_import_darknet, wh_cmd_import_darknet_usage},

@@ -19,6 +19,7 @@
 #include "distill/distill.h"
 #include "framework/checkpoint.h"
 #include "framework/darknet_weights.h"
+#include "framework/data/anchors.h"
 #include "framework/data/dataset.h"
 #include "framework/cfg.h"
 #include "framework/evaluate.h"
@@ -635,6 +636,20 @@ int wh_pl_network(wh_pl *p, const char *init, const char *cfg_path, const char *
         mo.width = mo.height = size;
         mo.width_multiple = width;
         wh_dataset_free(ds);
+        float anchors[2 * WH_ANCHORS_MAX];
+        int num = 0;
+        if (!p->darknet_anchors && wh_model_anchors(model, &num)) {
+            /* anchors that fit the data's boxes at this size (whittle anchors) */
+            double iou = 0;
+            long nb = 0;
+            if (wh_anchors_from_data(p->data, p->train_split, size, size, 0, num, 1, anchors, &iou, &nb, &ctx) !=
+                WH_OK)
+                return wh_app_fail(&ctx);
+            mo.anchors = anchors;
+            mo.n_anchors = num;
+            fprintf(p->term, "%s: %d anchors from the data (%ld training boxes at %dx%d, mean best IoU %.3f; "
+                             "--anchors darknet keeps darknet's)\n", model, num, nb, size, size, iou);
+        }
         if (wh_model_generate(&mo, cfg, &ctx) != WH_OK) return wh_app_fail(&ctx);
     }
     wh_cfg *c = NULL;
@@ -689,6 +704,7 @@ void wh_pl_cli_init(wh_pl_cli *c, const char *out)
     c->train_split = "train";
     c->test_split = "test";
     c->budget = "quick";
+    c->anchors = "data";
     c->out = out;
     c->target = c->beta = c->srate = -1;
 }
@@ -705,6 +721,7 @@ int wh_pl_cli_option(int argc, char **argv, int *i, wh_pl_cli *c)
                 {"--train-split", offsetof(wh_pl_cli, train_split)},
                 {"--test-split", offsetof(wh_pl_cli, test_split)},
                 {"--budget", offsetof(wh_pl_cli, budget)},
+                {"--anchors", offsetof(wh_pl_cli, anchors)},
                 {"--out", offsetof(wh_pl_cli, out)}};
     static const struct {
         const char *flag;
@@ -760,6 +777,11 @@ int wh_pl_cli_setup(const wh_pl_cli *c, wh_pl *p, char **cfg, const char *extra,
     p->stop_after = c->stop_after;
     p->term = stdout;
     p->tty = isatty(STDOUT_FILENO);
+    if (strcmp(c->anchors, "data") && strcmp(c->anchors, "darknet")) {
+        fprintf(stderr, "whittle: error: --anchors: '%s' is neither data nor darknet\n", c->anchors);
+        return 2;
+    }
+    p->darknet_anchors = !strcmp(c->anchors, "darknet");
     if (wh_pl_budget_get(c->budget, &p->b)) {
         fprintf(stderr, "whittle: error: --budget: unknown budget '%s' (known: quick, full, smoke)\n", c->budget);
         return 2;
@@ -788,10 +810,10 @@ int wh_pl_cli_setup(const wh_pl_cli *c, wh_pl *p, char **cfg, const char *extra,
     const char *net = c->init ? c->init : c->cfg_path ? c->cfg_path : c->model;
     if (wh_pl_fmt(buf, n,
                   "data=%s\nsplits=%s/%s\nnetwork=%s\nsize=%d\nwidth_multiple=%g\nbudget=%s\ntarget_params=%g\n"
-                  "at_beta_scale=%g\ns=%g\niterations=%g,%g,%g\n%s",
+                  "at_beta_scale=%g\ns=%g\niterations=%g,%g,%g\nanchors=%s\n%s",
                   c->data, c->train_split, c->test_split, net, given ? 0 : size, given ? 0 : width, c->budget,
                   p->b.target_params, p->b.at_beta_scale, p->b.s, p->b.base_its, p->b.sparse_its, p->b.ft_its,
-                  extra ? extra : "")) {
+                  given ? "-" : c->anchors, extra ? extra : "")) {
         free(*cfg);
         *cfg = NULL;
         return 1;

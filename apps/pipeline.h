@@ -60,6 +60,7 @@ typedef struct wh_pl {
     long stop_after; /* stop each training run after this many iterations (0: never) */
     FILE *term;      /* progress lines */
     int tty;
+    int darknet_anchors; /* a generated model keeps darknet's anchors (scaled to its size), not the data's */
 } wh_pl;
 
 typedef enum wh_pl_kind { WH_PL_BASELINE, WH_PL_SPARSE, WH_PL_FINETUNE, WH_PL_DISTILL } wh_pl_kind;
@@ -112,6 +113,7 @@ int wh_pl_settings(const char *out, const char *text);
 /* The options pipeline and ablate share. */
 typedef struct wh_pl_cli {
     const char *data, *model, *cfg_path, *init, *train_split, *test_split, *budget, *out;
+    const char *anchors; /* "data" (default) or "darknet": a generated model's anchors */
     int size, threads, stop_after;
     double width, target, beta, srate; /* <= 0 / < 0: the budget's */
     int its[3];                        /* baseline, sparse, fine-tune iterations; 0: the budget's */

@@ -14,6 +14,7 @@
  */
 #include "modelgen.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,7 @@ typedef struct wh__gen {
     int classes;
     double width_multiple;
     const struct wh__model *model;
+    float anchors[2 * 64]; /* model->num (w, h) pairs at the generated input size */
 } wh__gen;
 
 /* One architecture: its layers and the settings darknet ships it with. */
@@ -208,7 +210,7 @@ static int wh__yolo(wh__gen *g, int mask0, int random, const char *scale_x_y)
     int i = wh__section(g, "yolo");
     wh__put(g, "mask=%d,%d,%d\nanchors=", mask0, mask0 + 1, mask0 + 2);
     for (int k = 0; k < m->num; k++)
-        wh__put(g, k ? ", %d,%d" : "%d,%d", m->anchors[2 * k], m->anchors[2 * k + 1]);
+        wh__put(g, k ? ", %.0f,%.0f" : "%.0f,%.0f", g->anchors[2 * k], g->anchors[2 * k + 1]);
     wh__put(g, "\nclasses=%d\nnum=%d\njitter=.3\nignore_thresh=.7\ntruth_thresh=1\n", g->classes,
             m->num);
     if (random >= 0) wh__put(g, "random=%d\n", random);
@@ -478,6 +480,16 @@ _Static_assert(sizeof(wh__names) / sizeof(wh__names[0]) ==
                    sizeof(wh__models) / sizeof(wh__models[0]) + 1,
                "model name list must match the model table");
 
+const int *wh_model_anchors(const char *name, int *num)
+{
+    for (int i = 0; i < WH__COUNT(wh__models); i++)
+        if (name && !strcmp(name, wh__models[i].name)) {
+            if (num) *num = wh__models[i].num;
+            return wh__models[i].anchors;
+        }
+    return NULL;
+}
+
 const char *const *wh_model_names(void)
 {
     return wh__names;
@@ -486,6 +498,7 @@ const char *const *wh_model_names(void)
 void wh_model_opts_default(wh_model_opts *o)
 {
     if (!o) return;
+    memset(o, 0, sizeof(*o));
     o->name = "yolov4";
     o->classes = 80;
     o->width = 416;
@@ -504,9 +517,18 @@ static void wh__net(wh__gen *g, const wh_model_opts *o)
             o->width, o->height);
     wh__put(g, "momentum=%s\ndecay=0.0005\nangle=0\nsaturation=1.5\nexposure=1.5\nhue=.1\n",
             m->momentum);
-    wh__put(g, "\nlearning_rate=%s\nburn_in=1000\nmax_batches=%s\npolicy=steps\nsteps=%s\n"
-               "scales=.1,.1\n",
-            m->learning_rate, m->max_batches, m->steps);
+    if (g->classes == 80) { /* darknet's COCO cfg */
+        wh__put(g, "\nlearning_rate=%s\nburn_in=1000\nmax_batches=%s\npolicy=steps\nsteps=%s\n"
+                   "scales=.1,.1\n",
+                m->learning_rate, m->max_batches, m->steps);
+    } else { /* darknet's rule for custom training: 2000 per class, at least 6000 */
+        const long mb = g->classes * 2000L < 6000 ? 6000 : g->classes * 2000L;
+        wh__put(g, "\n# darknet's schedule for custom data: max_batches = 2000 x classes (at least 6000),\n"
+                   "# steps at 80 %% and 90 %%; whittle train --max-batches N rescales it to N\n"
+                   "learning_rate=%s\nburn_in=1000\nmax_batches=%ld\npolicy=steps\nsteps=%ld,%ld\n"
+                   "scales=.1,.1\n",
+                m->learning_rate, mb, mb * 8 / 10, mb * 9 / 10);
+    }
     if (m->mosaic) wh__put(g, "mosaic=1\n");
 }
 
@@ -548,10 +570,25 @@ wh_status wh_model_generate(const wh_model_opts *o, char **text, wh_ctx *ctx)
         return wh_error(ctx, WH_ERR_ARG, "model width_multiple %g: must be in (0, %g]",
                         o->width_multiple, WH__MAX_WIDTH_MULTIPLE);
 
+    if (o->anchors && o->n_anchors != m->num)
+        return wh_error(ctx, WH_ERR_ARG, "model %s: %d anchors given, the model has %d", m->name, o->n_anchors,
+                        m->num);
     wh__gen g = {0};
     g.classes = o->classes;
     g.width_multiple = o->width_multiple;
     g.model = m;
+    for (int k = 0; k < m->num; k++) {
+        /* darknet's anchors are pixels of a 416x416 input: the same share of
+         * the image at another size (416's largest tiny anchor, 344x319,
+         * would be larger than a 256 input) */
+        float aw = o->anchors ? o->anchors[2 * k] : m->anchors[2 * k] * (float)o->width / 416.f;
+        float ah = o->anchors ? o->anchors[2 * k + 1] : m->anchors[2 * k + 1] * (float)o->height / 416.f;
+        if (!(aw > 0 && ah > 0))
+            return wh_error(ctx, WH_ERR_ARG, "model %s: anchor %d is %g x %g (must be > 0)", m->name, k,
+                            (double)aw, (double)ah);
+        g.anchors[2 * k] = roundf(aw) < 1 ? 1 : roundf(aw);
+        g.anchors[2 * k + 1] = roundf(ah) < 1 ? 1 : roundf(ah);
+    }
     g.cap = 16384; /* yolov4 at 80 classes is about 13 KB */
     g.buf = malloc(g.cap);
     if (!g.buf) return wh_error(ctx, WH_ERR_NOMEM, "model %s: out of memory", m->name);

@@ -25,9 +25,24 @@ typedef struct wh_model_opts {
     int classes;             /* > 0; 80 for COCO-style */
     int width, height;       /* network input, multiples of 32 in 32..4096 */
     double width_multiple;   /* in (0, 4]; 1.0 = the original architecture */
+    /* The anchors, (w, h) pairs in input pixels, as many as the model has
+     * (wh_model_anchors): e.g. from the data (framework/data/anchors.h).
+     * NULL: darknet's defaults for 416, scaled to width x height. */
+    const float *anchors;
+    int n_anchors;
 } wh_model_opts;
 
-/* yolov4, 80 classes, 416x416, width_multiple 1.0. */
+/* darknet's default anchors of model name at 416x416 ((w, h) pixel pairs)
+ * and their count in *num; NULL for an unknown name. */
+const int *wh_model_anchors(const char *name, int *num);
+
+/* yolov4, 80 classes, 416x416, width_multiple 1.0, default anchors.
+ *
+ * The [net] schedule: for 80 classes darknet's shipped COCO schedule; for
+ * any other count darknet's rule for custom training (its README):
+ * max_batches = 2000 x classes but at least 6000, steps at 80 % and 90 % of
+ * it, burn_in 1000. (`whittle train --max-batches N` rescales the schedule
+ * to N: trainer.h.) */
 void wh_model_opts_default(wh_model_opts *o);
 
 /* Writes a complete darknet cfg as a malloc'd NUL-terminated string in *text

@@ -113,6 +113,7 @@ typedef struct wh__run {
     double comm_s;      /* this iteration's seconds in collectives */
     wh_mem_plan plan;
     char plan_text[512];
+    char sched_text[512]; /* how --max-batches rescaled the cfg's schedule ("" if not) */
     int bn_synced;      /* batch-norm statistics summed over the ranks */
     float *stats_copy;  /* the running statistics before the iteration (max_skips > 0) */
     size_t stats_floats;
@@ -130,10 +131,73 @@ static void wh__emit(const wh__run *r, wh_train_event *ev)
     if (r->o->on_event && r->rank == 0) r->o->on_event(r->o->event_user, ev);
 }
 
+static wh_status wh__set_net_key(char **text, const char *key, const char *val, wh_ctx *ctx)
+{
+    char *out;
+    WH_TRY(wh_cfg_text_set(*text, "net", key, val, &out, ctx));
+    free(*text);
+    *text = out;
+    return WH_OK;
+}
+
+/* --max-batches M over a cfg written for M0 iterations: the schedule's
+ * iteration counts follow, as darknet users edit them by hand (darknet's
+ * rule: steps at 80 % and 90 % of max_batches). Each step becomes
+ * round(step x M / M0) (the same share of the run); burn_in is kept unless
+ * it is more than a tenth of the run, then it becomes M / 10 (a 1000-
+ * iteration warm-up would otherwise be a 425-iteration run's whole life at
+ * a tiny rate); an explicit --burn-in wins. Nothing changes when M = M0,
+ * so resuming with the same flags is exact. The change is described in
+ * note ("" when none). */
+static wh_status wh__rescale_schedule(char **text, const wh_train_opts *o, char *note, size_t n, wh_ctx *ctx)
+{
+    note[0] = '\0';
+    if (o->max_batches <= 0) return WH_OK;
+    wh_cfg *c = NULL;
+    WH_TRY(wh_cfg_parse_string(*text, "<cfg>", &c, ctx));
+    wh_cfg_section *net = c->n_sec > 0 && (!strcmp(c->sec[0].type, "net") || !strcmp(c->sec[0].type, "network"))
+                              ? &c->sec[0]
+                              : NULL;
+    int m0 = 0, burn = 0, steps[WH_MAX_STEPS], n_steps = 0;
+    wh_status st = WH_OK;
+    if (net) st = wh_cfg_int(net, "max_batches", 0, 0, 1 << 30, &m0, ctx);
+    if (net && st == WH_OK) st = wh_cfg_int(net, "burn_in", 0, 0, 1 << 30, &burn, ctx);
+    const char *policy = net ? wh_cfg_str(net, "policy", "constant") : "constant";
+    if (o->policy) policy = o->policy;
+    if (net && st == WH_OK && !strcmp(policy, "steps") && wh_cfg_has(net, "steps"))
+        st = wh_cfg_ints(net, "steps", steps, WH_MAX_STEPS, &n_steps, ctx);
+    wh_cfg_free(c);
+    if (st != WH_OK || m0 <= 0 || m0 == o->max_batches) return st;
+    const long m = o->max_batches;
+    int k = snprintf(note, n, "schedule rescaled from the cfg's max_batches %d to %ld:", m0, m);
+    if (n_steps > 0) {
+        char before[256] = "", after[256] = "";
+        for (int i = 0; i < n_steps; i++) {
+            long v = lround((double)steps[i] * (double)m / (double)m0);
+            if (v < 1) v = 1;
+            snprintf(before + strlen(before), sizeof(before) - strlen(before), i ? ",%d" : "%d", steps[i]);
+            snprintf(after + strlen(after), sizeof(after) - strlen(after), i ? ",%ld" : "%ld", v);
+        }
+        WH_TRY(wh__set_net_key(text, "steps", after, ctx));
+        if (k >= 0 && (size_t)k < n) k += snprintf(note + k, n - (size_t)k, " steps %s -> %s", before, after);
+    }
+    if (o->burn_in < 0 && burn > m / 10) {
+        char val[32];
+        snprintf(val, sizeof(val), "%ld", m / 10);
+        WH_TRY(wh__set_net_key(text, "burn_in", val, ctx));
+        if (k >= 0 && (size_t)k < n)
+            k += snprintf(note + k, n - (size_t)k, "%s burn_in %d -> %ld (a tenth of the run; --burn-in sets it)",
+                          n_steps > 0 ? "," : "", burn, m / 10);
+    }
+    if (n_steps == 0 && !(o->burn_in < 0 && burn > m / 10)) note[0] = '\0'; /* nothing depended on it */
+    return WH_OK;
+}
+
 /* The command-line overrides, written into the cfg text itself so that a
  * checkpoint alone rebuilds the network it was trained as. */
-static wh_status wh__apply_overrides(char **text, const wh_train_opts *o, wh_ctx *ctx)
+static wh_status wh__apply_overrides(char **text, const wh_train_opts *o, char *note, size_t n, wh_ctx *ctx)
 {
+    WH_TRY(wh__rescale_schedule(text, o, note, n, ctx));
     struct {
         const char *key;
         double v;
@@ -270,7 +334,7 @@ static wh_status wh__setup(wh__run *r, wh_ctx *ctx)
             WH_TRY(wh_read_text_file(o->cfg_path, &r->cfg_text, ctx));
         }
     }
-    wh_status st = wh__apply_overrides(&r->cfg_text, o, ctx);
+    wh_status st = wh__apply_overrides(&r->cfg_text, o, r->sched_text, sizeof(r->sched_text), ctx);
     wh_cfg *cfg = NULL;
     if (st == WH_OK) st = wh_cfg_parse_string(r->cfg_text, r->resume ? r->path : o->cfg_path ? o->cfg_path : "<checkpoint cfg>", &cfg, ctx);
     wh_net_opts no = {.train = 1, .blocked = 1, .share_douts = 1, .share_outs = 1, .check_finite = o->check_finite};
@@ -719,6 +783,10 @@ wh_status wh_train(const wh_train_opts *o, wh_train_result *res, wh_ctx *ctx)
         snprintf(mem, sizeof(mem), "memory plan: %s", r.plan_text);
         wh_train_event mev = {.kind = WH_EV_INFO, .iteration = r.it, .text = mem};
         wh__emit(&r, &mev);
+        if (r.sched_text[0]) {
+            wh_train_event sev = {.kind = WH_EV_INFO, .iteration = r.it, .text = r.sched_text};
+            wh__emit(&r, &sev);
+        }
         if (o->hooks.begin) st = o->hooks.begin(o->hooks.user, r.net, r.train->n, ctx);
     }
     /* over MPI a rank that finds a non-finite value finishes the step's
