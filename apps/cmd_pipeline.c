@@ -31,7 +31,7 @@ void wh_cmd_pipeline_usage(void)
            "  --width-multiple X    channel width for --model (quick: 0.5, full: 1)\n"
            "  --anchors data|darknet   --model's anchors: k-means of the training boxes at --size\n"
            "                        (default, as whittle anchors) or darknet's, scaled to --size\n"
-           "  --budget B            quick (default; about 10 minutes on 2 cores with the embedded data)\n"
+           "  --budget B            quick (default; 4-12 minutes on 2 cores with the embedded data)\n"
            "                        or full (the cfg's schedule, for real data) or smoke (a few\n"
            "                        iterations per stage: checks that every stage runs, in about a\n"
            "                        minute; its mAPs mean nothing)\n"

@@ -207,32 +207,18 @@ static wh_status wh__apply_overrides(char **text, const wh_train_opts *o, char *
               {"width", o->width, 0},          {"height", o->height, 0}};
     for (size_t i = 0; i < sizeof(ov) / sizeof(ov[0]); i++) {
         if (ov[i].v <= 0) continue;
-        char val[64], *out;
+        char val[64];
         if (ov[i].is_float) snprintf(val, sizeof(val), "%.9g", ov[i].v);
         else snprintf(val, sizeof(val), "%ld", (long)ov[i].v);
-        WH_TRY(wh_cfg_text_set(*text, "net", ov[i].key, val, &out, ctx));
-        free(*text);
-        *text = out;
+        WH_TRY(wh__set_net_key(text, ov[i].key, val, ctx));
     }
-    if (o->letterbox) {
-        char *out;
-        WH_TRY(wh_cfg_text_set(*text, "net", "letter_box", "1", &out, ctx));
-        free(*text);
-        *text = out;
-    }
+    if (o->letterbox) WH_TRY(wh__set_net_key(text, "letter_box", "1", ctx));
     if (o->burn_in >= 0) {
-        char val[32], *out;
+        char val[32];
         snprintf(val, sizeof(val), "%d", o->burn_in);
-        WH_TRY(wh_cfg_text_set(*text, "net", "burn_in", val, &out, ctx));
-        free(*text);
-        *text = out;
+        WH_TRY(wh__set_net_key(text, "burn_in", val, ctx));
     }
-    if (o->policy) {
-        char *out;
-        WH_TRY(wh_cfg_text_set(*text, "net", "policy", o->policy, &out, ctx));
-        free(*text);
-        *text = out;
-    }
+    if (o->policy) WH_TRY(wh__set_net_key(text, "policy", o->policy, ctx));
     return WH_OK;
 }
 

@@ -5,7 +5,7 @@
 #   sparse training, group channel pruning, fine-tuning with attention
 #   distilling and plain fine-tuning as the control, the evaluation of every
 #   stage; the table in runs/pipeline/results.md (.csv, .json), charts in
-#   runs/pipeline/charts/. About 10 minutes on 2 cores after the build.
+#   runs/pipeline/charts/. 4-12 minutes on 2 cores after the build (AVX-512 to AVX2).
 # Rerunning continues an interrupted run (finished stages are kept); remove
 # runs/pipeline, or pass --out DIR, for a fresh one. Arguments go to
 # whittle pipeline (see ./build/whittle pipeline --help).
