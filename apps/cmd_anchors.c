@@ -60,10 +60,11 @@ int wh_cmd_anchors(int argc, char **argv)
         return 2;
     }
     if (wh_app_ensure_default_data(data)) return 1;
-    float anchors[2 * WH_ANCHORS_MAX];
+    float anchors[2 * WH_ANCHORS_MAX], *boxes = NULL;
     double iou = 0;
     long n = 0;
-    if (wh_anchors_from_data(data, split, w, h, letterbox, num, (uint64_t)seed, anchors, &iou, &n, &ctx) != WH_OK)
+    if (wh_anchors_from_data(data, split, w, h, letterbox, num, (uint64_t)seed, anchors, &iou, &n, &boxes, &ctx) !=
+        WH_OK)
         return wh_app_fail(&ctx);
     printf("%ld boxes of %s (split %s) at %dx%d%s, %d anchors:\nanchors=", n, data, split, w, h,
            letterbox ? " (letterboxed)" : "", num);
@@ -72,21 +73,11 @@ int wh_cmd_anchors(int argc, char **argv)
     /* darknet's defaults as a generated cfg scales them to this input (for
      * a --num they fit), to show what the data's anchors gain */
     const char *model = num == 9 ? "yolov4" : num == 6 ? "yolov4-tiny" : NULL;
+    float def[2 * WH_ANCHORS_MAX];
     int nd = 0;
-    const int *def = model ? wh_model_anchors(model, &nd) : NULL;
-    if (def && nd == num) {
-        float sc[2 * WH_ANCHORS_MAX];
-        float *wh = NULL;
-        long nb = 0;
-        wh_dataset *d = NULL;
-        for (int k = 0; k < num; k++) sc[2 * k] = def[2 * k] * w / 416.f, sc[2 * k + 1] = def[2 * k + 1] * h / 416.f;
-        wh_anchors_round(sc, num);
-        if (wh_dataset_open(data, split, &d, &ctx) == WH_OK &&
-            wh_anchors_boxes(d, w, h, letterbox, &wh, &nb, &ctx) == WH_OK)
-            printf("darknet's default %s anchors scaled to %dx%d: mean best IoU %.4f\n", model, w, h,
-                   wh_anchors_mean_iou(wh, nb, sc, num));
-        free(wh);
-        wh_dataset_free(d);
-    }
+    if (model && !wh_model_default_anchors(model, w, h, def, &nd) && nd == num)
+        printf("darknet's default %s anchors scaled to %dx%d: mean best IoU %.4f\n", model, w, h,
+               wh_anchors_mean_iou(boxes, n, def, num));
+    free(boxes);
     return 0;
 }

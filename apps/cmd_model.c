@@ -71,12 +71,12 @@ int wh_cmd_model(int argc, char **argv)
         int num = 0;
         double iou = 0;
         long nb = 0;
-        if (!wh_model_anchors(o.name, &num)) {
+        if (wh_model_default_anchors(o.name, o.width, o.height, anchors, &num)) {
             fprintf(stderr, "whittle: error: model: unknown model '%s' (see whittle model --help)\n", o.name);
             return 2;
         }
-        if (wh_anchors_from_data(anchors_from, split, o.width, o.height, 0, num, 1, anchors, &iou, &nb, &ctx) !=
-            WH_OK)
+        if (wh_anchors_from_data(anchors_from, split, o.width, o.height, 0, num, 1, anchors, &iou, &nb, NULL,
+                                 &ctx) != WH_OK)
             return wh_app_fail(&ctx);
         o.anchors = anchors;
         o.n_anchors = num;

@@ -638,12 +638,12 @@ int wh_pl_network(wh_pl *p, const char *init, const char *cfg_path, const char *
         wh_dataset_free(ds);
         float anchors[2 * WH_ANCHORS_MAX];
         int num = 0;
-        if (!p->darknet_anchors && wh_model_anchors(model, &num)) {
+        if (!p->darknet_anchors && !wh_model_default_anchors(model, size, size, anchors, &num)) {
             /* anchors that fit the data's boxes at this size (whittle anchors) */
             double iou = 0;
             long nb = 0;
-            if (wh_anchors_from_data(p->data, p->train_split, size, size, 0, num, 1, anchors, &iou, &nb, &ctx) !=
-                WH_OK)
+            if (wh_anchors_from_data(p->data, p->train_split, size, size, 0, num, 1, anchors, &iou, &nb, NULL,
+                                     &ctx) != WH_OK)
                 return wh_app_fail(&ctx);
             mo.anchors = anchors;
             mo.n_anchors = num;

@@ -14,11 +14,12 @@
  */
 #include "modelgen.h"
 
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "data/anchors.h"
 
 #define WH__ANCHORS_PER_HEAD 3
 #define WH__MAX_CLASSES 100000 /* keeps (classes + 5) * 3 far from int overflow */
@@ -37,7 +38,7 @@ typedef struct wh__gen {
     int classes;
     double width_multiple;
     const struct wh__model *model;
-    float anchors[2 * 64]; /* model->num (w, h) pairs at the generated input size */
+    float anchors[2 * WH_ANCHORS_MAX]; /* model->num (w, h) pairs at the generated input size */
 } wh__gen;
 
 /* One architecture: its layers and the settings darknet ships it with. */
@@ -480,14 +481,27 @@ _Static_assert(sizeof(wh__names) / sizeof(wh__names[0]) ==
                    sizeof(wh__models) / sizeof(wh__models[0]) + 1,
                "model name list must match the model table");
 
-const int *wh_model_anchors(const char *name, int *num)
+/* darknet's anchors are pixels of a 416x416 input: the same share of the
+ * image at another size (416's largest tiny anchor, 344x319, would be larger
+ * than a 256 input) */
+static void wh__scaled_anchors(const wh__model *m, int width, int height, float *anchors)
+{
+    for (int k = 0; k < m->num; k++) {
+        anchors[2 * k] = (float)m->anchors[2 * k] * (float)width / 416.f;
+        anchors[2 * k + 1] = (float)m->anchors[2 * k + 1] * (float)height / 416.f;
+    }
+    wh_anchors_round(anchors, m->num);
+}
+
+int wh_model_default_anchors(const char *name, int width, int height, float *anchors, int *num)
 {
     for (int i = 0; i < WH__COUNT(wh__models); i++)
         if (name && !strcmp(name, wh__models[i].name)) {
+            wh__scaled_anchors(&wh__models[i], width, height, anchors);
             if (num) *num = wh__models[i].num;
-            return wh__models[i].anchors;
+            return 0;
         }
-    return NULL;
+    return -1;
 }
 
 const char *const *wh_model_names(void)
@@ -577,17 +591,15 @@ wh_status wh_model_generate(const wh_model_opts *o, char **text, wh_ctx *ctx)
     g.classes = o->classes;
     g.width_multiple = o->width_multiple;
     g.model = m;
-    for (int k = 0; k < m->num; k++) {
-        /* darknet's anchors are pixels of a 416x416 input: the same share of
-         * the image at another size (416's largest tiny anchor, 344x319,
-         * would be larger than a 256 input) */
-        float aw = o->anchors ? o->anchors[2 * k] : m->anchors[2 * k] * (float)o->width / 416.f;
-        float ah = o->anchors ? o->anchors[2 * k + 1] : m->anchors[2 * k + 1] * (float)o->height / 416.f;
-        if (!(aw > 0 && ah > 0))
-            return wh_error(ctx, WH_ERR_ARG, "model %s: anchor %d is %g x %g (must be > 0)", m->name, k,
-                            (double)aw, (double)ah);
-        g.anchors[2 * k] = roundf(aw) < 1 ? 1 : roundf(aw);
-        g.anchors[2 * k + 1] = roundf(ah) < 1 ? 1 : roundf(ah);
+    if (o->anchors) {
+        for (int k = 0; k < 2 * m->num; k++)
+            if (!(o->anchors[k] > 0))
+                return wh_error(ctx, WH_ERR_ARG, "model %s: anchor %d is %g x %g (must be > 0)", m->name, k / 2,
+                                (double)o->anchors[k - k % 2], (double)o->anchors[k - k % 2 + 1]);
+        memcpy(g.anchors, o->anchors, sizeof(float) * 2 * (size_t)m->num);
+        wh_anchors_round(g.anchors, m->num);
+    } else {
+        wh__scaled_anchors(m, o->width, o->height, g.anchors);
     }
     g.cap = 16384; /* yolov4 at 80 classes is about 13 KB */
     g.buf = malloc(g.cap);

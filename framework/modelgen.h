@@ -26,15 +26,18 @@ typedef struct wh_model_opts {
     int width, height;       /* network input, multiples of 32 in 32..4096 */
     double width_multiple;   /* in (0, 4]; 1.0 = the original architecture */
     /* The anchors, (w, h) pairs in input pixels, as many as the model has
-     * (wh_model_anchors): e.g. from the data (framework/data/anchors.h).
+     * (wh_model_default_anchors): e.g. from the data (framework/data/anchors.h).
      * NULL: darknet's defaults for 416, scaled to width x height. */
     const float *anchors;
     int n_anchors;
 } wh_model_opts;
 
-/* darknet's default anchors of model name at 416x416 ((w, h) pixel pairs)
- * and their count in *num; NULL for an unknown name. */
-const int *wh_model_anchors(const char *name, int *num);
+/* darknet's default anchors of model name, given for a 416x416 input, as a
+ * generated cfg writes them for width x height: scaled to that size and
+ * rounded to whole pixels (framework/data/anchors.h, wh_anchors_round), in
+ * anchors ((w, h) pairs; room for WH_ANCHORS_MAX), their count in *num.
+ * -1 for an unknown name, else 0. */
+int wh_model_default_anchors(const char *name, int width, int height, float *anchors, int *num);
 
 /* yolov4, 80 classes, 416x416, width_multiple 1.0, default anchors.
  *

@@ -149,55 +149,53 @@ static wh_status wh__set_net_key(char **text, const char *key, const char *val, 
  * a tiny rate); an explicit --burn-in wins. Nothing changes when M = M0,
  * so resuming with the same flags is exact. The change is described in
  * note ("" when none). */
-static wh_status wh__rescale_schedule(char **text, const wh_train_opts *o, char *note, size_t n, wh_ctx *ctx)
+static wh_status wh__rescale_schedule(char **text, const char *name, const wh_train_opts *o, char *note, size_t n,
+                                      wh_ctx *ctx)
 {
     note[0] = '\0';
     if (o->max_batches <= 0) return WH_OK;
+    /* [net] as the cfg has it, before the overrides (a cfg without one:
+     * wh_net_create says so later) */
     wh_cfg *c = NULL;
-    WH_TRY(wh_cfg_parse_string(*text, "<cfg>", &c, ctx));
-    wh_cfg_section *net = c->n_sec > 0 && (!strcmp(c->sec[0].type, "net") || !strcmp(c->sec[0].type, "network"))
-                              ? &c->sec[0]
-                              : NULL;
-    int m0 = 0, burn = 0, steps[WH_MAX_STEPS], n_steps = 0;
-    wh_status st = WH_OK;
-    if (net) st = wh_cfg_int(net, "max_batches", 0, 0, 1 << 30, &m0, ctx);
-    if (net && st == WH_OK) st = wh_cfg_int(net, "burn_in", 0, 0, 1 << 30, &burn, ctx);
-    const char *policy = net ? wh_cfg_str(net, "policy", "constant") : "constant";
-    if (o->policy) policy = o->policy;
-    if (net && st == WH_OK && !strcmp(policy, "steps") && wh_cfg_has(net, "steps"))
-        st = wh_cfg_ints(net, "steps", steps, WH_MAX_STEPS, &n_steps, ctx);
+    WH_TRY(wh_cfg_parse_string(*text, name, &c, ctx));
+    wh_hparams h;
+    const int has_net = c->n_sec > 0 && (!strcmp(c->sec[0].type, "net") || !strcmp(c->sec[0].type, "network"));
+    const wh_status st = has_net ? wh_hparams_parse(&c->sec[0], &h, ctx) : WH_OK;
     wh_cfg_free(c);
-    if (st != WH_OK || m0 <= 0 || m0 == o->max_batches) return st;
+    if (st != WH_OK || !has_net || h.max_batches <= 0 || h.max_batches == o->max_batches) return st;
     const long m = o->max_batches;
-    int k = snprintf(note, n, "schedule rescaled from the cfg's max_batches %d to %ld:", m0, m);
-    if (n_steps > 0) {
+    const int steps = (o->policy ? !strcmp(o->policy, "steps") : h.policy == WH_LR_STEPS) && h.n_steps > 0;
+    const int burn = o->burn_in < 0 && h.burn_in > m / 10;
+    if (!steps && !burn) return WH_OK; /* nothing in the schedule counts iterations */
+    int k = snprintf(note, n, "schedule rescaled from the cfg's max_batches %d to %ld:", h.max_batches, m);
+    if (steps) {
         char before[256] = "", after[256] = "";
-        for (int i = 0; i < n_steps; i++) {
-            long v = lround((double)steps[i] * (double)m / (double)m0);
+        for (int i = 0; i < h.n_steps; i++) {
+            long v = lround((double)h.steps[i] * (double)m / (double)h.max_batches);
             if (v < 1) v = 1;
-            snprintf(before + strlen(before), sizeof(before) - strlen(before), i ? ",%d" : "%d", steps[i]);
+            snprintf(before + strlen(before), sizeof(before) - strlen(before), i ? ",%d" : "%d", h.steps[i]);
             snprintf(after + strlen(after), sizeof(after) - strlen(after), i ? ",%ld" : "%ld", v);
         }
         WH_TRY(wh__set_net_key(text, "steps", after, ctx));
         if (k >= 0 && (size_t)k < n) k += snprintf(note + k, n - (size_t)k, " steps %s -> %s", before, after);
     }
-    if (o->burn_in < 0 && burn > m / 10) {
+    if (burn) {
         char val[32];
         snprintf(val, sizeof(val), "%ld", m / 10);
         WH_TRY(wh__set_net_key(text, "burn_in", val, ctx));
         if (k >= 0 && (size_t)k < n)
-            k += snprintf(note + k, n - (size_t)k, "%s burn_in %d -> %ld (a tenth of the run; --burn-in sets it)",
-                          n_steps > 0 ? "," : "", burn, m / 10);
+            snprintf(note + k, n - (size_t)k, "%s burn_in %d -> %ld (a tenth of the run; --burn-in sets it)",
+                     steps ? "," : "", h.burn_in, m / 10);
     }
-    if (n_steps == 0 && !(o->burn_in < 0 && burn > m / 10)) note[0] = '\0'; /* nothing depended on it */
     return WH_OK;
 }
 
 /* The command-line overrides, written into the cfg text itself so that a
  * checkpoint alone rebuilds the network it was trained as. */
-static wh_status wh__apply_overrides(char **text, const wh_train_opts *o, char *note, size_t n, wh_ctx *ctx)
+static wh_status wh__apply_overrides(char **text, const char *name, const wh_train_opts *o, char *note, size_t n,
+                                     wh_ctx *ctx)
 {
-    WH_TRY(wh__rescale_schedule(text, o, note, n, ctx));
+    WH_TRY(wh__rescale_schedule(text, name, o, note, n, ctx));
     struct {
         const char *key;
         double v;
@@ -320,9 +318,10 @@ static wh_status wh__setup(wh__run *r, wh_ctx *ctx)
             WH_TRY(wh_read_text_file(o->cfg_path, &r->cfg_text, ctx));
         }
     }
-    wh_status st = wh__apply_overrides(&r->cfg_text, o, r->sched_text, sizeof(r->sched_text), ctx);
+    const char *cfg_name = r->resume ? r->path : o->cfg_path ? o->cfg_path : "<checkpoint cfg>";
+    wh_status st = wh__apply_overrides(&r->cfg_text, cfg_name, o, r->sched_text, sizeof(r->sched_text), ctx);
     wh_cfg *cfg = NULL;
-    if (st == WH_OK) st = wh_cfg_parse_string(r->cfg_text, r->resume ? r->path : o->cfg_path ? o->cfg_path : "<checkpoint cfg>", &cfg, ctx);
+    if (st == WH_OK) st = wh_cfg_parse_string(r->cfg_text, cfg_name, &cfg, ctx);
     wh_net_opts no = {.train = 1, .blocked = 1, .share_douts = 1, .share_outs = 1, .check_finite = o->check_finite};
     /* [net] as the net will read it: the ranks' shares and the memory plan
      * need it before the net exists (a cfg without it: wh_net_create says so) */

@@ -220,8 +220,10 @@ void wh_anchors_round(float *anchors, int k)
 }
 
 wh_status wh_anchors_from_data(const char *path, const char *split, int netw, int neth, int letterbox, int k,
-                               uint64_t seed, float *anchors, double *mean_iou, long *n_boxes, wh_ctx *ctx)
+                               uint64_t seed, float *anchors, double *mean_iou, long *n_boxes, float **boxes,
+                               wh_ctx *ctx)
 {
+    if (boxes) *boxes = NULL;
     wh_dataset *d = NULL;
     WH_TRY(wh_dataset_open(path, split, &d, ctx));
     float *wh = NULL;
@@ -232,6 +234,7 @@ wh_status wh_anchors_from_data(const char *path, const char *split, int netw, in
         wh_anchors_round(anchors, k);
         if (mean_iou) *mean_iou = wh_anchors_mean_iou(wh, n, anchors, k);
         if (n_boxes) *n_boxes = n;
+        if (boxes) *boxes = wh, wh = NULL;
     }
     if (st != WH_OK && st != WH_ERR_NOMEM && !strstr(ctx->msg, path))
         st = wh_error_prefix(ctx, "%s (split %s): ", path, split); /* name where the boxes came from */

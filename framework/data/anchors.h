@@ -58,10 +58,12 @@ void wh_anchors_round(float *anchors, int k);
  * VOCdevkit or a darknet .data) and its split: k anchors for a netw x neth
  * input, WH_ANCHORS_RESTARTS restarts from seed, rounded to whole pixels;
  * *mean_iou the mean best IoU of the rounded anchors, *n_boxes the boxes
- * clustered (either may be NULL). */
+ * clustered (either may be NULL); boxes, when not NULL, receives their sizes
+ * (wh_anchors_boxes; the caller frees them) to score other anchors with. */
 #define WH_ANCHORS_RESTARTS 10
 wh_status wh_anchors_from_data(const char *path, const char *split, int netw, int neth, int letterbox, int k,
-                               uint64_t seed, float *anchors, double *mean_iou, long *n_boxes, wh_ctx *ctx);
+                               uint64_t seed, float *anchors, double *mean_iou, long *n_boxes, float **boxes,
+                               wh_ctx *ctx);
 
 #ifdef __cplusplus
 }

@@ -223,11 +223,11 @@ TEST(Anchors, GeneratedModelsScaleDarknetsAnchorsOrTakeTheData)
     o.n_anchors = 5;
     EXPECT_NE(anchors_line(o).find("5 anchors given, the model has 6"), std::string::npos) << anchors_line(o);
     int num = 0;
-    const int *v4 = wh_model_anchors("yolov4", &num);
-    ASSERT_NE(v4, nullptr);
+    float v4[2 * WH_ANCHORS_MAX];
+    ASSERT_EQ(wh_model_default_anchors("yolov4", 416, 416, v4, &num), 0);
     EXPECT_EQ(num, 9);
     EXPECT_EQ(v4[17], 401);
-    EXPECT_EQ(wh_model_anchors("nope", &num), nullptr);
+    EXPECT_EQ(wh_model_default_anchors("nope", 416, 416, v4, &num), -1);
 }
 
 TEST(Anchors, GeneratedScheduleFollowsDarknetsCustomRule)
