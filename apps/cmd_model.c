@@ -1,4 +1,4 @@
-/* whittle model NAME [--classes N] [--size WxH] [--width-multiple M] [--anchors-from D] -o FILE.cfg */
+/* whittle model NAME [--classes N] [--size WxH] [--width-multiple M] [--anchors-from D] [--loss L] -o FILE.cfg */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +21,10 @@ void wh_cmd_model_usage(void)
            "                       k-means under 1 - IoU); without it darknet's anchors for 416, scaled\n"
            "                       to --size\n"
            "  --split NAME         the image set --anchors-from clusters (default train)\n"
+           "  --loss balanced|darknet\n"
+           "                       balanced (default): per-head averaged terms (loss_norm=mean), CIoU,\n"
+           "                       YOLOv5's gains and SGD settings (lr 0.01, momentum 0.937), so no term\n"
+           "                       vanishes on a new dataset; darknet: darknet's shipped cfg unchanged\n"
            "  -o, --out FILE       where to write (replaced atomically; '-' = stdout)\n");
 }
 
@@ -49,6 +53,13 @@ int wh_cmd_model(int argc, char **argv)
             if (!(anchors_from = wh_app_value(argc, argv, &i))) return 2;
         } else if (!strcmp(a, "--split")) {
             if (!(split = wh_app_value(argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--loss")) {
+            if (!(v = wh_app_value(argc, argv, &i))) return 2;
+            if (strcmp(v, "balanced") && strcmp(v, "darknet")) {
+                fprintf(stderr, "whittle: error: --loss expects balanced or darknet, got '%s'\n", v);
+                return 2;
+            }
+            o.darknet_loss = !strcmp(v, "darknet");
         } else if (!strcmp(a, "-o") || !strcmp(a, "--out")) {
             if (!(out = wh_app_value(argc, argv, &i))) return 2;
         } else if (a[0] == '-' && a[1]) {

@@ -6,6 +6,7 @@
 
 #include "apps.h"
 #include "framework/dist.h"
+#include "framework/optimizer.h"
 #include "framework/trainer.h"
 
 #include <omp.h>
@@ -14,7 +15,9 @@ void wh_cmd_train_usage(void)
 {
     printf("usage: whittle train --cfg CFG|--init CKPT [--data DIR] [--out DIR] [--resume] [options]\n\n"
            "Trains a detector from a darknet cfg (SGD as darknet: burn-in, policy, momentum,\n"
-           "decay on conv weights only). Writes DIR/last.h5, best.h5, train.jsonl, chart.png.\n\n"
+           "decay on conv weights only; or AdamW), averaging the weights as it goes (EMA: the\n"
+           "checkpoints' network and every evaluation are the average). Writes DIR/last.h5,\n"
+           "best.h5, train.jsonl, chart.png.\n\n"
            "  --cfg FILE            the network (darknet cfg; [net] gives the schedule)\n"
            "  --data PATH           VOC root, VOCdevkit or darknet .data (default: %s)\n"
            "  --out DIR             output folder (default runs/train)\n"
@@ -23,7 +26,12 @@ void wh_cmd_train_usage(void)
            "  --max-batches N       override [net] max_batches\n"
            "  --batch N --subdivisions N --lr X --size WxH --burn-in N   override [net]\n"
            "  --policy P            override [net] policy (steps, cosine, sgdr, poly, ...)\n"
-           "  --nesterov            Nesterov momentum\n"
+           "  --nesterov            Nesterov momentum (sgd)\n"
+           "  --optimizer NAME      sgd (default: darknet's) or adamw (decoupled decay, b1 = [net] momentum;\n"
+           "                        wants --lr about 0.001); the state is in the checkpoint\n"
+           "  --no-ema              no weight averaging (checkpoints hold the trained weights only)\n"
+           "  --minutes M           a wall-clock budget: after 10 iterations, max_batches becomes what fits\n"
+           "                        in M minutes (the schedule rescaled as for --max-batches); stops at M\n"
            "  --eval-every N        evaluate on --test-split every N iterations (default: at the end)\n"
            "  --ckpt-every N        checkpoint every N iterations (default 100)\n"
            "  --metric M            voc07 (default), voc or coco\n"
@@ -131,6 +139,17 @@ int wh_app_train_option(int argc, char **argv, int *i, wh_train_opts *o, int *th
         o->dist_timeout_s = t;
     } else if (!strcmp(a, "--nesterov")) {
         o->nesterov = 1;
+    } else if (!strcmp(a, "--optimizer")) {
+        if (!(v = wh_app_value(argc, argv, i))) return -1;
+        if (!wh_optim_find(v)) {
+            fprintf(stderr, "whittle: error: --optimizer expects one of %s, got '%s'\n", wh_optim_names(), v);
+            return -1;
+        }
+        o->optimizer = v;
+    } else if (!strcmp(a, "--no-ema")) {
+        o->ema = 0;
+    } else if (!strcmp(a, "--minutes")) {
+        if (!(v = wh_app_value(argc, argv, i)) || wh_app_double(a, v, 0.01, 1e6, &o->minutes)) return -1;
     } else if (!strcmp(a, "--letterbox")) {
         o->letterbox = 1;
     } else if (!strcmp(a, "--max-batches")) {

@@ -37,6 +37,8 @@ typedef struct wh__gen {
     int n;           /* darknet index the next layer section gets */
     int classes;
     double width_multiple;
+    int width, height;
+    int darknet_loss; /* wh_model_opts.darknet_loss */
     const struct wh__model *model;
     float anchors[2 * WH_ANCHORS_MAX]; /* model->num (w, h) pairs at the generated input size */
 } wh__gen;
@@ -216,7 +218,24 @@ static int wh__yolo(wh__gen *g, int mask0, int random, const char *scale_x_y)
             m->num);
     if (random >= 0) wh__put(g, "random=%d\n", random);
     if (scale_x_y) wh__put(g, "scale_x_y=%s\n", scale_x_y);
-    if (m->loss_keys) wh__put(g, "%s", m->loss_keys);
+    if (g->darknet_loss) {
+        if (m->loss_keys) wh__put(g, "%s", m->loss_keys);
+        return i;
+    }
+    /* The balanced loss (modelgen.h): YOLOv5's gains (box .05, objectness
+     * 1, classes .5) times its nominal batch of 64, because YOLOv5 sums its
+     * averages over a batch of 64 where whittle's trainer averages over the
+     * batch; box and classes x 3 / heads, classes x classes / 80, objectness
+     * x (size / 640)^2 x 3 / heads x a weight per stride (4 at 8, 1 at 16,
+     * .4 at 32: a larger grid's mean has more empty cells in it). The heads
+     * go from the largest anchors (stride 32) down, three anchors each. */
+    const int nl = m->num / 3, stride = 32 >> (nl - 1 - mask0 / 3);
+    const double k3 = 3.0 / nl, area = (double)g->width * g->height / (640.0 * 640.0);
+    const double bal = stride <= 8 ? 4.0 : stride == 16 ? 1.0 : 0.4;
+    wh__put(g, "# whittle's balanced loss (layers/yolo.h, loss_norm=mean): YOLOv5's gains x its nominal batch 64\n"
+               "loss_norm=mean\niou_loss=ciou\niou_normalizer=%.4g\nobj_normalizer=%.4g\ncls_normalizer=%.4g\n"
+               "iou_thresh=0.213\nnms_kind=greedynms\nbeta_nms=0.6\n",
+            0.05 * 64 * k3, 1.0 * 64 * area * k3 * bal, 0.5 * 64 * g->classes / 80.0 * k3);
     return i;
 }
 
@@ -529,19 +548,22 @@ static void wh__net(wh__gen *g, const wh_model_opts *o)
             g->classes, g->width_multiple);
     wh__put(g, "batch=64\nsubdivisions=%d\nwidth=%d\nheight=%d\nchannels=3\n", m->subdivisions,
             o->width, o->height);
+    /* the balanced loss trains at YOLOv5's SGD settings (modelgen.h) */
+    const char *momentum = g->darknet_loss ? m->momentum : "0.937";
+    const char *lr = g->darknet_loss ? m->learning_rate : "0.01";
     wh__put(g, "momentum=%s\ndecay=0.0005\nangle=0\nsaturation=1.5\nexposure=1.5\nhue=.1\n",
-            m->momentum);
+            momentum);
     if (g->classes == 80) { /* darknet's COCO cfg */
         wh__put(g, "\nlearning_rate=%s\nburn_in=1000\nmax_batches=%s\npolicy=steps\nsteps=%s\n"
                    "scales=.1,.1\n",
-                m->learning_rate, m->max_batches, m->steps);
+                lr, m->max_batches, m->steps);
     } else { /* darknet's rule for custom training: 2000 per class, at least 6000 */
         const long mb = g->classes * 2000L < 6000 ? 6000 : g->classes * 2000L;
         wh__put(g, "\n# darknet's schedule for custom data: max_batches = 2000 x classes (at least 6000),\n"
                    "# steps at 80 %% and 90 %%; whittle train --max-batches N rescales it to N\n"
                    "learning_rate=%s\nburn_in=1000\nmax_batches=%ld\npolicy=steps\nsteps=%ld,%ld\n"
                    "scales=.1,.1\n",
-                m->learning_rate, mb, mb * 8 / 10, mb * 9 / 10);
+                lr, mb, mb * 8 / 10, mb * 9 / 10);
     }
     if (m->mosaic) wh__put(g, "mosaic=1\n");
 }
@@ -590,6 +612,9 @@ wh_status wh_model_generate(const wh_model_opts *o, char **text, wh_ctx *ctx)
     wh__gen g = {0};
     g.classes = o->classes;
     g.width_multiple = o->width_multiple;
+    g.width = o->width;
+    g.height = o->height;
+    g.darknet_loss = o->darknet_loss;
     g.model = m;
     if (o->anchors) {
         for (int k = 0; k < 2 * m->num; k++)

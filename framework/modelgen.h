@@ -1,8 +1,10 @@
 /* whittle: the darknet .cfg model generator.
  *
  * Writes the cfg of a known YOLO architecture (yolov4, yolov4-tiny, yolov3,
- * yolov3-tiny) for a given class count, input size and width multiple. The
- * text is what darknet's own shipped cfg would be for those settings: the
+ * yolov3-tiny) for a given class count, input size and width multiple. With
+ * darknet_loss = 1 the text is what darknet's own shipped cfg would be for
+ * those settings (by default the [yolo] loss keys and [net]'s learning rate
+ * and momentum are whittle's balanced loss instead; nothing else differs): the
  * same [net] training settings, the same sections in the same order, the
  * same route indices, so darknet can read it and darknet .weights of the
  * original architecture (width_multiple = 1) line up with it layer by layer.
@@ -30,6 +32,16 @@ typedef struct wh_model_opts {
      * NULL: darknet's defaults for 416, scaled to width x height. */
     const float *anchors;
     int n_anchors;
+    /* 0 (default): the balanced loss, for training on the user's data: each
+     * [yolo] gets loss_norm=mean (per-head averages, IoU objectness target:
+     * layers/yolo.h), CIoU, YOLOv5's gains scaled to whittle's conventions
+     * (box 3.2, objectness 64 x (size/640)^2 x a weight per stride, classes
+     * 32 x classes/80, each x 3/heads; iou_thresh .213), and [net] gets
+     * YOLOv5's SGD settings (learning_rate 0.01, momentum 0.937). Why: with
+     * darknet's sums and its iou_normalizer 0.07 the exact CIoU gradient is
+     * about 1 % of the loss and localisation barely trains.
+     * 1: darknet's shipped loss keys and [net] settings, unchanged. */
+    int darknet_loss;
 } wh_model_opts;
 
 /* darknet's default anchors of model name, given for a 416x416 input, as a

@@ -33,6 +33,7 @@ void wh_train_opts_default(wh_train_opts *o)
     o->burn_in = -1;
     o->sync_bn = -1;
     o->check_finite = 1;
+    o->ema = 1;
 }
 
 static double wh__now(void)
@@ -97,7 +98,8 @@ typedef struct wh__run {
     wh_dataset *train, *test;
     wh_loader *loader;
     int max_boxes;      /* truth slots per image in the loader's batches */
-    wh_sgd *sgd;
+    wh_optim *opt;
+    wh_ema *ema;        /* NULL: no weight averaging */
     long it;
     double best_map;
     wh__series hist, maps;
@@ -114,6 +116,7 @@ typedef struct wh__run {
     wh_mem_plan plan;
     char plan_text[512];
     char sched_text[512]; /* how --max-batches rescaled the cfg's schedule ("" if not) */
+    char budget_text[700]; /* how --minutes sized the run ("" if not yet) */
     int bn_synced;      /* batch-norm statistics summed over the ranks */
     float *stats_copy;  /* the running statistics before the iteration (max_skips > 0) */
     size_t stats_floats;
@@ -149,11 +152,11 @@ static wh_status wh__set_net_key(char **text, const char *key, const char *val, 
  * a tiny rate); an explicit --burn-in wins. Nothing changes when M = M0,
  * so resuming with the same flags is exact. The change is described in
  * note ("" when none). */
-static wh_status wh__rescale_schedule(char **text, const char *name, const wh_train_opts *o, char *note, size_t n,
-                                      wh_ctx *ctx)
+static wh_status wh__rescale_schedule(char **text, const char *name, const wh_train_opts *o, long m, char *note,
+                                      size_t n, wh_ctx *ctx)
 {
     note[0] = '\0';
-    if (o->max_batches <= 0) return WH_OK;
+    if (m <= 0) return WH_OK;
     /* [net] as the cfg has it, before the overrides (a cfg without one:
      * wh_net_create says so later) */
     wh_cfg *c = NULL;
@@ -162,8 +165,7 @@ static wh_status wh__rescale_schedule(char **text, const char *name, const wh_tr
     const int has_net = c->n_sec > 0 && (!strcmp(c->sec[0].type, "net") || !strcmp(c->sec[0].type, "network"));
     const wh_status st = has_net ? wh_hparams_parse(&c->sec[0], &h, ctx) : WH_OK;
     wh_cfg_free(c);
-    if (st != WH_OK || !has_net || h.max_batches <= 0 || h.max_batches == o->max_batches) return st;
-    const long m = o->max_batches;
+    if (st != WH_OK || !has_net || h.max_batches <= 0 || h.max_batches == m) return st;
     const int steps = (o->policy ? !strcmp(o->policy, "steps") : h.policy == WH_LR_STEPS) && h.n_steps > 0;
     const int burn = o->burn_in < 0 && h.burn_in > m / 10;
     if (!steps && !burn) return WH_OK; /* nothing in the schedule counts iterations */
@@ -195,7 +197,7 @@ static wh_status wh__rescale_schedule(char **text, const char *name, const wh_tr
 static wh_status wh__apply_overrides(char **text, const char *name, const wh_train_opts *o, char *note, size_t n,
                                      wh_ctx *ctx)
 {
-    WH_TRY(wh__rescale_schedule(text, name, o, note, n, ctx));
+    WH_TRY(wh__rescale_schedule(text, name, o, o->max_batches, note, n, ctx));
     struct {
         const char *key;
         double v;
@@ -224,11 +226,22 @@ static wh_status wh__save(wh__run *r, const char *path, wh_ctx *ctx)
 {
     wh_ckpt_writer *w;
     WH_TRY(wh_ckpt_create(path, &w, ctx));
-    const int64_t it = r->it, pos = wh_loader_position(r->loader), nest = r->sgd->nesterov;
+    const int64_t it = r->it, pos = wh_loader_position(r->loader), nest = r->opt->nesterov;
     const uint64_t seed = r->o->seed;
     const float best = (float)r->best_map;
-    const uint64_t nv = r->sgd->n, nh = (uint64_t)r->hist.n, nm = (uint64_t)r->maps.n;
+    const uint64_t nv = r->opt->n, nh = (uint64_t)r->hist.n, nm = (uint64_t)r->maps.n;
+    /* with weight averaging the network saved is the average (what
+     * evaluation, export and pruning read); the trained weights go beside
+     * it for resuming */
+    if (r->ema) wh_ema_swap(r->ema, r->net);
     wh_status st = wh_ckpt_put_net(w, r->net, r->cfg_text, ctx);
+    if (r->ema) wh_ema_swap(r->ema, r->net);
+    if (st == WH_OK && r->ema) {
+        const uint64_t ne = r->ema->n;
+        const int64_t up = r->ema->updates;
+        st = wh_ckpt_put_f32(w, "ema/trained_weights", r->net->arena[WH_ARENA_PARAM], &ne, 1, ctx);
+        if (st == WH_OK) st = wh_ckpt_put_i64(w, "ema/updates", &up, NULL, 0, ctx);
+    }
     if (st == WH_OK) st = wh_ckpt_put_i64(w, "train/iteration", &it, NULL, 0, ctx);
     if (st == WH_OK) st = wh_ckpt_put_i64(w, "train/loader_position", &pos, NULL, 0, ctx);
     if (st == WH_OK) st = wh_ckpt_put_u64(w, "train/seed", &seed, NULL, 0, ctx);
@@ -237,7 +250,14 @@ static wh_status wh__save(wh__run *r, const char *path, wh_ctx *ctx)
     if (st == WH_OK && nh) st = wh_ckpt_put_f32(w, "train/history_loss", r->hist.y, &nh, 1, ctx);
     if (st == WH_OK && nm) st = wh_ckpt_put_f32(w, "train/map_iter", r->maps.x, &nm, 1, ctx);
     if (st == WH_OK && nm) st = wh_ckpt_put_f32(w, "train/map", r->maps.y, &nm, 1, ctx);
-    if (st == WH_OK) st = wh_ckpt_put_f32(w, "optimizer/velocity", r->sgd->velocity, &nv, 1, ctx);
+    if (st == WH_OK) st = wh_ckpt_put_str(w, "optimizer/name", r->opt->ops->name, ctx);
+    for (int k = 0; st == WH_OK && k < r->opt->ops->n_state; k++) {
+        char name[64];
+        snprintf(name, sizeof(name), "optimizer/%s", r->opt->ops->state_names[k]);
+        st = wh_ckpt_put_f32(w, name, r->opt->state[k], &nv, 1, ctx);
+    }
+    const int64_t steps = r->opt->t;
+    if (st == WH_OK) st = wh_ckpt_put_i64(w, "optimizer/step", &steps, NULL, 0, ctx);
     if (st == WH_OK) st = wh_ckpt_put_i64(w, "optimizer/nesterov", &nest, NULL, 0, ctx);
     const int64_t ranks = r->ranks;
     if (st == WH_OK) st = wh_ckpt_put_i64(w, "dist/ranks", &ranks, NULL, 0, ctx);
@@ -287,6 +307,55 @@ static void wh__remove_stale_temps(const char *dir)
         unlink(p);
     }
     closedir(d);
+}
+
+/* Keys a darknet cfg may set that change darknet's training but that
+ * whittle's trainer reads and does not apply: one warning each, naming the
+ * file, line and value, when the value is not the neutral one (neutral NULL:
+ * any value). Evaluation and export do not warn: they do not train. */
+typedef struct wh__unapplied {
+    const char *section, *key, *neutral, *why;
+} wh__unapplied;
+
+static const wh__unapplied wh__unapplied_keys[] = {
+    {"net", "angle", "0", "rotation is not implemented"},
+    {"net", "aspect", "1", "aspect-ratio jitter is not implemented"},
+    {"net", "mixup", "0", "mixup is not implemented"},
+    {"net", "cutmix", "0", "cutmix is not implemented"},
+    {"net", "blur", "0", "blur augmentation is not implemented"},
+    {"net", "gaussian_noise", "0", "noise augmentation is not implemented"},
+    {"net", "min_crop", NULL, "darknet's classifier crops do not apply to detection here"},
+    {"net", "max_crop", NULL, "darknet's classifier crops do not apply to detection here"},
+    {"net", "adam", "0", "use --optimizer adamw"},
+    {"net", "B1", NULL, "AdamW takes b1 from momentum (--optimizer adamw)"},
+    {"net", "B2", NULL, "AdamW's b2 is .999"},
+    {"net", "eps", NULL, "AdamW's eps is 1e-8"},
+    {"net", "ema_alpha", NULL, "whittle's weight average (on by default, --no-ema) has its own schedule"},
+    {"net", "label_smooth_eps", NULL, "set label_smooth_eps in [yolo]"},
+    {"net", "dynamic_minibatch", "0", "the batch stays as given"},
+    {"net", "resize_step", NULL, "multi-scale training is not implemented"},
+    {"net", "adversarial_lr", "0", "adversarial training is not implemented"},
+    {"net", "loss_scale", "1", "there is no mixed precision in training"},
+    {"net", "max_epochs", NULL, "max_batches (or --max-batches, --minutes) ends the run"},
+    {"yolo", "random", "0", "multi-scale training is not implemented: the input stays the cfg's size"},
+    {"yolo", "resize", "1", "resize jitter is not implemented"},
+};
+
+static void wh__warn_unapplied(const wh_cfg *cfg, wh_ctx *ctx)
+{
+    for (size_t k = 0; k < sizeof(wh__unapplied_keys) / sizeof(wh__unapplied_keys[0]); k++) {
+        const wh__unapplied *u = &wh__unapplied_keys[k];
+        for (int i = 0; i < cfg->n_sec; i++) {
+            wh_cfg_section *sec = &cfg->sec[i];
+            const int is_net = !strcmp(sec->type, "net") || !strcmp(sec->type, "network");
+            if (strcmp(u->section, "net") ? strcmp(sec->type, u->section) : !is_net) continue;
+            const wh_cfg_kv *kv = wh_cfg_find(sec, u->key);
+            if (!kv || (u->neutral && strtod(kv->val, NULL) == strtod(u->neutral, NULL))) continue;
+            wh_warn(ctx, "%s:%d: [%s] %s=%s is read but not applied by whittle's trainer (%s)", sec->file, kv->line,
+                    sec->type, u->key, kv->val, u->why);
+            break; /* once per key */
+        }
+    }
 }
 
 static wh_status wh__setup(wh__run *r, wh_ctx *ctx)
@@ -361,6 +430,7 @@ static wh_status wh__setup(wh__run *r, wh_ctx *ctx)
                               local > 1 ? ", run fewer ranks per host" : "", nh.width, nh.height, r->plan_text);
         }
     }
+    if (st == WH_OK && r->rank == 0) wh__warn_unapplied(cfg, ctx);
     if (st == WH_OK) st = wh_net_create(cfg, &no, &r->net, ctx);
     wh_cfg_free(cfg);
     if (st == WH_OK) {
@@ -377,8 +447,24 @@ static wh_status wh__setup(wh__run *r, wh_ctx *ctx)
         if (st == WH_OK) st = wh_ckpt_load_net(ir, r->net, ctx);
         wh_ckpt_close(ir);
     }
+    /* the optimizer: --optimizer, else the one the checkpoint resumed was
+     * trained with, else sgd */
+    char saved_opt[32] = "";
+    if (st == WH_OK && rd && wh_ckpt_has(rd, "optimizer/name")) {
+        char *name = NULL;
+        st = wh_ckpt_get_str(rd, "optimizer/name", &name, ctx);
+        if (st == WH_OK) snprintf(saved_opt, sizeof(saved_opt), "%s", name);
+        free(name);
+    } else if (rd) {
+        snprintf(saved_opt, sizeof(saved_opt), "sgd"); /* checkpoints from before optimizers had names */
+    }
+    const char *opt_name = o->optimizer ? o->optimizer : saved_opt[0] ? saved_opt : "sgd";
+    if (st == WH_OK && saved_opt[0] && strcmp(opt_name, saved_opt))
+        st = wh_error(ctx, WH_ERR_ARG, "%s was trained with --optimizer %s, not %s: resume with the same optimizer",
+                      r->path, saved_opt, opt_name);
     if (st == WH_OK)
-        st = wh_sgd_create(r->net, r->net->hp.momentum, r->net->hp.decay, o->nesterov, &r->sgd, ctx);
+        st = wh_optim_create(opt_name, r->net, r->net->hp.momentum, r->net->hp.decay, o->nesterov, &r->opt, ctx);
+    if (st == WH_OK && o->ema) st = wh_ema_create(r->net, r->net->hp.max_batches, &r->ema, ctx);
     if (st == WH_OK) st = wh_dataset_open(o->data, o->train_split, &r->train, ctx);
     if (st == WH_OK && o->test_split && o->test_split[0])
         st = wh_dataset_open(o->data, o->test_split, &r->test, ctx);
@@ -429,7 +515,28 @@ static wh_status wh__setup(wh__run *r, wh_ctx *ctx)
         if (st == WH_OK) st = wh_ckpt_get_i64(rd, "train/iteration", &it, 1, ctx);
         if (st == WH_OK) st = wh_ckpt_get_i64(rd, "train/loader_position", &pos, 1, ctx);
         if (st == WH_OK) st = wh_ckpt_get_f32(rd, "train/best_map", &best, 1, ctx);
-        if (st == WH_OK) st = wh_ckpt_get_f32(rd, "optimizer/velocity", r->sgd->velocity, r->sgd->n, ctx);
+        for (int k = 0; st == WH_OK && k < r->opt->ops->n_state; k++) {
+            char name[64];
+            snprintf(name, sizeof(name), "optimizer/%s", r->opt->ops->state_names[k]);
+            st = wh_ckpt_get_f32(rd, name, r->opt->state[k], r->opt->n, ctx);
+        }
+        if (st == WH_OK && wh_ckpt_has(rd, "optimizer/step")) {
+            int64_t t = 0;
+            st = wh_ckpt_get_i64(rd, "optimizer/step", &t, 1, ctx);
+            r->opt->t = t;
+        }
+        /* the net read is the average when the run averaged: the trained
+         * weights are beside it (a run without averaging: the net is them) */
+        if (st == WH_OK && wh_ckpt_has(rd, "ema/trained_weights")) {
+            const size_t n = r->net->arena_bytes[WH_ARENA_PARAM] / sizeof(float);
+            if (r->ema) memcpy(r->ema->avg, r->net->arena[WH_ARENA_PARAM], n * sizeof(float));
+            st = wh_ckpt_get_f32(rd, "ema/trained_weights", r->net->arena[WH_ARENA_PARAM], n, ctx);
+            int64_t up = 0;
+            if (st == WH_OK) st = wh_ckpt_get_i64(rd, "ema/updates", &up, 1, ctx);
+            if (r->ema) r->ema->updates = up;
+        } else if (st == WH_OK && r->ema) {
+            memcpy(r->ema->avg, r->net->arena[WH_ARENA_PARAM], r->ema->n * sizeof(float));
+        }
         if (st == WH_OK) st = wh__load_series(rd, "train/history_iter", "train/history_loss", &r->hist, ctx);
         if (st == WH_OK) st = wh__load_series(rd, "train/map_iter", "train/map", &r->maps, ctx);
         if (st == WH_OK && o->hooks.load) st = o->hooks.load(o->hooks.user, rd, ctx);
@@ -444,7 +551,11 @@ static wh_status wh__setup(wh__run *r, wh_ctx *ctx)
         st = wh_dist_bcast(r->dist, r->net->arena[WH_ARENA_PARAM], r->net->arena_bytes[WH_ARENA_PARAM],
                            "the weights broadcast", ctx);
         if (st == WH_OK)
-            st = wh_dist_bcast(r->dist, r->sgd->velocity, r->sgd->n * sizeof(float), "the momentum broadcast", ctx);
+            for (int k = 0; st == WH_OK && k < r->opt->ops->n_state; k++)
+                st = wh_dist_bcast(r->dist, r->opt->state[k], r->opt->n * sizeof(float), "the optimizer state broadcast",
+                                   ctx);
+        if (st == WH_OK && r->ema)
+            st = wh_dist_bcast(r->dist, r->ema->avg, r->ema->n * sizeof(float), "the weight average broadcast", ctx);
         int same = 1;
         if (st == WH_OK) st = wh_dist_same_u64(r->dist, (uint64_t)r->it, &same, "the iteration check", ctx);
         if (st == WH_OK && !same)
@@ -486,7 +597,8 @@ static void wh__teardown(wh__run *r)
     wh_loader_destroy(r->loader);
     wh_dataset_free(r->train);
     wh_dataset_free(r->test);
-    wh_sgd_destroy(r->sgd);
+    wh_optim_destroy(r->opt);
+    wh_ema_destroy(r->ema);
     wh_net_destroy(r->net);
     free(r->cfg_text);
     wh__series_free(&r->hist);
@@ -544,6 +656,82 @@ static wh_status wh__numeric_verdict(wh__run *r, int n_bad, wh_ctx *ctx)
     return st;
 }
 
+/* --minutes: left seconds remain at per seconds an iteration; max_batches
+ * becomes the iterations done plus those that fit, the schedule follows
+ * (wh__rescale_schedule), the net's [net] settings and the weight average's
+ * length are read again, and an INFO event says so. */
+static wh_status wh__fit_budget(wh__run *r, double left, double per, wh_ctx *ctx)
+{
+    long m = r->it + (per > 0 && left > 0 ? (long)(left / per) : 0);
+    if (m <= r->it) m = r->it + 1;
+    char note[512];
+    WH_TRY(wh__rescale_schedule(&r->cfg_text, "<the run's cfg>", r->o, m, note, sizeof(note), ctx));
+    char val[32];
+    snprintf(val, sizeof(val), "%ld", m);
+    WH_TRY(wh__set_net_key(&r->cfg_text, "max_batches", val, ctx));
+    wh_cfg *c = NULL;
+    WH_TRY(wh_cfg_parse_string(r->cfg_text, "<the run's cfg>", &c, ctx));
+    wh_hparams h;
+    const wh_status st = wh_hparams_parse(&c->sec[0], &h, ctx);
+    wh_cfg_free(c);
+    WH_TRY(st);
+    /* the schedule's keys only: the rest of [net] is as the net was built */
+    wh_hparams *hp = &r->net->hp;
+    hp->max_batches = h.max_batches;
+    hp->burn_in = h.burn_in;
+    hp->n_steps = h.n_steps;
+    memcpy(hp->steps, h.steps, sizeof(h.steps));
+    memcpy(hp->scales, h.scales, sizeof(h.scales));
+    if (r->ema) wh_ema_fit(r->ema, m);
+    snprintf(r->budget_text, sizeof(r->budget_text),
+             "time budget: %.1f s an iteration, %.0f s left: max_batches %ld%s%s", per, left, m, note[0] ? "; " : "",
+             note);
+    wh_train_event ev = {.kind = WH_EV_INFO, .iteration = r->it, .max_batches = m, .text = r->budget_text};
+    wh__emit(r, &ev);
+    return WH_OK;
+}
+
+#define WH__MAX_HEADS 32
+
+/* Every [yolo] layer's loss of one mini-batch, added to parts. Over ranks,
+ * heads that average (loss_norm=mean) are rescaled to the global
+ * mini-batch's counts (wh_yolo_loss_rescale), so that R ranks of n images
+ * train as one process of R x n. */
+static wh_status wh__yolo_losses(wh__run *r, const wh_batch *b, wh_yolo_loss_parts *parts, wh_ctx *ctx)
+{
+    wh_net *net = r->net;
+    wh_yolo_loss_parts lp[WH__MAX_HEADS];
+    int li[WH__MAX_HEADS], ny = 0, mean = 0;
+    for (int i = 0; i < net->n_layers; i++) {
+        wh_layer *l = &net->layers[i];
+        const wh_yolo_params *yp = wh_yolo_get(l);
+        if (!yp) continue;
+        wh_yolo_loss_parts p;
+        WH_TRY(wh_yolo_loss(l, b->truth, r->max_boxes, net->in_shape.w, net->in_shape.h, &p, ctx));
+        if (r->ranks > 1 && yp->loss_norm == WH_YOLO_NORM_MEAN) {
+            if (ny == WH__MAX_HEADS)
+                return wh_error(ctx, WH_ERR_UNSUPPORTED, "more than %d averaging [yolo] layers over ranks",
+                                WH__MAX_HEADS);
+            lp[ny] = p;
+            li[ny++] = i;
+            mean = 1;
+        } else {
+            wh_yolo_loss_parts_add(parts, &p);
+        }
+    }
+    if (!mean) return WH_OK;
+    double v[2 * WH__MAX_HEADS];
+    for (int k = 0; k < ny; k++) v[2 * k] = lp[k].n_box, v[2 * k + 1] = lp[k].n_cls;
+    WH_TRY(wh_dist_sum_f64(r->dist, v, 2 * ny, "the loss counts allreduce", ctx));
+    for (int k = 0; k < ny; k++) {
+        const double kb = v[2 * k] > 0 ? r->ranks * lp[k].n_box / v[2 * k] : 1.0;
+        const double kc = v[2 * k + 1] > 0 ? r->ranks * lp[k].n_cls / v[2 * k + 1] : 1.0;
+        WH_TRY(wh_yolo_loss_rescale(&net->layers[li[k]], kb, kc, &lp[k], ctx));
+        wh_yolo_loss_parts_add(parts, &lp[k]);
+    }
+    return WH_OK;
+}
+
 /* One iteration: all subdivisions forward + loss + backward, then the step. */
 static wh_status wh__iteration(wh__run *r, wh_yolo_loss_parts *parts, double *extra, double *wait, wh_ctx *ctx)
 {
@@ -564,13 +752,7 @@ static wh_status wh__iteration(wh__run *r, wh_yolo_loss_parts *parts, double *ex
         if (r->poison_it == r->it + 1 && s == 0) net->input[0] = NAN; /* WH_TEST_NONFINITE */
         WH_TRY(wh_net_forward(net, 1, ctx));
         wh_net_zero_douts(net);
-        for (int i = 0; i < net->n_layers; i++) {
-            wh_layer *l = &net->layers[i];
-            if (!wh_yolo_get(l)) continue;
-            wh_yolo_loss_parts p;
-            WH_TRY(wh_yolo_loss(l, b->truth, r->max_boxes, net->in_shape.w, net->in_shape.h, &p, ctx));
-            wh_yolo_loss_parts_add(parts, &p);
-        }
+        WH_TRY(wh__yolo_losses(r, b, parts, ctx));
         if (r->o->hooks.extra_loss) {
             double e = 0;
             WH_TRY(r->o->hooks.extra_loss(r->o->hooks.user, net, &e, ctx));
@@ -612,8 +794,9 @@ static wh_status wh__iteration(wh__run *r, wh_yolo_loss_parts *parts, double *ex
      * scheduler and the step make identical weights */
     if (r->o->hooks.after_backward) WH_TRY(r->o->hooks.after_backward(r->o->hooks.user, net, r->it, ctx));
     const float lr = (float)wh_lr_at(hp, r->it);
-    wh_status st = wh_sgd_step(r->sgd, net, lr, hp->batch, ctx);
+    wh_status st = wh_optim_step(r->opt, net, lr, hp->batch, ctx);
     if (st != WH_OK) return st == WH_ERR_NUMERIC ? st : wh_error_prefix(ctx, "iteration %ld: ", r->it + 1);
+    if (r->ema) wh_ema_update(r->ema, net);
     return WH_OK;
 }
 
@@ -654,7 +837,18 @@ static wh_status wh__average_bn_stats(wh__run *r, wh_ctx *ctx)
 }
 
 /* Every rank detects its share of the test images; rank 0 scores them all. */
+static wh_status wh__evaluate_net(wh__run *r, double *map, wh_ctx *ctx);
+
+/* Evaluation scores the weight average when there is one. */
 static wh_status wh__evaluate(wh__run *r, double *map, wh_ctx *ctx)
+{
+    if (r->ema) wh_ema_swap(r->ema, r->net);
+    const wh_status st = wh__evaluate_net(r, map, ctx);
+    if (r->ema) wh_ema_swap(r->ema, r->net);
+    return st;
+}
+
+static wh_status wh__evaluate_net(wh__run *r, double *map, wh_ctx *ctx)
 {
     wh_eval_opts eo;
     wh_eval_opts_default(&eo);
@@ -787,7 +981,7 @@ wh_status wh_train(const wh_train_opts *o, wh_train_result *res, wh_ctx *ctx)
         r.stats_copy = malloc((r.stats_floats ? r.stats_floats : 1) * sizeof(float));
         if (!r.stats_copy) st = wh_error(ctx, WH_ERR_NOMEM, "out of memory");
     }
-    double ema_dt = 0;
+    double ema_dt = 0, train_s = 0, calib_s = 0;
     int skipped_row = 0;
     while (st == WH_OK && r.it < r.net->hp.max_batches) {
         const wh_hparams *hp = &r.net->hp;
@@ -836,6 +1030,10 @@ wh_status wh_train(const wh_train_opts *o, wh_train_result *res, wh_ctx *ctx)
         run_iters++;
         const double dt = wh__now() - t0;
         ema_dt = ema_dt > 0 ? 0.9 * ema_dt + 0.1 * dt : dt;
+        train_s += dt;
+        if (run_iters > 1) calib_s += dt; /* the first iteration warms up */
+        if (st == WH_OK && o->minutes > 0 && run_iters == 10 && !r.budget_text[0])
+            st = wh__fit_budget(&r, o->minutes * 60.0 - train_s, calib_s / (double)(run_iters - 1), ctx);
         if (!skipped) { /* a skipped iteration has its own line in the log */
             const double per_img = 1.0 / hp->batch;
             wh_train_event ev = {.kind = WH_EV_ITER, .iteration = r.it, .max_batches = hp->max_batches};
@@ -868,7 +1066,9 @@ wh_status wh_train(const wh_train_opts *o, wh_train_result *res, wh_ctx *ctx)
             }
             if (wh__series_add(&r.hist, (float)r.it, (float)ev.loss)) st = wh_error(ctx, WH_ERR_NOMEM, "out of memory");
         }
-        const int last = r.it == hp->max_batches || (o->stop_after > 0 && run_iters >= o->stop_after);
+        const int out_of_time = o->minutes > 0 && train_s >= o->minutes * 60.0;
+        const int last =
+            r.it == hp->max_batches || (o->stop_after > 0 && run_iters >= o->stop_after) || out_of_time;
         if (st == WH_OK && r.test && (last || (o->eval_every > 0 && r.it % o->eval_every == 0))) {
             double map;
             st = wh__evaluate(&r, &map, ctx);
@@ -884,7 +1084,7 @@ wh_status wh_train(const wh_train_opts *o, wh_train_result *res, wh_ctx *ctx)
             st = wh__chart(&r, ctx);
         if (st == WH_OK && (last || (o->ckpt_every > 0 && r.it % o->ckpt_every == 0)))
             st = wh__checkpoint(&r, !last || (o->ckpt_every > 0 && r.it % o->ckpt_every == 0), ctx);
-        if (o->stop_after > 0 && run_iters >= o->stop_after) break;
+        if ((o->stop_after > 0 && run_iters >= o->stop_after) || out_of_time) break;
     }
     res->iterations = r.it;
     res->best_map = r.best_map;

@@ -16,7 +16,10 @@
  * Checkpoint contents beyond the network (framework/checkpoint.h layout):
  *   train/iteration (i64), train/seed (u64), train/loader_position (i64),
  *   train/best_map (f32), train/history_iter, train/history_loss (f32 arrays),
- *   train/map_iter, train/map (f32), optimizer/velocity (f32), optimizer/nesterov (i64),
+ *   train/map_iter, train/map (f32), optimizer/name (string), its state
+ *   (optimizer/velocity for sgd; optimizer/adam_m, adam_v for adamw; f32),
+ *   optimizer/step, optimizer/nesterov (i64), with weight averaging
+ *   ema/trained_weights (f32: the parameter arena), ema/updates (i64),
  *   dist/ranks (i64: the ranks that trained it),
  *   plus whatever the hooks store under their own groups.
  * Resuming restores all of it, so with one thread the losses after a resume
@@ -95,6 +98,21 @@ typedef struct wh_train_opts {
     int burn_in;               /* -1: the cfg's */
     const char *policy;        /* NULL: the cfg's; e.g. "cosine" */
     int nesterov;
+    /* framework/optimizer.h: "sgd" or "adamw"; NULL: the checkpoint's when
+     * resuming, else sgd */
+    const char *optimizer;
+    /* Weight averaging (optimizer.h, wh_ema), on by default: evaluation
+     * scores the average, and every checkpoint's network is the average
+     * with the trained weights beside it (ema/trained_weights, ema/updates)
+     * for resuming, so export, pruning and fine-tuning read the average. */
+    int ema;
+    /* A wall-clock budget for the training iterations (evaluations not
+     * counted), in minutes; 0: none. After the first 10 iterations of the
+     * run their pace sizes the run: max_batches becomes the iterations that
+     * fit, the schedule is rescaled as for --max-batches (and written into
+     * the cfg the checkpoints hold, so a resume continues it), and the run
+     * also stops, with an evaluation and a checkpoint, when the time is up. */
+    double minutes;
     uint64_t seed;
     int eval_every;            /* iterations; 0: at the end only */
     int ckpt_every;            /* iterations; 0: at the end only */

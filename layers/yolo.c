@@ -17,6 +17,7 @@ extern const wh_layer_ops wh_yolo_ops;
 
 static const char *const wh__iou_names[] = {"mse", "giou", "diou", "ciou", NULL};
 static const char *const wh__nms_names[] = {"greedynms", "diounms", "cornersnms", NULL};
+static const char *const wh__norm_names[] = {"sum", "mean", NULL};
 _Static_assert(sizeof(wh__iou_names) / sizeof(wh__iou_names[0]) == WH_YOLO_IOU_COUNT + 1,
                "iou_loss names must match the enum");
 _Static_assert(sizeof(wh__nms_names) / sizeof(wh__nms_names[0]) == WH_YOLO_NMS_COUNT + 1,
@@ -112,6 +113,7 @@ static wh_status wh__parse_loss(wh_yolo_params *p, wh_cfg_section *s, wh_ctx *ct
     int k;
     WH_TRY(wh_cfg_choice(s, "iou_loss", wh__iou_names, WH_YOLO_IOU_MSE, &k, ctx));
     p->iou_loss = (wh_yolo_iou_loss)k;
+    WH_TRY(wh_cfg_choice(s, "loss_norm", wh__norm_names, WH_YOLO_NORM_SUM, &p->loss_norm, ctx));
     WH_TRY(wh_cfg_choice(s, "nms_kind", wh__nms_names, WH_YOLO_NMS_GREEDY, &k, ctx));
     p->nms_kind = (wh_yolo_nms_kind)k;
     WH_TRY(wh_cfg_float(s, "beta_nms", .6f, 0.f, 10.f, &p->beta_nms, ctx));
@@ -729,8 +731,15 @@ static void wh__loss_image(const wh__img *m, const wh_truth *tr, int n_t, wh__wo
                 }
                 continue;
             }
-            pp->obj += on * wh__bce(zo, 1.0);
-            de[4 * pl] = (float)(on * (so - 1.0));
+            const wh__bx b = wh__decode(m, a, i);
+            double to = 1.0; /* sum: darknet's target; mean: the best IoU of its truths */
+            if (p->loss_norm == WH_YOLO_NORM_MEAN) {
+                to = 0.0;
+                for (int k = w->head[pred]; k >= 0; k = w->as[k].next)
+                    to = fmax(to, wh__iou(b, wh__truth_box(&tr[w->as[k].t])));
+            }
+            pp->obj += on * wh__bce(zo, to);
+            de[4 * pl] = (float)(on * (so - to));
             /* classes: 1 for those of its truths, then smoothed */
             int n_cls = 0;
             for (int c = 0; c < p->classes; c++) {
@@ -743,6 +752,7 @@ static void wh__loss_image(const wh__img *m, const wh_truth *tr, int n_t, wh__wo
                 pp->cls += wh__bce(zc, tc);
                 de[(5 + c) * pl] = (float)(wh__sigd(zc) - tc);
             }
+            pp->n_cls++;
             /* darknet's averages_yolo_deltas: with iou_thresh < 1 the box
              * deltas of a prediction are divided by its number of classes.
              * Darknet counts the classes whose delta is > 0 (target above
@@ -750,10 +760,10 @@ static void wh__loss_image(const wh__img *m, const wh_truth *tr, int n_t, wh__wo
              * below eps/2 or above 1 - eps/2; we count the target classes,
              * which does not depend on the scores. */
             const double div = (p->iou_thresh < 1.f && n_cls > 0) ? n_cls : 1.0;
-            const wh__bx b = wh__decode(m, a, i);
             for (int k = w->head[pred]; k >= 0; k = w->as[k].next) {
                 const wh_truth *t = &tr[w->as[k].t];
                 pp->box += wh__box_term(m, a, i, t, div);
+                pp->n_box++;
                 if (!w->as[k].stats) continue;
                 const double iou = wh__iou(b, wh__truth_box(t));
                 pp->count++;
@@ -782,6 +792,8 @@ void wh_yolo_loss_parts_add(wh_yolo_loss_parts *dst, const wh_yolo_loss_parts *s
     dst->cls_sum += src->cls_sum;
     dst->anyobj_sum += src->anyobj_sum;
     dst->n_pred += src->n_pred;
+    dst->n_box += src->n_box;
+    dst->n_cls += src->n_cls;
 }
 
 /* Truths of image b: how many before the terminator, or an error. */
@@ -808,6 +820,38 @@ static wh_status wh__count_truths(const wh_yolo_params *p, const wh_truth *tr, i
 }
 
 static size_t wh__al(size_t b) { return (b + 63) / 64 * 64; }
+
+/* loss_norm=mean (yolo.h): the per-image sums of wh__loss_image become
+ * averages over the mini-batch's elements, loss parts and gradient alike
+ * (the terms sit in separate channels: box 0..3, objectness 4, classes
+ * 5.. of each anchor block, so each channel is scaled once). */
+static void wh__loss_to_means(const wh_yolo_params *p, wh_shape s, float *dz, wh_yolo_loss_parts *pp)
+{
+    long n_box = 0, n_cls = 0;
+    for (int b = 0; b < s.n; b++) {
+        n_box += pp[b].n_box;
+        n_cls += pp[b].n_cls;
+    }
+    const long plane = (long)s.h * s.w, per = 5 + p->classes;
+    const double kb = n_box ? (double)s.n / (double)n_box : 0.0;
+    /* iou_ and obj_normalizer are already in the sums (as darknet's);
+     * cls_normalizer is applied here only (yolo.h) */
+    const double kc = n_cls ? (double)p->cls_normalizer * s.n / ((double)n_cls * p->classes) : 0.0;
+    const double ko_rel = 1.0 / (double)(p->n_mask * plane);
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < s.n; b++) {
+        for (int a = 0; a < p->n_mask; a++)
+            for (long e = 0; e < per; e++) {
+                const float k = (float)(e < 4 ? kb : e == 4 ? ko_rel : kc);
+                float *d = dz + ((long)b * s.c + (long)a * per + e) * plane;
+                for (long i = 0; i < plane; i++) d[i] *= k;
+            }
+        pp[b].box *= kb;
+        pp[b].obj *= ko_rel;
+        pp[b].cls *= kc;
+        pp[b].loss = pp[b].box + pp[b].obj + pp[b].cls;
+    }
+}
 
 wh_status wh_yolo_loss(wh_layer *l, const wh_truth *truth, int max_boxes, int netw, int neth,
                        wh_yolo_loss_parts *parts, wh_ctx *ctx)
@@ -863,10 +907,37 @@ wh_status wh_yolo_loss(wh_layer *l, const wh_truth *truth, int max_boxes, int ne
         wh__work w = {head + b * n_pred, ign + b * n_pred, as + (size_t)b * cap, 0, cap};
         wh__loss_image(&m, truth + (size_t)b * max_boxes, n_t[b], &w, &pp[b]);
     }
+    if (p->loss_norm == WH_YOLO_NORM_MEAN) wh__loss_to_means(p, s, y->dlogit, pp);
     /* summed in image order: the same total with any thread count */
     if (parts)
         for (int b = 0; b < s.n; b++) wh_yolo_loss_parts_add(parts, &pp[b]);
     y->have_loss = 1;
+    return WH_OK;
+}
+
+wh_status wh_yolo_loss_rescale(wh_layer *l, double box_k, double cls_k, wh_yolo_loss_parts *parts, wh_ctx *ctx)
+{
+    const wh_yolo_params *p = wh_yolo_get(l);
+    if (!p) return wh_error(ctx, WH_ERR_ARG, "wh_yolo_loss_rescale: not a [yolo] layer");
+    wh__yolo *y = l->priv;
+    if (!y->have_loss)
+        return wh_error(ctx, WH_ERR_STATE, "wh_yolo_loss_rescale: layer %d holds no loss", l->index);
+    const wh_shape s = l->out_shape;
+    const long plane = (long)s.h * s.w, per = 5 + p->classes;
+    const float kb = (float)box_k, kc = (float)cls_k;
+    for (int b = 0; b < s.n; b++)
+        for (int a = 0; a < p->n_mask; a++)
+            for (long e = 0; e < per; e++) {
+                if (e == 4) continue;
+                const float k = e < 4 ? kb : kc;
+                float *d = y->dlogit + ((long)b * s.c + (long)a * per + e) * plane;
+                for (long i = 0; i < plane; i++) d[i] *= k;
+            }
+    if (parts) {
+        parts->box *= box_k;
+        parts->cls *= cls_k;
+        parts->loss = parts->box + parts->obj + parts->cls;
+    }
     return WH_OK;
 }
 

@@ -31,6 +31,8 @@ typedef enum wh_yolo_iou_loss {
     WH_YOLO_IOU_MSE, WH_YOLO_IOU_GIOU, WH_YOLO_IOU_DIOU, WH_YOLO_IOU_CIOU, WH_YOLO_IOU_COUNT
 } wh_yolo_iou_loss;
 
+enum { WH_YOLO_NORM_SUM = 0, WH_YOLO_NORM_MEAN = 1 };
+
 typedef enum wh_yolo_nms_kind {
     WH_YOLO_NMS_GREEDY, WH_YOLO_NMS_DIOU, WH_YOLO_NMS_CORNERS, WH_YOLO_NMS_COUNT
 } wh_yolo_nms_kind;
@@ -58,6 +60,11 @@ typedef struct wh_yolo_params {
     int objectness_smooth;                /* (0) */
     int focal_loss;                       /* (0) */
     int new_coords;                       /* always 0: 1 is rejected */
+    /* loss_norm= (whittle's key; darknet ignores it): WH_YOLO_NORM_SUM
+     * (default) sums the terms over predictions, as darknet does;
+     * WH_YOLO_NORM_MEAN averages each term over its elements in the
+     * mini-batch and uses the IoU as the objectness target (wh_yolo_loss) */
+    int loss_norm;
     /* inference */
     wh_yolo_nms_kind nms_kind;            /* (greedynms) */
     float beta_nms;                       /* (0.6) */
@@ -133,6 +140,8 @@ typedef struct wh_yolo_loss_parts {
     double cls_sum;       /* score of the truth's class at each pair's prediction */
     double anyobj_sum;    /* objectness summed over every prediction */
     long n_pred;          /* predictions: batch * cells * anchors of the mask */
+    int n_box;            /* box terms: (prediction, truth) pairs, truth_thresh ones included */
+    int n_cls;            /* predictions with a class term (responsible for a truth) */
 } wh_yolo_loss_parts;
 
 /* The loss of layer l for the truths of its batch, after a training forward
@@ -179,9 +188,34 @@ typedef struct wh_yolo_loss_parts {
  * tests/layers/test_yolo_loss.cpp) except where darknet makes it not so:
  * CIoU's alpha is held constant (as the CIoU paper does), and max_delta,
  * when set, clips each pair's IoU-loss gradient. Darknet's own IoU-loss
- * deltas are not gradients: see yolo.c for how ours differ in scale. */
+ * deltas are not gradients: see yolo.c for how ours differ in scale.
+ *
+ * loss_norm=mean (whittle's balanced loss, written by `whittle model`): the
+ * rules above decide who learns what, but each term is an average, as in the
+ * well-known PyTorch YOLO trainers (YOLOv5's ComputeLoss), so that no term
+ * outgrows the others as the grid, the anchors or the classes grow:
+ *     box  = iou_normalizer * sum over box terms / n_box            * n
+ *     obj  = obj_normalizer * sum over predictions / (n_mask*lw*lh)  (per image)
+ *     cls  = cls_normalizer * sum over class terms / (n_cls*classes) * n
+ * (n = images in the mini-batch, n_box and n_cls counted over it; the
+ * trainer divides the batch's sum by the batch, so the gradient is that of
+ * the averages). The objectness target of a responsible prediction is the
+ * IoU of its decoded box with its truth (the largest of its truths'),
+ * clamped at 0 and held constant, so that scores rank boxes by how well they
+ * fit. Under darknet's sum, the objectness term of a 13x13x3 + 26x26x3 head
+ * pair at 416 has 2535 elements per image against a few box terms: with
+ * darknet's iou_normalizer=0.07 and an exact CIoU gradient the box term is
+ * about 1 % of the loss; the averages remove that dependence. */
 wh_status wh_yolo_loss(wh_layer *l, const wh_truth *truth, int max_boxes, int netw, int neth,
                        wh_yolo_loss_parts *parts, wh_ctx *ctx);
+
+/* loss_norm=mean over data-parallel ranks: each rank's wh_yolo_loss
+ * averages over its own share (n_box, n_cls of its mini-batch). Multiplying
+ * the box part of the latest loss (dlogit and parts alike) by
+ * box_k = ranks * n_box / (n_box over all ranks), the class part by cls_k
+ * likewise, gives every rank the terms of the mean over the whole global
+ * mini-batch, so R ranks of n images train as one process of R x n. */
+wh_status wh_yolo_loss_rescale(wh_layer *l, double box_k, double cls_k, wh_yolo_loss_parts *parts, wh_ctx *ctx);
 
 /* Forgets the latest loss: the next backward adds only dout * f'(in). */
 void wh_yolo_loss_clear(wh_layer *l);

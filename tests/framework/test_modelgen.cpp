@@ -282,3 +282,55 @@ TEST(ModelGen, NullArgumentsAreRejected)
     EXPECT_EQ(text, nullptr);
     EXPECT_EQ(wh_model_generate(&o, nullptr, &ctx), WH_ERR_ARG);
 }
+
+namespace {
+std::vector<Section> generate_loss(int darknet_loss)
+{
+    wh_model_opts o;
+    wh_model_opts_default(&o);
+    o.name = "yolov4-tiny";
+    o.classes = 6;
+    o.width = o.height = 256;
+    o.darknet_loss = darknet_loss;
+    wh_ctx ctx;
+    wh_ctx_init(&ctx);
+    char *text = nullptr;
+    EXPECT_EQ(wh_model_generate(&o, &text, &ctx), WH_OK) << ctx.msg;
+    std::vector<Section> secs = parse(text ? text : "");
+    free(text);
+    return secs;
+}
+} // namespace
+
+// The balanced loss's gains, worked by hand for yolov4-tiny, 6 classes, 256:
+// two heads (3/nl = 1.5), (256/640)^2 = .16; box .05 x 64 x 1.5 = 4.8;
+// classes .5 x 64 x 6/80 x 1.5 = 3.6; objectness 64 x .16 x 1.5 = 15.36 x .4
+// at stride 32 (mask 3,4,5) = 6.144, x 1 at stride 16 (mask 1,2,3) = 15.36.
+TEST(ModelGen, BalancedLossGainsWorkedByHand)
+{
+    std::vector<Section> secs = generate_loss(0);
+    ASSERT_FALSE(secs.empty());
+    EXPECT_EQ(secs[0].kv["learning_rate"], "0.01");
+    EXPECT_EQ(secs[0].kv["momentum"], "0.937");
+    int heads = 0;
+    for (Section &s : secs) {
+        if (s.type != "yolo") continue;
+        heads++;
+        EXPECT_EQ(s.kv["loss_norm"], "mean");
+        EXPECT_EQ(s.kv["iou_loss"], "ciou");
+        EXPECT_NEAR(std::stod(s.kv["iou_normalizer"]), 4.8, 1e-9);
+        EXPECT_NEAR(std::stod(s.kv["cls_normalizer"]), 3.6, 1e-9);
+        const double want = s.kv["mask"] == "3,4,5" ? 6.144 : 15.36;
+        EXPECT_NEAR(std::stod(s.kv["obj_normalizer"]), want, 1e-9) << s.kv["mask"];
+    }
+    EXPECT_EQ(heads, 2);
+    // darknet's own keys with darknet_loss = 1
+    secs = generate_loss(1);
+    EXPECT_EQ(secs[0].kv["learning_rate"], "0.00261");
+    EXPECT_EQ(secs[0].kv["momentum"], "0.9");
+    for (Section &s : secs) {
+        if (s.type != "yolo") continue;
+        EXPECT_EQ(s.kv.count("loss_norm"), 0u);
+        EXPECT_EQ(s.kv["iou_normalizer"], "0.07");
+    }
+}

@@ -144,6 +144,7 @@ struct Frozen {
     bool set = false;
     std::vector<char> ignored;                          // (batch * predictions)
     std::map<std::tuple<int, int, int>, double> alpha;  // (image, prediction, truth)
+    std::map<std::pair<int, int>, double> obj_target;    // loss_norm=mean: (image, prediction)
 };
 
 struct RefOut {
@@ -192,6 +193,7 @@ double ref_loss(const Ref &R, const Vec &z, const std::vector<Truths> &truths, F
     const bool frozen = fz.set;
     if (!frozen) fz.ignored.assign((size_t)R.batch * npred, 0);
     RefOut out;
+    int n_box = 0, n_cls = 0;
     for (int b = 0; b < R.batch; b++) {
         const Truths &T = truths[b];
         auto tbox = [&](int t) { return Box{T[t].x, T[t].y, T[t].w, T[t].h}; };
@@ -257,7 +259,20 @@ double ref_loss(const Ref &R, const Vec &z, const std::vector<Truths> &truths, F
                         continue;
                     }
                     out.n_positive++;
-                    out.obj += P.obj_normalizer * bce(zo, 1);
+                    n_cls++;
+                    n_box += (int)assigned[q].size();
+                    double to = 1; // darknet's target; mean: the best IoU of its truths, held constant
+                    if (P.loss_norm == WH_YOLO_NORM_MEAN) {
+                        const auto key = std::make_pair(b, q);
+                        if (!frozen) {
+                            const Box pq = R.decode(z, b, a, row, col);
+                            double best = 0;
+                            for (auto &as : assigned[q]) best = std::max(best, iou(pq, tbox(as.first)));
+                            fz.obj_target[key] = best;
+                        }
+                        to = fz.obj_target[key];
+                    }
+                    out.obj += P.obj_normalizer * bce(zo, to);
                     std::vector<int> classes;
                     for (auto &as : assigned[q])
                         if (std::find(classes.begin(), classes.end(), T[as.first].cls) ==
@@ -320,6 +335,11 @@ double ref_loss(const Ref &R, const Vec &z, const std::vector<Truths> &truths, F
                 }
     }
     fz.set = true;
+    if (P.loss_norm == WH_YOLO_NORM_MEAN) { // yolo.h: averages over the mini-batch's elements
+        out.box = n_box ? out.box * R.batch / n_box : 0;
+        out.obj /= npred;
+        out.cls = n_cls ? out.cls * P.cls_normalizer * R.batch / ((double)n_cls * P.classes) : 0;
+    }
     out.loss = out.box + out.obj + out.cls;
     if (o) *o = out;
     return out.loss;
@@ -361,21 +381,22 @@ std::vector<Truths> split(const Truths &flat, int batch, int max_boxes)
 struct FdCase {
     const char *iou_loss;
     int iou_thresh_pct, sxy_pct, eps_pct;
+    bool mean = false; // loss_norm=mean
 };
 
 std::string fd_name(const FdCase &k)
 {
     return std::string(k.iou_loss) + "_ithr" + std::to_string(k.iou_thresh_pct) + "_sxy" +
-           std::to_string(k.sxy_pct) + "_eps" + std::to_string(k.eps_pct);
+           std::to_string(k.sxy_pct) + "_eps" + std::to_string(k.eps_pct) + (k.mean ? "_mean" : "");
 }
 
 void PrintTo(const FdCase &k, std::ostream *os) { *os << fd_name(k); }
 
 std::string fd_yolo_keys(const FdCase &k)
 {
-    // cls_normalizer=2 has no effect (darknet applies it only with
-    // counters_per_class): the reference ignores it.
-    return std::string(kAnchors) + "iou_loss=" + k.iou_loss +
+    // cls_normalizer=2 has no effect under darknet's sum (darknet applies it
+    // only with counters_per_class); under loss_norm=mean it is the class gain.
+    return std::string(kAnchors) + (k.mean ? "loss_norm=mean\n" : "") + "iou_loss=" + k.iou_loss +
            "\niou_thresh=" + std::to_string(k.iou_thresh_pct / 100.0) +
            "\nscale_x_y=" + std::to_string(k.sxy_pct / 100.0) +
            "\nlabel_smooth_eps=" + std::to_string(k.eps_pct / 100.0) +
@@ -476,8 +497,9 @@ TEST_P(YoloLossFd, GradientMatchesReference)
 
     // The product's own loss, by finite differences of its float input. Not
     // for ciou: its gradient holds alpha constant, its loss does not. One
-    // thread: 1700 tiny parallel regions are slow on a busy machine.
-    if (std::string(k.iou_loss) == "ciou") return;
+    // thread: 1700 tiny parallel regions are slow on a busy machine. Nor for
+    // loss_norm=mean: its objectness target (an IoU) is held constant too.
+    if (std::string(k.iou_loss) == "ciou" || k.mean) return;
     const std::vector<float> grad(dl, dl + t.n);
     Vec fd_own(t.n);
     const int saved_threads = omp_get_max_threads();
@@ -503,6 +525,8 @@ std::vector<FdCase> fd_cases()
         for (int ithr : {100, 20})
             for (int sxy : {100, 110})
                 for (int eps : {0, 10}) v.push_back({loss, ithr, sxy, eps});
+    for (const char *loss : {"mse", "ciou"})
+        for (int ithr : {100, 20}) v.push_back({loss, ithr, 110, 10, true});
     return v;
 }
 

@@ -159,7 +159,7 @@ YOLO_IGNORED = {"anchors", "jitter", "ignore_thresh", "truth_thresh", "iou_thres
                 "random", "resize", "cls_normalizer", "obj_normalizer",
                 "iou_normalizer", "max_delta", "label_smooth_eps",
                 "objectness_smooth", "focal_loss", "iou_loss", "nms_kind",
-                "beta_nms", "max", "counters_per_class"}
+                "beta_nms", "max", "counters_per_class", "loss_norm"}
 
 
 class Net:
