@@ -30,6 +30,8 @@ void wh_cmd_train_usage(void)
            "  --optimizer NAME      sgd (default: darknet's) or adamw (decoupled decay, b1 = [net] momentum;\n"
            "                        wants --lr about 0.001); the state is in the checkpoint\n"
            "  --no-ema              no weight averaging (checkpoints hold the trained weights only)\n"
+           "  --mosaic P            share of training images made a mosaic of four (default: the cfg's\n"
+           "                        mosaic=1 gives .5, as darknet; else 0)\n"
            "  --minutes M           a wall-clock budget: after 10 iterations, max_batches becomes what fits\n"
            "                        in M minutes (the schedule rescaled as for --max-batches); stops at M\n"
            "  --eval-every N        evaluate on --test-split every N iterations (default: at the end)\n"
@@ -146,6 +148,10 @@ int wh_app_train_option(int argc, char **argv, int *i, wh_train_opts *o, int *th
             return -1;
         }
         o->optimizer = v;
+    } else if (!strcmp(a, "--mosaic")) {
+        double d;
+        if (!(v = wh_app_value(argc, argv, i)) || wh_app_double(a, v, 0, 1, &d)) return -1;
+        o->mosaic = (float)d;
     } else if (!strcmp(a, "--no-ema")) {
         o->ema = 0;
     } else if (!strcmp(a, "--minutes")) {

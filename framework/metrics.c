@@ -638,9 +638,12 @@ static wh_status wh__parse_line(char *line, const char *path, long ln, const wh_
     d->ymin = v[2];
     d->xmax = v[3];
     d->ymax = v[4];
-    if (d->xmax < d->xmin || d->ymax < d->ymin)
-        return wh_error(ctx, WH_ERR_PARSE, "%s:%ld: box (%s %s %s %s) has xmax < xmin or ymax < ymin", path, ln,
-                        tok[3], tok[4], tok[5], tok[6]);
+    /* VOC's inclusive 1-based pixels: width = xmax - xmin + 1, so a box
+     * under one pixel wide (written by wh_detect_dataset as x0 + 1, x1) has
+     * xmax a little below xmin; only a negative width is malformed */
+    if (d->xmax < d->xmin - 1 || d->ymax < d->ymin - 1)
+        return wh_error(ctx, WH_ERR_PARSE, "%s:%ld: box (%s %s %s %s) has xmax < xmin - 1 or ymax < ymin - 1 (a "
+                        "negative width in VOC's inclusive pixels)", path, ln, tok[3], tok[4], tok[5], tok[6]);
     return WH_OK;
 }
 

@@ -34,6 +34,7 @@ void wh_train_opts_default(wh_train_opts *o)
     o->sync_bn = -1;
     o->check_finite = 1;
     o->ema = 1;
+    o->mosaic = -1;
 }
 
 static double wh__now(void)
@@ -489,6 +490,9 @@ static wh_status wh__setup(wh__run *r, wh_ctx *ctx)
         lo.exposure = hp->exposure;
         lo.flip = hp->flip;
         lo.letterbox = hp->letter_box; /* --letterbox was written into the cfg */
+        /* darknet's mosaic=1 makes a whole batch a mosaic half the time: per
+         * image, probability .5 (framework/data/loader.h) */
+        lo.mosaic = o->mosaic >= 0 ? o->mosaic : hp->mosaic ? .5f : 0.f;
         lo.prefetch = o->prefetch;
         lo.stride = lo.batch * r->ranks; /* this rank's share of each global mini-batch */
         lo.offset = lo.batch * r->rank;

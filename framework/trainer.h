@@ -113,6 +113,10 @@ typedef struct wh_train_opts {
      * the cfg the checkpoints hold, so a resume continues it), and the run
      * also stops, with an evaluation and a checkpoint, when the time is up. */
     double minutes;
+    /* Mosaic augmentation (framework/data/loader.h): the probability that a
+     * training image is a mosaic of four; < 0: the cfg's ([net] mosaic=1:
+     * .5, as darknet's per-batch coin; else 0). */
+    float mosaic;
     uint64_t seed;
     int eval_every;            /* iterations; 0: at the end only */
     int ckpt_every;            /* iterations; 0: at the end only */

@@ -54,39 +54,49 @@ static double wh__rand_scale(wh__rng *r, double s)
 
 /* --- one image ------------------------------------------------------------ */
 
-/* RGB <-> HSV in place on a planar image (h in [0,1)). */
-static void wh__hsv_jitter(float *img, int w, int h, float dhue, float sat, float expo)
+/* A window of the (W, H) canvas: columns [x0, x1), rows [y0, y1). */
+typedef struct wh__rect {
+    int x0, y0, x1, y1;
+} wh__rect;
+
+/* RGB <-> HSV in place on window q of a planar (3, H, W) image (h in [0,1)). */
+static void wh__hsv_jitter(float *img, int W, int H, const wh__rect *q, float dhue, float sat, float expo)
 {
-    const long n = (long)w * h;
+    const long n = (long)W * H;
     float *R = img, *G = img + n, *B = img + 2 * n;
-    for (long i = 0; i < n; i++) {
-        const float r = R[i], g = G[i], b = B[i];
-        float mx = fmaxf(r, fmaxf(g, b)), mn = fminf(r, fminf(g, b)), d = mx - mn;
-        float hh = 0.f, s = mx > 0.f ? d / mx : 0.f, v = mx;
-        if (d > 0.f) {
-            if (mx == r) hh = (g - b) / d;
-            else if (mx == g) hh = 2.f + (b - r) / d;
-            else hh = 4.f + (r - g) / d;
-            hh /= 6.f;
-            if (hh < 0.f) hh += 1.f;
+    for (int v = q->y0; v < q->y1; v++)
+        for (long i = (long)v * W + q->x0; i < (long)v * W + q->x1; i++) {
+            const float r = R[i], g = G[i], b = B[i];
+            float mx = fmaxf(r, fmaxf(g, b)), mn = fminf(r, fminf(g, b)), d = mx - mn;
+            float hh = 0.f, s = mx > 0.f ? d / mx : 0.f, val = mx;
+            if (d > 0.f) {
+                if (mx == r) hh = (g - b) / d;
+                else if (mx == g) hh = 2.f + (b - r) / d;
+                else hh = 4.f + (r - g) / d;
+                hh /= 6.f;
+                if (hh < 0.f) hh += 1.f;
+            }
+            hh += dhue;
+            float rgb[3];
+            wh_hsv_to_rgb(hh, fminf(s * sat, 1.f), fminf(val * expo, 1.f), rgb);
+            R[i] = rgb[0];
+            G[i] = rgb[1];
+            B[i] = rgb[2];
         }
-        hh += dhue;
-        float rgb[3];
-        wh_hsv_to_rgb(hh, fminf(s * sat, 1.f), fminf(v * expo, 1.f), rgb);
-        R[i] = rgb[0];
-        G[i] = rgb[1];
-        B[i] = rgb[2];
-    }
 }
 
-/* Renders src through xf into the (W, H) canvas: bilinear, grey outside. */
-static void wh__render(const wh_image *src, const wh_xform *xf, int W, int H, float *dst)
+/* Renders src through xf into window q of the (W, H) canvas: bilinear, grey
+ * outside the image. xf places src on a canvas of its own, which is shifted
+ * by (tx, ty) whole pixels: canvas pixel (u, v) shows its pixel (u-tx, v-ty). */
+static void wh__render(const wh_image *src, const wh_xform *xf, int W, int H, const wh__rect *q, int tx,
+                       int ty, float *dst)
 {
     const long plane = (long)W * H;
-    for (int v = 0; v < H; v++) {
-        const float sy = ((float)v + 0.5f - xf->dy) / xf->sy - 0.5f;
-        for (int u = 0; u < W; u++) {
-            float pre = xf->flip ? (float)W - ((float)u + 0.5f) : (float)u + 0.5f;
+    for (int v = q->y0; v < q->y1; v++) {
+        const float sy = ((float)(v - ty) + 0.5f - xf->dy) / xf->sy - 0.5f;
+        for (int u = q->x0; u < q->x1; u++) {
+            const int uo = u - tx;
+            float pre = xf->flip ? (float)W - ((float)uo + 0.5f) : (float)uo + 0.5f;
             const float sx = (pre - xf->dx) / xf->sx - 0.5f;
             const long o = (long)v * W + u;
             if (sx < -0.5f || sy < -0.5f || sx > (float)src->w - 0.5f || sy > (float)src->h - 0.5f) {
@@ -108,8 +118,47 @@ static void wh__render(const wh_image *src, const wh_xform *xf, int W, int H, fl
     }
 }
 
-wh_status wh_loader_make(const wh_dataset *d, const wh_loader_opts *o, int sample, uint64_t rng_seed,
-                         float *image, wh_truth *truth, wh_xform *xf, wh_ctx *ctx)
+/* Mosaic quadrant `quad` (0 top-left, 1 top-right, 2 bottom-left, 3
+ * bottom-right of the cut (cx, cy)) and the shift (tx, ty) of the image's
+ * own canvas that puts the window next to the cut: the quadrant shows the
+ * side of the image's content that faces the cut (the content's right edge
+ * for a left quadrant, its left edge for a right one; likewise in y), so
+ * grey bands of a crop that reaches past the image, or of a letterbox, are
+ * pushed out of the quadrant when the content is large enough to fill it.
+ * The window never leaves the own canvas. */
+static void wh__window(const wh_xform *xf, int iw, int ih, int W, int H, int quad, int cx, int cy, wh__rect *q,
+                       int *tx, int *ty)
+{
+    /* the content's extent on its own canvas, continuous pixels, whole pixels inwards */
+    double a = xf->dx, b = iw * (double)xf->sx + xf->dx;
+    if (xf->flip) {
+        double t = W - b;
+        b = W - a;
+        a = t;
+    }
+    const double c = xf->dy, e = ih * (double)xf->sy + xf->dy, tol = 1e-3;
+    const int L = (int)ceil(fmax(a, 0) - tol), R = (int)floor(fmin(b, W) + tol);
+    const int T = (int)ceil(fmax(c, 0) - tol), Bm = (int)floor(fmin(e, H) + tol);
+    const int right = quad & 1, bottom = quad >> 1;
+    q->x0 = right ? cx : 0;
+    q->x1 = right ? W : cx;
+    q->y0 = bottom ? cy : 0;
+    q->y1 = bottom ? H : cy;
+    const int qw = q->x1 - q->x0, qh = q->y1 - q->y0;
+    int wx = right ? L : R - qw, wy = bottom ? T : Bm - qh; /* the window's corner on the own canvas */
+    wx = wx < 0 ? 0 : wx > W - qw ? W - qw : wx;
+    wy = wy < 0 ? 0 : wy > H - qh ? H - qh : wy;
+    *tx = q->x0 - wx;
+    *ty = q->y0 - wy;
+}
+
+/* Draws one sample through its own augmentation (the generator seeded by
+ * rng_seed: crop, flip, HSV, in that order) onto the (W, H) canvas: the
+ * whole canvas (quad < 0) or mosaic quadrant quad of the cut (cx, cy).
+ * Appends its boxes to truth[*nt ..] up to max_boxes. *xf: where the sample
+ * went on the canvas. */
+static wh_status wh__put(const wh_dataset *d, const wh_loader_opts *o, int sample, uint64_t rng_seed, int quad,
+                         int cx, int cy, float *image, wh_truth *truth, int *nt, wh_xform *xf, wh_ctx *ctx)
 {
     const wh_sample *s = &d->samples[sample];
     wh_image img = {0};
@@ -117,14 +166,14 @@ wh_status wh_loader_make(const wh_dataset *d, const wh_loader_opts *o, int sampl
     wh__rng r = {rng_seed};
     const int W = o->width, H = o->height;
     const double iw = img.w, ih = img.h;
-    /* the crop, in image pixels: [cx, cx+cw) x [cy, cy+ch) */
-    double cx = 0, cy = 0, cw = iw, ch = ih;
+    /* the crop, in image pixels: [kx, kx+cw) x [ky, ky+ch) */
+    double kx = 0, ky = 0, cw = iw, ch = ih;
     if (o->train && o->jitter > 0) {
         double dw = o->jitter * iw, dh = o->jitter * ih;
         double pl = floor(wh__uniform(&r, -dw, dw)), pr = floor(wh__uniform(&r, -dw, dw));
         double pt = floor(wh__uniform(&r, -dh, dh)), pb = floor(wh__uniform(&r, -dh, dh));
-        cx = pl;
-        cy = pt;
+        kx = pl;
+        ky = pt;
         cw = fmax(iw - pl - pr, 1.0);
         ch = fmax(ih - pt - pb, 1.0);
     }
@@ -135,23 +184,26 @@ wh_status wh_loader_make(const wh_dataset *d, const wh_loader_opts *o, int sampl
         ox = (W - cw * k) / 2;
         oy = (H - ch * k) / 2;
     }
+    memset(xf, 0, sizeof(*xf));
     xf->sx = (float)sx;
     xf->sy = (float)sy;
-    xf->dx = (float)(ox - cx * sx);
-    xf->dy = (float)(oy - cy * sy);
+    xf->dx = (float)(ox - kx * sx);
+    xf->dy = (float)(oy - ky * sy);
     xf->flip = o->train && o->flip && wh__uniform(&r, 0, 1) < 0.5;
     xf->orig_w = img.w;
     xf->orig_h = img.h;
-    wh__render(&img, xf, W, H, image);
+    wh__rect q = {0, 0, W, H};
+    int tx = 0, ty = 0;
+    if (quad >= 0) wh__window(xf, img.w, img.h, W, H, quad, cx, cy, &q, &tx, &ty);
+    wh__render(&img, xf, W, H, &q, tx, ty, image);
     wh_image_free(&img);
     if (o->train && (o->hue > 0 || o->saturation > 1 || o->exposure > 1)) {
         float dhue = (float)wh__uniform(&r, -o->hue, o->hue);
         float sat = (float)wh__rand_scale(&r, o->saturation), expo = (float)wh__rand_scale(&r, o->exposure);
-        wh__hsv_jitter(image, W, H, dhue, sat, expo);
+        wh__hsv_jitter(image, W, H, &q, dhue, sat, expo);
     }
-    /* boxes: VOC inclusive pixels -> continuous [xmin-1, xmax) -> the canvas */
-    int nt = 0;
-    for (int i = 0; i < s->n_obj && nt < o->max_boxes; i++) {
+    /* boxes: VOC inclusive pixels -> continuous [xmin-1, xmax) -> the own canvas -> the window */
+    for (int i = 0; i < s->n_obj && *nt < o->max_boxes; i++) {
         const wh_object *ob = &s->obj[i];
         if (o->skip_difficult && ob->difficult) continue;
         double x0 = (ob->xmin - 1) * sx + xf->dx, x1 = ob->xmax * sx + xf->dx;
@@ -166,12 +218,69 @@ wh_status wh_loader_make(const wh_dataset *d, const wh_loader_opts *o, int sampl
         x1 = fmin(x1, W);
         y1 = fmin(y1, H);
         if (x1 - x0 < 1 || y1 - y0 < 1) continue;
-        truth[nt].x = (float)((x0 + x1) / 2 / W);
-        truth[nt].y = (float)((y0 + y1) / 2 / H);
-        truth[nt].w = (float)((x1 - x0) / W);
-        truth[nt].h = (float)((y1 - y0) / H);
-        truth[nt].cls = ob->cls;
-        nt++;
+        if (quad >= 0) {
+            const double pw = x1 - x0, ph = y1 - y0; /* as placed on the own canvas */
+            x0 = fmax(x0 + tx, q.x0);
+            x1 = fmin(x1 + tx, q.x1);
+            y0 = fmax(y0 + ty, q.y0);
+            y1 = fmin(y1 + ty, q.y1);
+            if (x1 - x0 < 1 || y1 - y0 < 1) continue;
+            if (x1 - x0 < WH_MOSAIC_MIN_VISIBLE * pw || y1 - y0 < WH_MOSAIC_MIN_VISIBLE * ph) continue;
+        }
+        wh_truth *t = &truth[(*nt)++];
+        t->x = (float)((x0 + x1) / 2 / W);
+        t->y = (float)((y0 + y1) / 2 / H);
+        t->w = (float)((x1 - x0) / W);
+        t->h = (float)((y1 - y0) / H);
+        t->cls = ob->cls;
+    }
+    if (quad >= 0) { /* the sample on the mosaic: its own placement, shifted */
+        xf->dx += (float)(xf->flip ? -tx : tx);
+        xf->dy += (float)ty;
+    }
+    return WH_OK;
+}
+
+/* A cut coordinate in [0.2, 0.8] of side n (darknet's rand_int(w*.2, w*.8)),
+ * leaving at least one pixel on either side. */
+static int wh__cut(wh__rng *m, int n)
+{
+    int lo = (int)(n * 0.2), hi = (int)(n * 0.8);
+    lo = lo < 1 ? 1 : lo;
+    hi = hi > n - 1 ? n - 1 : hi < lo ? lo : hi;
+    int c = lo + (int)wh__uniform(m, 0, (double)(hi - lo + 1));
+    return c > hi ? hi : c;
+}
+
+wh_status wh_loader_make(const wh_dataset *d, const wh_loader_opts *o, int sample, uint64_t rng_seed,
+                         float *image, wh_truth *truth, wh_xform *xf, wh_ctx *ctx)
+{
+    const int W = o->width, H = o->height;
+    int nt = 0;
+    /* The mosaic's draws come from a stream of their own, so that the
+     * augmentation stream of a single image is the one mosaic = 0 uses. */
+    wh__rng m = {wh__mix(rng_seed ^ 0x6D6F736169637721ull)};
+    const int mosaic = o->train && o->mosaic > 0 && W >= 2 && H >= 2 && wh__uniform(&m, 0, 1) < o->mosaic;
+    if (!mosaic) {
+        WH_TRY(wh__put(d, o, sample, rng_seed, -1, 0, 0, image, truth, &nt, xf, ctx));
+        xf->part[0] = sample;
+        xf->part[1] = xf->part[2] = xf->part[3] = -1;
+    } else {
+        const int cx = wh__cut(&m, W), cy = wh__cut(&m, H);
+        int part[4] = {sample, 0, 0, 0};
+        for (int q = 1; q < 4; q++) {
+            part[q] = (int)wh__uniform(&m, 0, (double)d->n);
+            if (part[q] >= d->n) part[q] = d->n - 1;
+        }
+        for (int q = 0; q < 4; q++) {
+            wh_xform other;
+            uint64_t seed = q == 0 ? rng_seed : wh__mix(rng_seed + (uint64_t)q * 0xD1B54A32D192ED03ull);
+            WH_TRY(wh__put(d, o, part[q], seed, q, cx, cy, image, truth, &nt, q == 0 ? xf : &other, ctx));
+        }
+        xf->mosaic = 1;
+        xf->cut_x = cx;
+        xf->cut_y = cy;
+        memcpy(xf->part, part, sizeof(part));
     }
     for (int i = nt; i < o->max_boxes; i++) memset(&truth[i], 0, sizeof(truth[i]));
     return WH_OK;
@@ -332,6 +441,8 @@ wh_status wh_loader_create(const wh_dataset *d, const wh_loader_opts *o, wh_load
     if (!d || d->n < 1) return wh_error(ctx, WH_ERR_ARG, "the dataset has no images");
     if (o->width < 1 || o->height < 1 || o->batch < 1 || o->max_boxes < 1)
         return wh_error(ctx, WH_ERR_ARG, "loader: width, height, batch and max_boxes must be >= 1");
+    if (!(o->mosaic >= 0.f && o->mosaic <= 1.f))
+        return wh_error(ctx, WH_ERR_ARG, "loader: mosaic is a probability in [0, 1], not %g", (double)o->mosaic);
     if (o->stride < 0 || o->offset < 0 || (o->stride > 0 && o->offset + o->batch > o->stride))
         return wh_error(ctx, WH_ERR_ARG, "loader: a share of %d images at offset %d does not fit a stride of %d",
                         o->batch, o->offset, o->stride);

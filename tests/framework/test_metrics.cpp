@@ -596,7 +596,8 @@ TEST(Metrics, DetsReadErrorsNameFileAndLine)
         {"img1 cat 0.9 1 1 5", "'ymax' missing"},
         {"img1 cat 0.9 1 1 5 5 7", "extra field '7'"},
         {"img1 cat nan 1 1 5 5", "score is not a finite"},
-        {"img1 cat 0.9 5 1 1 5", "xmax < xmin"},
+        {"img1 cat 0.9 5 1 1 5", "xmax < xmin - 1"},
+        {"img1 cat 0.9 1 5 5 3.9", "ymax < ymin - 1"},
     };
     for (const Case &c : cases) {
         // The bad line is line 3, after a good line and a comment.
@@ -611,6 +612,22 @@ TEST(Metrics, DetsReadErrorsNameFileAndLine)
         EXPECT_EQ(d, nullptr);
         EXPECT_EQ(n, 0);
     }
+}
+
+// A box under a pixel (x1 - x0 = .4, written as x0 + 1, x1) reads back:
+// in VOC's inclusive pixels its width xmax - xmin + 1 is .4, not negative.
+TEST(Metrics, DetsReadAcceptsBoxesUnderOnePixel)
+{
+    Gt gt = main_gt();
+    TempFile f("img1 cat 0.5 11 21 10.4 30\n");
+    wh_ctx ctx;
+    wh_ctx_init(&ctx);
+    wh_det *d = nullptr;
+    int n = -1;
+    ASSERT_EQ(wh_dets_read(f.path.c_str(), &gt.ds, &d, &n, &ctx), WH_OK) << ctx.msg;
+    ASSERT_EQ(n, 1);
+    EXPECT_NEAR(d[0].xmax - d[0].xmin + 1, 0.4, 1e-5);
+    free(d);
 }
 
 TEST(Metrics, DetsWriteReadsBackExactly)

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <string>
 #include <vector>
+#include <algorithm>
 #include <cstring>
 #include <unistd.h>
 
@@ -94,35 +95,96 @@ wh_train_opts opts(const Fixture &f, const std::string &out, Losses *l)
 
 }  // namespace
 
+// Both optimizers, with the weight average on (the default): the losses
+// after a resume equal the uninterrupted run's, and the final checkpoints
+// hold the same average (the network) and trained weights, bit for bit.
 TEST(Trainer, ResumeContinuesBitForBit)
 {
     omp_set_num_threads(1);
-    Fixture f("resume");
-    wh_ctx ctx;
-    wh_ctx_init(&ctx);
-    Losses whole, first, rest;
-    std::string a = f.dir + "/a", b = f.dir + "/b";
-    wh_train_opts o = opts(f, a, &whole);
-    o.out_dir = a.c_str();
-    wh_train_result r;
-    ASSERT_EQ(wh_train(&o, &r, &ctx), WH_OK) << ctx.msg;
-    ASSERT_EQ(whole.loss.size(), 5u);
-    EXPECT_EQ(r.iterations, 5);
+    for (const char *optimizer : {"sgd", "adamw"}) {
+        SCOPED_TRACE(optimizer);
+        Fixture f(optimizer);
+        wh_ctx ctx;
+        wh_ctx_init(&ctx);
+        Losses whole, first, rest;
+        std::string a = f.dir + "/a", b = f.dir + "/b";
+        wh_train_opts o = opts(f, a, &whole);
+        o.out_dir = a.c_str();
+        o.optimizer = optimizer;
+        if (!strcmp(optimizer, "adamw")) o.learning_rate = 0.001f;
+        wh_train_result r;
+        ASSERT_EQ(wh_train(&o, &r, &ctx), WH_OK) << ctx.msg;
+        ASSERT_EQ(whole.loss.size(), 5u);
+        EXPECT_EQ(r.iterations, 5);
 
-    wh_train_opts o1 = opts(f, b, &first);
-    o1.out_dir = b.c_str();
-    o1.stop_after = 2;  // interrupted after iteration 2 (a checkpoint is written)
-    ASSERT_EQ(wh_train(&o1, &r, &ctx), WH_OK) << ctx.msg;
-    EXPECT_EQ(r.iterations, 2);
-    wh_train_opts o2 = opts(f, b, &rest);
-    o2.out_dir = b.c_str();
-    o2.resume = 1;
-    ASSERT_EQ(wh_train(&o2, &r, &ctx), WH_OK) << ctx.msg;
-    ASSERT_EQ(first.loss.size() + rest.loss.size(), 5u);
-    for (size_t i = 0; i < 2; i++) EXPECT_EQ(first.loss[i], whole.loss[i]) << "iteration " << i + 1;
-    for (size_t i = 0; i < 3; i++) EXPECT_EQ(rest.loss[i], whole.loss[2 + i]) << "iteration " << i + 3;
-    // and the losses are real: they differ from one iteration to the next
-    EXPECT_NE(whole.loss[0], whole.loss[4]);
+        wh_train_opts o1 = o;
+        o1.event_user = &first;
+        o1.out_dir = b.c_str();
+        o1.stop_after = 2;  // interrupted after iteration 2 (a checkpoint is written)
+        ASSERT_EQ(wh_train(&o1, &r, &ctx), WH_OK) << ctx.msg;
+        EXPECT_EQ(r.iterations, 2);
+        wh_train_opts o2 = o;
+        o2.event_user = &rest;
+        o2.out_dir = b.c_str();
+        o2.resume = 1;
+        o2.optimizer = nullptr;  // the checkpoint's
+        ASSERT_EQ(wh_train(&o2, &r, &ctx), WH_OK) << ctx.msg;
+        ASSERT_EQ(first.loss.size() + rest.loss.size(), 5u);
+        for (size_t i = 0; i < 2; i++) EXPECT_EQ(first.loss[i], whole.loss[i]) << "iteration " << i + 1;
+        for (size_t i = 0; i < 3; i++) EXPECT_EQ(rest.loss[i], whole.loss[2 + i]) << "iteration " << i + 3;
+        // and the losses are real: they differ from one iteration to the next
+        EXPECT_NE(whole.loss[0], whole.loss[4]);
+
+        // the checkpoints: the averaged network and the trained weights agree,
+        // and they differ from each other (the average is not the weights)
+        std::vector<float> net[2], trained[2];
+        for (int k = 0; k < 2; k++) {
+            wh_ckpt_reader *rd = nullptr;
+            const std::string path = (k ? b : a) + "/last.h5";
+            ASSERT_EQ(wh_ckpt_open(path.c_str(), &rd, &ctx), WH_OK) << ctx.msg;
+            char *name = nullptr;
+            ASSERT_EQ(wh_ckpt_get_str(rd, "optimizer/name", &name, &ctx), WH_OK) << ctx.msg;
+            EXPECT_STREQ(name, optimizer);
+            free(name);
+            const char *w = "layers/000_convolutional/weights";
+            uint64_t dims[8];
+            int nd = 0;
+            ASSERT_EQ(wh_ckpt_dims(rd, w, dims, &nd, &ctx), WH_OK) << ctx.msg;
+            uint64_t count = 1;
+            for (int d = 0; d < nd; d++) count *= dims[d];
+            net[k].resize(count);
+            ASSERT_EQ(wh_ckpt_get_f32(rd, w, net[k].data(), net[k].size(), &ctx), WH_OK) << ctx.msg;
+            ASSERT_EQ(wh_ckpt_dims(rd, "ema/trained_weights", dims, &nd, &ctx), WH_OK) << ctx.msg;
+            trained[k].resize(dims[0]);
+            ASSERT_EQ(wh_ckpt_get_f32(rd, "ema/trained_weights", trained[k].data(), trained[k].size(), &ctx), WH_OK);
+            int64_t up = 0;
+            ASSERT_EQ(wh_ckpt_get_i64(rd, "ema/updates", &up, 1, &ctx), WH_OK);
+            EXPECT_EQ(up, 5);
+            wh_ckpt_close(rd);
+        }
+        EXPECT_EQ(net[0], net[1]);
+        EXPECT_EQ(trained[0], trained[1]);
+        // without averaging: the same losses (the average does not touch
+        // training), and the network saved is the trained weights, which the
+        // average is not
+        Losses plain;
+        std::string c = f.dir + "/c";
+        wh_train_opts o3 = o;
+        o3.event_user = &plain;
+        o3.out_dir = c.c_str();
+        o3.ema = 0;
+        ASSERT_EQ(wh_train(&o3, &r, &ctx), WH_OK) << ctx.msg;
+        EXPECT_EQ(plain.loss, whole.loss);
+        wh_ckpt_reader *rd = nullptr;
+        ASSERT_EQ(wh_ckpt_open((c + "/last.h5").c_str(), &rd, &ctx), WH_OK) << ctx.msg;
+        EXPECT_FALSE(wh_ckpt_has(rd, "ema/trained_weights"));
+        std::vector<float> w(net[0].size());
+        ASSERT_EQ(wh_ckpt_get_f32(rd, "layers/000_convolutional/weights", w.data(), w.size(), &ctx), WH_OK);
+        wh_ckpt_close(rd);
+        EXPECT_NE(w, net[0]);
+        // the trained weights (the arena) hold layer 0's weights somewhere
+        EXPECT_NE(std::search(trained[0].begin(), trained[0].end(), w.begin(), w.end()), trained[0].end());
+    }
     omp_set_num_threads(2);
 }
 
