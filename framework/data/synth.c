@@ -1,9 +1,14 @@
 /* whittle: the synthetic VOC dataset. See synth.h.
  *
- * One image = background (two-colour gradient + stripes) -> objects in
+ * One easy image = background (two-colour gradient + stripes) -> objects in
  * order (later ones hide earlier ones) -> clutter -> per-pixel noise -> JPEG.
+ * One hard image = background (colour field, texture at two scales,
+ * straight-edged regions) -> distractors behind -> objects -> distractors in
+ * front -> the camera (exposure, cast, vignetting, blur, noise) -> JPEG at
+ * the image's own quality.
  * An owner map (H, W) records which object each pixel shows, so an
- * object's hidden share is known exactly: 1 - shown / drawn pixels.
+ * object's hidden share is known exactly: 1 - shown / drawn pixels (hard:
+ * 1 - shown / the whole shape's pixels, outside the image included).
  */
 #if defined(__linux__) && !defined(_GNU_SOURCE)
 #define _GNU_SOURCE /* syncfs */
@@ -26,7 +31,8 @@
 #include "image.h"
 
 #define WH__SYNTH_VERSION 1 /* bump when the same options would draw other pixels */
-#define WH__MAX_OBJ 6
+#define WH__MAX_OBJ 6      /* easy: 1..6 objects an image */
+#define WH__HARD_MAX_OBJ 8 /* hard: 1..8 */
 #define WH__JPEG_QUALITY 92
 #define WH__PI 3.14159265358979323846
 
@@ -74,6 +80,36 @@ void wh_synth_opts_default(wh_synth_opts *o)
     o->size = 256;
     o->seed = 1;
     o->test_fraction = 0.2;
+    o->preset = WH_SYNTH_EASY;
+}
+
+/* The hard preset's defaults: 2000 training and 500 test images of the
+ * size detectors are usually trained at (416), 6 classes as in the issue. */
+void wh_synth_opts_preset(wh_synth_opts *o, int preset)
+{
+    wh_synth_opts_default(o);
+    o->preset = preset;
+    if (preset == WH_SYNTH_HARD) {
+        o->images = 2500;
+        o->classes = 6;
+        o->size = 416;
+    }
+}
+
+static const char *const wh__preset_names[] = {"easy", "hard"};
+#define WH__NPRESET ((int)(sizeof(wh__preset_names) / sizeof(wh__preset_names[0])))
+_Static_assert(WH__NPRESET == WH_SYNTH_HARD + 1, "one name per wh_synth_preset");
+
+const char *wh_synth_preset_name(int preset)
+{
+    return preset >= 0 && preset < WH__NPRESET ? wh__preset_names[preset] : NULL;
+}
+
+int wh_synth_preset_parse(const char *name)
+{
+    for (int i = 0; name && i < WH__NPRESET; i++)
+        if (!strcmp(name, wh__preset_names[i])) return i;
+    return -1;
 }
 
 /* ------------------------------------------------------------------- rng */
@@ -188,6 +224,7 @@ typedef struct wh__obj {
     double cx, cy, hw, hh; /* placement box: centre and half sides, pixels */
     int x0, y0, x1, y1;    /* tight box of the drawn pixels, 0-based inclusive, clipped */
     long drawn, shown;     /* pixels inside the image: drawn, still showing at the end */
+    long area;             /* hard: pixels of the whole shape, inside the image or not */
     int truncated, difficult;
 } wh__obj;
 
@@ -195,7 +232,8 @@ typedef struct wh__scene {
     wh_image img;
     int *owner; /* (H, W): object index shown there, -1 background or clutter */
     int n_obj;
-    wh__obj obj[WH__MAX_OBJ];
+    int quality; /* JPEG quality 1..100 */
+    wh__obj obj[WH__HARD_MAX_OBJ > WH__MAX_OBJ ? WH__HARD_MAX_OBJ : WH__MAX_OBJ];
 } wh__scene;
 
 static wh_status wh__background(wh__scene *sc, wh__rng *r, wh_ctx *ctx)
@@ -377,11 +415,12 @@ static void wh__clutter(wh__scene *sc, wh__rng *r, int n_classes)
     }
 }
 
-/* Renders image `index` (0-based) into sc; sc->img and sc->owner are
- * allocated here. */
-static wh_status wh__render(const wh_synth_opts *o, int index, wh__scene *sc, wh_ctx *ctx)
+/* Renders image `index` (0-based) of the easy preset into sc; sc->img and
+ * sc->owner are allocated here. */
+static wh_status wh__render_easy(const wh_synth_opts *o, int index, wh__scene *sc, wh_ctx *ctx)
 {
     memset(sc, 0, sizeof(*sc));
+    sc->quality = WH__JPEG_QUALITY;
     wh__rng r = wh__stream(o->seed, (uint64_t)index);
     const int W = (int)lround(o->size * wh__unif(&r, 0.75, 1.25));
     const int H = (int)lround(o->size * wh__unif(&r, 0.75, 1.25));
@@ -419,6 +458,585 @@ static wh_status wh__render(const wh_synth_opts *o, int index, wh__scene *sc, wh
     const double noise = wh__unif(&r, 0.01, 0.05);
     for (size_t i = 0; i < npx * 3; i++) sc->img.data[i] += (float)wh__unif(&r, -noise, noise);
     return WH_OK;
+}
+
+/* ------------------------------------------------------- the hard preset */
+
+/* Everything drawn in a hard image (objects and distractors alike) is a
+ * primitive: a shape from the table in its own frame (centre, half sides,
+ * rotation), perhaps with a piece cut away, painted with a fill. Objects
+ * and distractors draw their colour, fill and size from the same
+ * distributions, so only the silhouette tells them (and the classes) apart. */
+
+#define WH__HARD_MIN_SIDE 12.0    /* px: the smallest object's geometric mean side */
+#define WH__HARD_MAX_FRAC 0.60    /* the largest: share of the shorter image side */
+#define WH__HARD_FOREIGN_MIN 20.0 /* px: the smallest non-class shape (below it a hexagon is a disc) */
+#define WH__HARD_CUT_MIN 28.0     /* px: the smallest cut class shape (below it the cut blurs away) */
+#define WH__HARD_TILT 10.0        /* degrees either way: square and diamond stay 25 degrees apart */
+#define WH__HARD_OUTSIDE 0.45     /* share of an object's box that may fall outside the image */
+#define WH__HARD_VISIBLE 0.50     /* difficult below this visible share of the whole shape, */
+#define WH__HARD_BLURRED 1.4      /* or under 16 px in an image blurred more than this (sigma, px) */
+#define WH__HARD_BLOCKY 45        /* or JPEG quality under this, */
+#define WH__HARD_CONTRAST 0.12    /* or under this RGB distance from the background under it */
+
+typedef enum { WH__CUT_NONE, WH__CUT_BITE, WH__CUT_QUADRANT } wh__cut;
+
+typedef struct wh__prim {
+    wh__shape shape;
+    int variant;           /* the arrow's direction */
+    double cx, cy, hw, hh; /* centre and half sides of the shape's frame, pixels */
+    double c, s;           /* the frame's rotation: cos, sin */
+    wh__cut cut;
+    double bu, bv, br;     /* bite: centre and radius, in the frame's [-1, 1] units */
+    double qc, qs;         /* quadrant cut: the removed quadrant's axes */
+} wh__prim;
+
+typedef enum {
+    WH__FILL_FLAT, WH__FILL_STRIPES, WH__FILL_CHECKER, WH__FILL_SPECKLE, WH__FILL_RADIAL, WH__NFILL
+} wh__fill_kind;
+
+typedef struct wh__fill {
+    wh__fill_kind kind;
+    float col[3], col2[3]; /* main and second tone */
+    double gu, gv;         /* shading slope across the frame */
+    double fc, fs, period; /* stripes and checks: direction and period, pixels */
+    uint64_t salt;         /* speckle: per-pixel hash */
+    double amp;            /* speckle amplitude */
+} wh__fill;
+
+/* What painting a primitive covered. */
+typedef struct wh__cover {
+    long area, drawn; /* pixels of the whole shape; of those inside the image */
+    int x0, y0, x1, y1, truncated;
+} wh__cover;
+
+/* Objects' and distractors' colours: any hue, saturation and most values.
+ * Backgrounds are greyer but overlap them, and both average ~0.43 per
+ * channel (V (1 - S/2) over the hue circle), so not even a box's mean
+ * colour, which mixes object and background in shape-dependent shares,
+ * tells the classes apart (SynthHard.ColourDoesNotTellTheClass). */
+static void wh__hard_colour(wh__rng *r, float col[3])
+{
+    wh__hsv(wh__unif(r, 0, 360), wh__u01(r), wh__unif(r, 0.15, 1.0), col);
+}
+
+static void wh__bg_colour(wh__rng *r, float col[3])
+{
+    wh__hsv(wh__unif(r, 0, 360), wh__unif(r, 0, 0.7), wh__unif(r, 0.12, 0.92), col);
+}
+
+/* The inverse of wh__hsv: hue in degrees [0, 360), saturation, value. */
+static void wh__rgb_to_hsv(const float rgb[3], double *h, double *s, double *v)
+{
+    const double mx = fmax(rgb[0], fmax(rgb[1], rgb[2])), mn = fmin(rgb[0], fmin(rgb[1], rgb[2])), d = mx - mn;
+    *v = mx;
+    *s = mx > 0 ? d / mx : 0;
+    *h = 0;
+    if (d <= 0) return;
+    if (mx == rgb[0]) *h = 60 * fmod((rgb[1] - rgb[2]) / d + 6, 6.0);
+    else if (mx == rgb[1]) *h = 60 * ((rgb[2] - rgb[0]) / d + 2);
+    else *h = 60 * ((rgb[0] - rgb[1]) / d + 4);
+}
+
+static double wh__hash01(uint64_t salt, int x, int y)
+{
+    wh__rng t = {salt ^ ((uint64_t)(uint32_t)y << 32 | (uint32_t)x)};
+    return wh__u01(&t);
+}
+
+static void wh__prim_frame(wh__prim *p, double angle)
+{
+    p->c = cos(angle);
+    p->s = sin(angle);
+}
+
+static int wh__prim_inside(const wh__prim *p, double u, double v)
+{
+    if (!wh__inside(p->shape, u, v, p->variant)) return 0;
+    if (p->cut == WH__CUT_BITE) return (u - p->bu) * (u - p->bu) + (v - p->bv) * (v - p->bv) > p->br * p->br;
+    /* a quadrant reaching 0.15 past the centre: a cross loses two arms, not half of each */
+    if (p->cut == WH__CUT_QUADRANT) return !(p->qc * u + p->qs * v > -0.15 && -p->qs * u + p->qc * v > -0.15);
+    return 1;
+}
+
+/* Share of the uncut shape that the cut removes, on a 32 x 32 grid. */
+static double wh__cut_share(const wh__prim *p)
+{
+    wh__prim whole = *p;
+    whole.cut = WH__CUT_NONE;
+    int in = 0, kept = 0;
+    for (int j = 0; j < 32; j++)
+        for (int i = 0; i < 32; i++) {
+            const double u = (i + 0.5) / 16 - 1, v = (j + 0.5) / 16 - 1;
+            if (!wh__prim_inside(&whole, u, v)) continue;
+            in++;
+            kept += wh__prim_inside(p, u, v);
+        }
+    return in ? 1.0 - (double)kept / in : 0;
+}
+
+/* The pixel range a primitive may touch (its rotated frame's bounds). */
+static void wh__prim_bounds(const wh__prim *p, int *X0, int *Y0, int *X1, int *Y1)
+{
+    const double ex = fabs(p->c) * p->hw + fabs(p->s) * p->hh, ey = fabs(p->s) * p->hw + fabs(p->c) * p->hh;
+    *X0 = (int)floor(p->cx - ex), *X1 = (int)ceil(p->cx + ex);
+    *Y0 = (int)floor(p->cy - ey), *Y1 = (int)ceil(p->cy + ey);
+}
+
+/* Mean colour of the image over the primitive's bounds (clipped); 0 if none. */
+static int wh__under(const wh_image *im, const wh__prim *p, double mean[3])
+{
+    int X0, Y0, X1, Y1;
+    wh__prim_bounds(p, &X0, &Y0, &X1, &Y1);
+    X0 = X0 < 0 ? 0 : X0, Y0 = Y0 < 0 ? 0 : Y0;
+    X1 = X1 >= im->w ? im->w - 1 : X1, Y1 = Y1 >= im->h ? im->h - 1 : Y1;
+    if (X0 > X1 || Y0 > Y1) return 0;
+    for (int k = 0; k < 3; k++) {
+        double sum = 0;
+        for (int y = Y0; y <= Y1; y++) {
+            const float *row = im->data + wh_image_index(im, 0, y, k);
+            for (int x = X0; x <= X1; x++) sum += row[x];
+        }
+        mean[k] = sum / ((double)(X1 - X0 + 1) * (Y1 - Y0 + 1));
+    }
+    return 1;
+}
+
+/* Draws a fill for p: colour up to 8 times until it stands 0.2 (RGB
+ * distance) off what lies under it, keeping the best; returns that
+ * distance. Objects and distractors both come through here, so neither is
+ * the more visible one. */
+static double wh__hard_fill(wh__rng *r, const wh_image *im, const wh__prim *p, wh__fill *f)
+{
+    double under[3], best = -1;
+    const int have = wh__under(im, p, under);
+    for (int t = 0; t < 8; t++) {
+        float col[3];
+        wh__hard_colour(r, col);
+        const double d = have ? sqrt((col[0] - under[0]) * (col[0] - under[0]) +
+                                     (col[1] - under[1]) * (col[1] - under[1]) +
+                                     (col[2] - under[2]) * (col[2] - under[2]))
+                              : 1.0;
+        if (d > best) {
+            best = d;
+            memcpy(f->col, col, sizeof(col));
+        }
+        if (best >= 0.2) break;
+    }
+    f->kind = (wh__fill_kind)wh__randint(r, 0, WH__NFILL - 1);
+    /* the second tone: the same colour, lighter or darker and a little turned */
+    double h, s, v;
+    wh__rgb_to_hsv(f->col, &h, &s, &v);
+    const double dv = wh__unif(r, 0.45, 0.8);
+    v = wh__u01(r) < 0.5 ? v * dv : fmin(1.0, v / dv);
+    wh__hsv(h + wh__unif(r, -40, 40), s * wh__unif(r, 0.5, 1.0), v, f->col2);
+    const double g = wh__unif(r, 0, 0.25), gt = wh__unif(r, 0, 2 * WH__PI);
+    f->gu = g * cos(gt), f->gv = g * sin(gt);
+    const double ft = wh__unif(r, 0, WH__PI);
+    f->fc = cos(ft), f->fs = sin(ft);
+    f->period = wh__unif(r, 3, 14);
+    f->salt = wh__next(r);
+    f->amp = wh__unif(r, 0.08, 0.25);
+    return best;
+}
+
+static void wh__fill_at(const wh__fill *f, double u, double v, int x, int y, float out[3])
+{
+    const float shade = (float)(1 + f->gu * u + f->gv * v);
+    const float *c = f->col;
+    float mix = 0;
+    switch (f->kind) {
+    case WH__FILL_FLAT: break;
+    case WH__FILL_STRIPES: {
+        const double t = (x * f->fc + y * f->fs) / f->period;
+        if (t - floor(t) < 0.5) c = f->col2;
+        break;
+    }
+    case WH__FILL_CHECKER: {
+        const double a = (x * f->fc + y * f->fs) / f->period, b = (-x * f->fs + y * f->fc) / f->period;
+        if (((long)floor(a) + (long)floor(b)) & 1) c = f->col2;
+        break;
+    }
+    case WH__FILL_SPECKLE: {
+        const float n = (float)(f->amp * (2 * wh__hash01(f->salt, x, y) - 1));
+        for (int k = 0; k < 3; k++) out[k] = c[k] * shade + n;
+        return;
+    }
+    case WH__FILL_RADIAL: mix = (float)fmin(1.0, sqrt(u * u + v * v)); break;
+    case WH__NFILL: break;
+    }
+    for (int k = 0; k < 3; k++) out[k] = (c[k] * (1 - mix) + f->col2[k] * mix) * shade;
+}
+
+/* Paints p with f; owner >= 0 marks an object's pixels, -1 a distractor's. */
+static void wh__paint_prim(wh__scene *sc, const wh__prim *p, const wh__fill *f, int owner, wh__cover *cv)
+{
+    wh_image *im = &sc->img;
+    int X0, Y0, X1, Y1;
+    wh__prim_bounds(p, &X0, &Y0, &X1, &Y1);
+    cv->area = cv->drawn = 0;
+    cv->x0 = im->w, cv->y0 = im->h, cv->x1 = -1, cv->y1 = -1;
+    cv->truncated = 0;
+    for (int y = Y0; y <= Y1; y++)
+        for (int x = X0; x <= X1; x++) {
+            const double dx = x + 0.5 - p->cx, dy = y + 0.5 - p->cy;
+            const double u = (p->c * dx + p->s * dy) / p->hw, v = (-p->s * dx + p->c * dy) / p->hh;
+            if (!wh__prim_inside(p, u, v)) continue;
+            cv->area++;
+            if (x < 0 || y < 0 || x >= im->w || y >= im->h) {
+                cv->truncated = 1;
+                continue;
+            }
+            float col[3];
+            wh__fill_at(f, u, v, x, y, col);
+            for (int k = 0; k < 3; k++) im->data[wh_image_index(im, x, y, k)] = col[k];
+            sc->owner[(size_t)y * im->w + x] = owner;
+            cv->drawn++;
+            if (x < cv->x0) cv->x0 = x;
+            if (x > cv->x1) cv->x1 = x;
+            if (y < cv->y0) cv->y0 = y;
+            if (y > cv->y1) cv->y1 = y;
+        }
+}
+
+/* Adds (or, for the first layer, writes) a bilinearly interpolated grid of
+ * nc (1: the same to all channels, or 3) values per node, nodes `cell`
+ * pixels apart: nodes (gh, gw, nc) with gw = W / cell + 2, gh = H / cell + 2. */
+static wh_status wh__grid_layer(wh_image *im, const float *nodes, int nc, double cell, int add, wh_ctx *ctx)
+{
+    const int gw = (int)(im->w / cell) + 2;
+    int *ix = malloc(sizeof(int) * (size_t)im->w);
+    float *tx = malloc(sizeof(float) * (size_t)im->w);
+    if (!ix || !tx) {
+        free(ix);
+        free(tx);
+        return wh_error(ctx, WH_ERR_NOMEM, "out of memory");
+    }
+    for (int x = 0; x < im->w; x++) {
+        const double fx = x / cell;
+        ix[x] = (int)fx;
+        tx[x] = (float)(fx - ix[x]);
+    }
+    for (int y = 0; y < im->h; y++) {
+        const double fy = y / cell;
+        const int iy = (int)fy;
+        const float ty = (float)(fy - iy);
+        for (int k = 0; k < 3; k++) {
+            const int kk = nc == 3 ? k : 0;
+            const float *n0 = nodes + (size_t)iy * gw * nc + kk, *n1 = n0 + (size_t)gw * nc;
+            float *row = im->data + wh_image_index(im, 0, y, k);
+            for (int x = 0; x < im->w; x++) {
+                const int i = ix[x] * nc;
+                const float a = n0[i] + (n0[i + nc] - n0[i]) * tx[x];
+                const float b = n1[i] + (n1[i + nc] - n1[i]) * tx[x];
+                const float val = a + (b - a) * ty;
+                row[x] = add ? row[x] + val : val;
+            }
+        }
+    }
+    free(ix);
+    free(tx);
+    return WH_OK;
+}
+
+/* One grid layer with nodes drawn here: colours (nc 3) or +-amp (nc 1). */
+static wh_status wh__noise_layer(wh_image *im, wh__rng *r, double cell, int nc, double amp, wh_ctx *ctx)
+{
+    const size_t gw = (size_t)(im->w / cell) + 2, gh = (size_t)(im->h / cell) + 2;
+    float *nodes = malloc(sizeof(float) * gw * gh * (size_t)nc);
+    if (!nodes) return wh_error(ctx, WH_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < gw * gh; i++) {
+        if (nc == 3) wh__bg_colour(r, nodes + 3 * i);
+        else nodes[i] = (float)wh__unif(r, -amp, amp);
+    }
+    const wh_status st = wh__grid_layer(im, nodes, nc, cell, nc == 1, ctx);
+    free(nodes);
+    return st;
+}
+
+/* A cluttered background: a coarse field of colours (regions of a scene),
+ * luminance texture at a middle and a fine scale (surfaces), and 0..3
+ * straight-edged regions, some striped (walls, tables, blinds): edges and
+ * texture everywhere, so neither means "object". */
+static wh_status wh__hard_background(wh__scene *sc, wh__rng *r, wh_ctx *ctx)
+{
+    wh_image *im = &sc->img;
+    const int W = im->w, H = im->h;
+    const double side = W < H ? W : H;
+    WH_TRY(wh__noise_layer(im, r, side * wh__unif(r, 0.15, 0.6), 3, 0, ctx));
+    WH_TRY(wh__noise_layer(im, r, wh__unif(r, 6, 24), 1, wh__unif(r, 0.02, 0.12), ctx));
+    WH_TRY(wh__noise_layer(im, r, wh__unif(r, 1.5, 4), 1, wh__unif(r, 0, 0.08), ctx));
+    const int regions = wh__randint(r, 0, 3);
+    for (int i = 0; i < regions; i++) {
+        float col[3];
+        wh__bg_colour(r, col);
+        const double px = wh__unif(r, 0, W), py = wh__unif(r, 0, H), th = wh__unif(r, 0, 2 * WH__PI);
+        const double nx = cos(th), ny = sin(th), w = wh__unif(r, 0.25, 0.7);
+        const int striped = wh__u01(r) < 0.5;
+        const double so = wh__unif(r, 0, WH__PI), sp = wh__unif(r, 4, 30), sa = wh__unif(r, 0.03, 0.12);
+        const double sx = cos(so) / sp, sy = sin(so) / sp;
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) {
+                if ((x - px) * nx + (y - py) * ny <= 0) continue;
+                double add = 0;
+                if (striped) {
+                    const double t = x * sx + y * sy;
+                    add = t - floor(t) < 0.5 ? sa : -sa;
+                }
+                for (int k = 0; k < 3; k++) {
+                    float *d = &im->data[wh_image_index(im, x, y, k)];
+                    *d = (float)(*d * (1 - w) + col[k] * w + add);
+                }
+            }
+    }
+    return WH_OK;
+}
+
+/* A primitive's size and frame: the geometric mean side log-uniform from
+ * min_px (at most a tenth of the shorter side) to WH__HARD_MAX_FRAC of it,
+ * width:height up to 1.35:1 either way, turned up to WH__HARD_TILT. */
+static void wh__hard_size(const wh__scene *sc, wh__rng *r, wh__shape shape, double min_px, wh__prim *p)
+{
+    const int W = sc->img.w, H = sc->img.h;
+    const double side = W < H ? W : H;
+    const double lo = fmin(min_px, 0.1 * side), hi = WH__HARD_MAX_FRAC * side;
+    const double s = exp(wh__unif(r, log(lo), log(hi)));
+    double ar = exp(wh__unif(r, -0.3, 0.3)); /* width / height */
+    if (shape == WH__BAR) {
+        ar = wh__unif(r, 3, 5);
+        if (wh__u01(r) < 0.5) ar = 1 / ar;
+    }
+    double bw = s * sqrt(ar), bh = s / sqrt(ar);
+    const double fit = fmin(1.0, fmin(0.9 * W / bw, 0.9 * H / bh));
+    memset(p, 0, sizeof(*p));
+    p->shape = shape;
+    p->variant = wh__randint(r, 0, 3);
+    p->hw = bw * fit / 2;
+    p->hh = bh * fit / 2;
+    wh__prim_frame(p, wh__unif(r, -WH__HARD_TILT, WH__HARD_TILT) * WH__PI / 180);
+}
+
+static int wh__hard_place(wh__scene *sc, wh__rng *r, int cls, wh__obj *o, wh__prim *p)
+{
+    const int W = sc->img.w, H = sc->img.h;
+    for (int attempt = 0; attempt < 30; attempt++) {
+        wh__hard_size(sc, r, wh__classes[cls].shape, WH__HARD_MIN_SIDE, p);
+        const double m = 0.5 - WH__HARD_OUTSIDE; /* the centre's least distance inside, in box sides */
+        p->cx = wh__unif(r, 2 * m * p->hw, W - 2 * m * p->hw);
+        p->cy = wh__unif(r, 2 * m * p->hh, H - 2 * m * p->hh);
+        o->cls = cls;
+        o->cx = p->cx, o->cy = p->cy, o->hw = p->hw, o->hh = p->hh;
+        int ok = 1;
+        for (int i = 0; i < sc->n_obj && ok; i++) {
+            double fa, fb;
+            wh__overlap(&sc->obj[i], o, &fa, &fb);
+            if (fa > 0.7 || fb > 0.7) ok = 0;
+        }
+        if (ok) return 1;
+    }
+    return 0;
+}
+
+/* Distractors: things that look like objects but are none of the classes. */
+typedef enum {
+    WH__DIS_FOREIGN, WH__DIS_BITE, WH__DIS_QUADRANT, WH__DIS_X, WH__DIS_BLOB, WH__DIS_LINE, WH__NDIS
+} wh__dis_kind;
+
+static void wh__hard_distractor(wh__scene *sc, wh__rng *r, int n_classes, wh__prim *p)
+{
+    const int W = sc->img.w, H = sc->img.h;
+    wh__dis_kind kind = (wh__dis_kind)wh__randint(r, 0, WH__NDIS - 1);
+    if (kind == WH__DIS_FOREIGN && n_classes >= WH__NCLASS) kind = WH__DIS_BITE;
+    switch (kind) {
+    case WH__DIS_FOREIGN: /* a table shape that is no class here, turned as objects are */
+        wh__hard_size(sc, r, wh__classes[wh__randint(r, n_classes, WH__NCLASS - 1)].shape, WH__HARD_FOREIGN_MIN, p);
+        break;
+    case WH__DIS_BITE:
+    case WH__DIS_QUADRANT: { /* a class shape with 25..60% of it cut away */
+        const wh__shape shape = wh__classes[wh__randint(r, 0, n_classes - 1)].shape;
+        wh__hard_size(sc, r, shape, WH__HARD_CUT_MIN, p);
+        for (int t = 0; t < 20; t++) {
+            if (kind == WH__DIS_BITE) {
+                const double a = wh__unif(r, 0, 2 * WH__PI), d = wh__unif(r, 0.6, 1.0);
+                p->cut = WH__CUT_BITE;
+                p->bu = d * cos(a), p->bv = d * sin(a), p->br = wh__unif(r, 0.45, 0.75);
+            } else {
+                const double a = wh__randint(r, 0, 3) * WH__PI / 2;
+                p->cut = WH__CUT_QUADRANT;
+                p->qc = cos(a), p->qs = sin(a);
+            }
+            const double cut = wh__cut_share(p);
+            if (cut >= 0.25 && cut <= 0.6) break;
+            p->cut = WH__CUT_NONE;
+        }
+        if (p->cut == WH__CUT_NONE) { /* no cut fitted: an elongated blob instead */
+            p->shape = WH__DISC;
+            p->hh = p->hw * wh__unif(r, 0.3, 0.6);
+        }
+        break;
+    }
+    case WH__DIS_X: /* a cross turned 45 degrees: 30 more than any class cross */
+        wh__hard_size(sc, r, WH__CROSS, WH__HARD_MIN_SIDE, p);
+        wh__prim_frame(p, (45 + wh__unif(r, -WH__HARD_TILT, WH__HARD_TILT) / 3) * WH__PI / 180);
+        break;
+    case WH__DIS_BLOB: /* at most 0.6:1, any angle, so that no blob passes for a disc */
+        wh__hard_size(sc, r, WH__DISC, WH__HARD_MIN_SIDE, p);
+        p->hh = p->hw * wh__unif(r, 0.3, 0.6);
+        wh__prim_frame(p, wh__unif(r, 0, WH__PI));
+        break;
+    case WH__DIS_LINE:
+    case WH__NDIS: {
+        const double side = W < H ? W : H;
+        memset(p, 0, sizeof(*p));
+        p->shape = WH__SQUARE;
+        p->hw = side * wh__unif(r, 0.1, 0.6);
+        p->hh = wh__unif(r, 0.5, 2.5);
+        wh__prim_frame(p, wh__unif(r, 0, WH__PI));
+        break;
+    }
+    }
+    /* Lines may cross the border; shapes stay whole inside the image: a
+     * cut shape whose cut fell outside, or a bar cut short by the border,
+     * would be a class object left without a box. */
+    int X0, Y0, X1, Y1;
+    p->cx = p->cy = 0;
+    wh__prim_bounds(p, &X0, &Y0, &X1, &Y1);
+    const double ex = kind == WH__DIS_LINE ? 0 : fmin(X1, W / 2.0), ey = kind == WH__DIS_LINE ? 0 : fmin(Y1, H / 2.0);
+    p->cx = wh__unif(r, ex, W - ex);
+    p->cy = wh__unif(r, ey, H - ey);
+}
+
+static void wh__hard_distractors(wh__scene *sc, wh__rng *r, int n_classes, int n)
+{
+    for (int i = 0; i < n; i++) {
+        wh__prim p;
+        wh__fill f;
+        wh__cover cv;
+        wh__hard_distractor(sc, r, n_classes, &p);
+        wh__hard_fill(r, &sc->img, &p, &f);
+        wh__paint_prim(sc, &p, &f, -1, &cv);
+    }
+}
+
+/* Separable Gaussian blur of every channel, sigma in pixels; edges clamp. */
+static wh_status wh__blur(wh_image *im, double sigma, wh_ctx *ctx)
+{
+    const int R = (int)ceil(2.5 * sigma), W = im->w, H = im->h;
+    float k[16];
+    if (R < 1 || R > 7) return WH_OK;
+    float sum = 0;
+    for (int i = -R; i <= R; i++) sum += k[i + R] = (float)exp(-0.5 * i * i / (sigma * sigma));
+    for (int i = 0; i <= 2 * R; i++) k[i] /= sum;
+    const int n = W > H ? W : H;
+    float *line = malloc(sizeof(float) * (size_t)(n + 2 * R));
+    if (!line) return wh_error(ctx, WH_ERR_NOMEM, "out of memory");
+    for (int c = 0; c < 3; c++) {
+        float *plane = im->data + wh_image_index(im, 0, 0, c);
+        for (int y = 0; y < H; y++) { /* rows */
+            float *row = plane + (size_t)y * W;
+            for (int x = -R; x < W + R; x++) line[x + R] = row[x < 0 ? 0 : x >= W ? W - 1 : x];
+            for (int x = 0; x < W; x++) {
+                float a = 0;
+                for (int i = 0; i <= 2 * R; i++) a += k[i] * line[x + i];
+                row[x] = a;
+            }
+        }
+        for (int x = 0; x < W; x++) { /* columns */
+            for (int y = -R; y < H + R; y++) line[y + R] = plane[(size_t)(y < 0 ? 0 : y >= H ? H - 1 : y) * W + x];
+            for (int y = 0; y < H; y++) {
+                float a = 0;
+                for (int i = 0; i <= 2 * R; i++) a += k[i] * line[y + i];
+                plane[(size_t)y * W + x] = a;
+            }
+        }
+    }
+    free(line);
+    return WH_OK;
+}
+
+/* Renders image `index` of the hard preset (see synth.h for the why). */
+static wh_status wh__render_hard(const wh_synth_opts *o, int index, wh__scene *sc, wh_ctx *ctx)
+{
+    memset(sc, 0, sizeof(*sc));
+    /* a stream of its own, so a hard image shares no draws with the easy one */
+    wh__rng r = wh__stream(o->seed ^ 0x68617264ull /* "hard" */, (uint64_t)index);
+    const int W = (int)lround(o->size * wh__unif(&r, 10.0 / 13, 16.0 / 13));
+    const int H = (int)lround(o->size * wh__unif(&r, 10.0 / 13, 16.0 / 13));
+    WH_TRY(wh_image_alloc(&sc->img, W < 16 ? 16 : W, H < 16 ? 16 : H, 3, ctx));
+    const size_t npx = (size_t)sc->img.w * sc->img.h;
+    sc->owner = malloc(npx * sizeof(int));
+    wh_status st = sc->owner ? WH_OK : wh_error(ctx, WH_ERR_NOMEM, "out of memory");
+    double contrast[WH__HARD_MAX_OBJ];
+    if (st != WH_OK) goto fail;
+    for (size_t i = 0; i < npx; i++) sc->owner[i] = -1;
+    if ((st = wh__hard_background(sc, &r, ctx)) != WH_OK) goto fail;
+    wh__hard_distractors(sc, &r, o->classes, wh__randint(&r, 1, 5)); /* behind the objects */
+    const int want = wh__randint(&r, 1, WH__HARD_MAX_OBJ);
+    for (int i = 0; i < want; i++) {
+        wh__obj ob;
+        wh__prim p;
+        wh__fill f;
+        wh__cover cv;
+        memset(&ob, 0, sizeof(ob));
+        const int cls = wh__randint(&r, 0, o->classes - 1);
+        if (!wh__hard_place(sc, &r, cls, &ob, &p)) continue;
+        const double con = wh__hard_fill(&r, &sc->img, &p, &f);
+        wh__paint_prim(sc, &p, &f, sc->n_obj, &cv);
+        if (cv.drawn == 0) continue;
+        ob.x0 = cv.x0, ob.y0 = cv.y0, ob.x1 = cv.x1, ob.y1 = cv.y1;
+        ob.drawn = cv.drawn, ob.area = cv.area, ob.truncated = cv.truncated;
+        contrast[sc->n_obj] = con;
+        sc->obj[sc->n_obj++] = ob;
+    }
+    wh__hard_distractors(sc, &r, o->classes, wh__randint(&r, 0, 3)); /* in front */
+    /* The camera: exposure and colour cast, vignetting, blur, noise, JPEG. */
+    wh_image *im = &sc->img;
+    const double gain = wh__unif(&r, 0.75, 1.2), offset = wh__unif(&r, -0.05, 0.05);
+    double cast[3];
+    for (int k = 0; k < 3; k++) cast[k] = gain * wh__unif(&r, 0.94, 1.06);
+    const double vig = wh__u01(&r) < 0.5 ? wh__unif(&r, 0, 0.35) : 0;
+    const double blur = wh__u01(&r) < 1.0 / 3 ? 0 : wh__unif(&r, 0.4, 1.8);
+    const double noise = wh__unif(&r, 0.005, 0.04); /* roughly the standard deviation */
+    sc->quality = wh__randint(&r, 35, 90);
+
+    for (size_t i = 0; i < npx; i++)
+        if (sc->owner[i] >= 0) sc->obj[sc->owner[i]].shown++;
+    for (int i = 0; i < sc->n_obj; i++) {
+        wh__obj *ob = &sc->obj[i];
+        const double gm = sqrt((double)(ob->x1 - ob->x0 + 1) * (ob->y1 - ob->y0 + 1));
+        const int degraded = blur > WH__HARD_BLURRED || sc->quality < WH__HARD_BLOCKY;
+        ob->difficult = ob->shown < WH__HARD_VISIBLE * ob->area || gm < 12 || (gm < 16 && degraded) ||
+                        contrast[i] < WH__HARD_CONTRAST;
+    }
+    const double r2 = 0.25 * ((double)im->w * im->w + (double)im->h * im->h);
+    for (int y = 0; y < im->h; y++)
+        for (int x = 0; x < im->w; x++) {
+            const double dx = x - im->w / 2.0, dy = y - im->h / 2.0;
+            const double fall = 1 - vig * (dx * dx + dy * dy) / r2;
+            for (int k = 0; k < 3; k++) {
+                float *d = &im->data[wh_image_index(im, x, y, k)];
+                *d = (float)(*d * cast[k] * fall + offset);
+            }
+        }
+    if (blur > 0 && (st = wh__blur(im, blur, ctx)) != WH_OK) goto fail;
+    /* near-Gaussian: the sum of four 16-bit uniforms from one draw (sd 1/sqrt(3)) */
+    const float ns = (float)(noise * sqrt(3.0) / 65536);
+    for (size_t i = 0; i < npx * 3; i++) {
+        const uint64_t z = wh__next(&r);
+        const long sum = (long)(z & 0xffff) + (long)(z >> 16 & 0xffff) + (long)(z >> 32 & 0xffff) + (long)(z >> 48);
+        im->data[i] += ns * (float)(sum - 131070);
+    }
+    return WH_OK;
+fail:
+    free(sc->owner);
+    sc->owner = NULL;
+    wh_image_free(&sc->img);
+    return st;
+}
+
+static wh_status wh__render(const wh_synth_opts *o, int index, wh__scene *sc, wh_ctx *ctx)
+{
+    return o->preset == WH_SYNTH_HARD ? wh__render_hard(o, index, sc, ctx) : wh__render_easy(o, index, sc, ctx);
 }
 
 /* ------------------------------------------------------------- writing */
@@ -574,7 +1192,7 @@ static wh_status wh__write_image(const wh_synth_opts *o, const char *dir, int in
         st = wh_error(ctx, WH_ERR_NOMEM, "out of memory");
         goto done;
     }
-    if ((st = wh_image_encode_jpeg(&sc.img, WH__JPEG_QUALITY, &jpg, &jlen, ctx)) != WH_OK) goto done;
+    if ((st = wh_image_encode_jpeg(&sc.img, sc.quality, &jpg, &jlen, ctx)) != WH_OK) goto done;
     snprintf(name, sizeof(name), "%s.jpg", id);
     jpath = wh__path(dir, "JPEGImages", name);
     snprintf(name, sizeof(name), "%s.xml", id);
@@ -626,16 +1244,19 @@ typedef struct wh__stamp {
     wh_synth_stats st;
 } wh__stamp;
 
+/* The easy preset writes no preset line, so its stamps are byte-identical
+ * to those written before presets existed (and those folders are reused). */
 static char *wh__stamp_text(const wh__stamp *s)
 {
     wh__buf b = {0};
     wh__bprintf(&b,
                 "# whittle synthetic dataset (whittle mkdata); regenerate with the same options\n"
-                "version %d\nimages %d\nclasses %d\nsize %d\nseed %llu\ntest_fraction %.17g\n"
-                "complete %d\ntrain %d\ntest %d\nobjects %ld\ndifficult %ld\ntruncated %ld\n",
+                "version %d\nimages %d\nclasses %d\nsize %d\nseed %llu\ntest_fraction %.17g\n",
                 s->version, s->o.images, s->o.classes, s->o.size, (unsigned long long)s->o.seed,
-                s->o.test_fraction, s->complete, s->st.train, s->st.test, s->st.objects, s->st.difficult,
-                s->st.truncated);
+                s->o.test_fraction);
+    if (s->o.preset != WH_SYNTH_EASY) wh__bprintf(&b, "preset %s\n", wh_synth_preset_name(s->o.preset));
+    wh__bprintf(&b, "complete %d\ntrain %d\ntest %d\nobjects %ld\ndifficult %ld\ntruncated %ld\n", s->complete,
+                s->st.train, s->st.test, s->st.objects, s->st.difficult, s->st.truncated);
     if (b.oom) {
         free(b.p);
         return NULL;
@@ -676,6 +1297,11 @@ static int wh__stamp_read(const char *path, wh__stamp *s)
             seen |= 16;
             continue;
         }
+        if (!strcmp(key, "preset")) { /* absent: easy */
+            s->o.preset = wh_synth_preset_parse(val);
+            bad |= s->o.preset < 0;
+            continue;
+        }
         if (!strcmp(key, "test_fraction")) {
             char *end;
             s->o.test_fraction = strtod(val, &end);
@@ -712,7 +1338,7 @@ static int wh__stamp_read(const char *path, wh__stamp *s)
 static int wh__same_opts(const wh_synth_opts *a, const wh_synth_opts *b)
 {
     return a->images == b->images && a->classes == b->classes && a->size == b->size && a->seed == b->seed &&
-           a->test_fraction == b->test_fraction;
+           a->test_fraction == b->test_fraction && a->preset == b->preset;
 }
 
 static int wh__exists(const char *dir, const char *sub, const char *name)
@@ -769,10 +1395,10 @@ static wh_status wh__check_dir(const char *dir, const wh_synth_opts *o, int *reu
     if (old->version != WH__SYNTH_VERSION || !wh__same_opts(&old->o, o))
         return wh_error(ctx, WH_ERR_IO,
                         "%s: holds a synthetic dataset made with other options or generator version "
-                        "(version %d: images %d, classes %d, size %d, seed %llu, test_fraction %g); "
+                        "(version %d: preset %s, images %d, classes %d, size %d, seed %llu, test_fraction %g); "
                         "remove it or choose another folder",
-                        dir, old->version, old->o.images, old->o.classes, old->o.size,
-                        (unsigned long long)old->o.seed, old->o.test_fraction);
+                        dir, old->version, wh_synth_preset_name(old->o.preset), old->o.images, old->o.classes,
+                        old->o.size, (unsigned long long)old->o.seed, old->o.test_fraction);
     *reuse = old->complete && wh__complete(dir, o);
     return WH_OK;
 }
@@ -845,6 +1471,8 @@ wh_status wh_synth_generate_stats(const wh_synth_opts *o, const char *dir, wh_sy
         return wh_error(ctx, WH_ERR_ARG, "synth: classes %d is out of range 1..%d (the classes: %s)", o->classes,
                         WH__NCLASS, known);
     }
+    if (!wh_synth_preset_name(o->preset))
+        return wh_error(ctx, WH_ERR_ARG, "synth: unknown preset %d (the presets: easy, hard)", o->preset);
     if (o->images < 1 || o->images > 999999)
         return wh_error(ctx, WH_ERR_ARG, "synth: images %d is out of range 1..999999", o->images);
     if (o->size < 32 || o->size > 4096)
