@@ -244,6 +244,15 @@ static int wh__rank_threads(const wh_dist *d)
     return t > 0 ? t : 1;
 }
 
+/* A long run's warnings (e.g. a cfg key read but not applied) are printed
+ * as they come, not after the run. */
+static void wh__warn_now(void *user, const char *msg)
+{
+    (void)user;
+    fprintf(stderr, "whittle: warning: %s\n", msg);
+    fflush(stderr);
+}
+
 int wh_app_run_training(wh_train_opts *o, int threads)
 {
     wh_ctx ctx;
@@ -263,10 +272,10 @@ int wh_app_run_training(wh_train_opts *o, int threads)
     o->event_user = &pr;
     if (ranks > 1 && rank == 0)
         printf("train: %d ranks x %d OpenMP threads (MPI data-parallel)\n", ranks, omp_get_max_threads());
+    if (rank == 0) ctx.sink = wh__warn_now;
     wh_train_result res;
     wh_status st = wh_train(o, &res, &ctx);
     if (pr.tty) printf("\r\033[K");
-    if (rank == 0) wh_app_print_warnings(&ctx);
     if (st != WH_OK) {
         if (ranks > 1) fprintf(stderr, "whittle: error: rank %d of %d: %s\n", rank, ranks, ctx.msg);
         if (ranks > 1) return ctx.status == WH_ERR_NUMERIC ? WH_APP_EXIT_NUMERIC : 1;

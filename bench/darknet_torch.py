@@ -60,7 +60,8 @@ def parse_cfg(path):
 
 class Mish(nn.Module):
     def forward(self, x):
-        return x * torch.tanh(F.softplus(x))
+        # PyTorch's fused op where it has one (the same function; bench/torch_compare.py times it)
+        return F.mish(x) if hasattr(F, 'mish') else x * torch.tanh(F.softplus(x))
 
 
 def act(name):
@@ -87,10 +88,13 @@ class Net(nn.Module):
     (x - mean) / (sqrt(var) + 1e-6) gives the same numbers.
     """
 
-    def __init__(self, sections, bn_eps=1e-3, bn_momentum=0.03):
+    def __init__(self, sections, bn_eps=1e-3, bn_momentum=0.03, size=None):
         super().__init__()
         net = sections[0]
         self.width, self.height = int(net.get('width', 416)), int(net.get('height', 416))
+        if size:  # another input than the cfg's (bench/torch_compare.py times several)
+            self.width = self.height = size
+        self.flops = 0  # convolution FLOPs per image, 2 per multiply-add
         self.letter_box = int(net.get('letter_box', 0))
         c, h, w = int(net.get('channels', 3)), self.height, self.width
         self.layers = nn.ModuleList()
@@ -109,6 +113,7 @@ class Net(nn.Module):
                 self.layers.append(nn.Sequential(*mods))
                 self.convs.append((conv, norm))
                 h, w = (h + 2 * pad - k) // st + 1, (w + 2 * pad - k) // st + 1
+                self.flops += 2 * k * k * (c // g) * oc * h * w
                 c = oc
                 self.kinds.append(('seq',))
             elif t in ('maxpool', 'max'):

@@ -43,4 +43,18 @@ check "the rates follow: 0.01 at iteration 5, 0.001 at 9, 0.0001 at 10 ($(lr_at 
 "$W" train --cfg "$T/m.cfg" --data "$T/d" --batch 2 --subdivisions 1 --max-batches 10 --burn-in 3 --eval-every 0 \
     --test-split '' --out "$T/t2" > "$T/t2.txt" 2>&1
 grep -q "steps 8000,9000 -> 8,9$" "$T/t2.txt"; check "an explicit --burn-in is kept (only the steps rescaled)" $?
+
+# keys darknet's training honours but whittle's does not apply: one warning
+# each, with file and line, before the first iteration; neutral values none
+sed -e 's/^angle=0$/angle=5/' -e 's/^random=0$/random=1/' "$T/m.cfg" > "$T/w.cfg"
+"$W" train --cfg "$T/w.cfg" --data "$T/d" --batch 2 --subdivisions 1 --max-batches 1 --test-split '' \
+    --out "$T/t3" > "$T/t3.txt" 2>&1; check "train a cfg with angle=5 and random=1" $?
+la=$(grep -n '^angle=5$' "$T/w.cfg" | cut -d: -f1); lr=$(grep -n '^random=1$' "$T/w.cfg" | head -n 1 | cut -d: -f1)
+grep -q "warning: $T/w.cfg:$la: \[net\] angle=5 is read but not applied" "$T/t3.txt" &&
+    grep -q "warning: $T/w.cfg:$lr: \[yolo\] random=1 is read but not applied" "$T/t3.txt"
+check "each unapplied key is named once with its line ($la, $lr)" $?
+[ "$(grep -c 'random=1 is read' "$T/t3.txt")" = 1 ]; check "one warning per key, not per [yolo]" $?
+w1=$(grep -n 'warning: .*angle=5' "$T/t3.txt" | cut -d: -f1); i1=$(grep -n '^ *1/1: loss' "$T/t3.txt" | cut -d: -f1)
+[ -n "$w1" ] && [ -n "$i1" ] && [ "$w1" -lt "$i1" ]; check "the warnings come before the first iteration" $?
+! grep -q "warning" "$T/t.txt"; check "a generated cfg trains without such warnings" $?
 exit $fail
