@@ -30,6 +30,7 @@ void wh_cmd_ablate_usage(void)
            "  --seeds N             seeds 1..N for every stage after the baseline (default 1)\n"
            "  --out DIR             (default runs/ablate)\n"
            "  --data, --train-split, --test-split, --model, --cfg, --init, --size, --width-multiple, --anchors,\n"
+           "  --loss, --optimizer, --no-ema, --mosaic,\n"
            "  --budget, --target-params,"
            " --at-beta-scale, --s, --baseline-iterations, --sparse-iterations, --finetune-iterations,\n"
            "  --threads, --stop-after   as for whittle pipeline\n"

@@ -23,6 +23,7 @@
 #include "framework/data/dataset.h"
 #include "framework/cfg.h"
 #include "framework/evaluate.h"
+#include "framework/optimizer.h"
 #include "framework/fileio.h"
 #include "framework/modelgen.h"
 #include "framework/trainer.h"
@@ -40,7 +41,8 @@ int wh_pl_budget_get(const char *name, wh_pl_budget *b)
         /* about 10 minutes on 2 cores for the embedded dataset's small model */
         b->base_its = 500, b->sparse_its = 200, b->ft_its = 150;
         b->batch = 16, b->subdivisions = 1;
-        b->base_lr = 0.008f, b->sparse_lr = 0.006f, b->ft_lr = 0.004f;
+        /* the baseline at the balanced loss's rate (YOLOv5's 0.01: whittle model's cfg) */
+        b->base_lr = 0.01f, b->sparse_lr = 0.006f, b->ft_lr = 0.004f;
         b->base_burn_in = 100; /* 50 let the early loss spike and the classes stall */
         b->policy = "cosine";
         b->target_params = 0.5;
@@ -383,6 +385,10 @@ int wh_pl_train(const wh_pl *p, const wh_pl_stage *s, wh_pl_row *row)
     o.batch = b->batch;
     o.subdivisions = b->subdivisions;
     o.learning_rate = base ? b->base_lr : s->kind == WH_PL_SPARSE ? b->sparse_lr : b->ft_lr;
+    o.optimizer = p->optimizer;
+    if (p->optimizer && !strcmp(p->optimizer, "adamw")) o.learning_rate /= 10; /* the budgets' rates are SGD's */
+    o.ema = p->ema;
+    o.mosaic = p->mosaic;
     o.burn_in = base ? b->base_burn_in : (b->policy ? 0 : -1);
     o.policy = b->policy;
     char *cfg = NULL;
@@ -635,6 +641,7 @@ int wh_pl_network(wh_pl *p, const char *init, const char *cfg_path, const char *
         mo.classes = ds->n_classes;
         mo.width = mo.height = size;
         mo.width_multiple = width;
+        mo.darknet_loss = p->darknet_loss;
         wh_dataset_free(ds);
         float anchors[2 * WH_ANCHORS_MAX];
         int num = 0;
@@ -705,6 +712,9 @@ void wh_pl_cli_init(wh_pl_cli *c, const char *out)
     c->test_split = "test";
     c->budget = "quick";
     c->anchors = "data";
+    c->loss = "balanced";
+    c->optimizer = "sgd";
+    c->mosaic = -1;
     c->out = out;
     c->target = c->beta = c->srate = -1;
 }
@@ -722,6 +732,8 @@ int wh_pl_cli_option(int argc, char **argv, int *i, wh_pl_cli *c)
                 {"--test-split", offsetof(wh_pl_cli, test_split)},
                 {"--budget", offsetof(wh_pl_cli, budget)},
                 {"--anchors", offsetof(wh_pl_cli, anchors)},
+                {"--loss", offsetof(wh_pl_cli, loss)},
+                {"--optimizer", offsetof(wh_pl_cli, optimizer)},
                 {"--out", offsetof(wh_pl_cli, out)}};
     static const struct {
         const char *flag;
@@ -740,9 +752,14 @@ int wh_pl_cli_option(int argc, char **argv, int *i, wh_pl_cli *c)
     } dbls[] = {{"--width-multiple", offsetof(wh_pl_cli, width), 1e-3, 4},
                 {"--target-params", offsetof(wh_pl_cli, target), 1e-3, 0.99},
                 {"--at-beta-scale", offsetof(wh_pl_cli, beta), 0, 1e12},
-                {"--s", offsetof(wh_pl_cli, srate), 0, 10}};
+                {"--s", offsetof(wh_pl_cli, srate), 0, 10},
+                {"--mosaic", offsetof(wh_pl_cli, mosaic), 0, 1}};
     const char *a = argv[*i], *v;
     char *base = (char *)c;
+    if (!strcmp(a, "--no-ema")) {
+        c->no_ema = 1;
+        return 1;
+    }
     for (size_t k = 0; k < sizeof(strs) / sizeof(strs[0]); k++)
         if (!strcmp(a, strs[k].flag)) {
             if (!(v = wh_app_value(argc, argv, i))) return -1;
@@ -782,6 +799,18 @@ int wh_pl_cli_setup(const wh_pl_cli *c, wh_pl *p, char **cfg, const char *extra,
         return 2;
     }
     p->darknet_anchors = !strcmp(c->anchors, "darknet");
+    if (strcmp(c->loss, "balanced") && strcmp(c->loss, "darknet")) {
+        fprintf(stderr, "whittle: error: --loss: '%s' is neither balanced nor darknet\n", c->loss);
+        return 2;
+    }
+    p->darknet_loss = !strcmp(c->loss, "darknet");
+    if (!wh_optim_find(c->optimizer)) {
+        fprintf(stderr, "whittle: error: --optimizer: '%s' is not one of %s\n", c->optimizer, wh_optim_names());
+        return 2;
+    }
+    p->optimizer = c->optimizer;
+    p->ema = !c->no_ema;
+    p->mosaic = (float)c->mosaic;
     if (wh_pl_budget_get(c->budget, &p->b)) {
         fprintf(stderr, "whittle: error: --budget: unknown budget '%s' (known: quick, full, smoke)\n", c->budget);
         return 2;
@@ -810,10 +839,12 @@ int wh_pl_cli_setup(const wh_pl_cli *c, wh_pl *p, char **cfg, const char *extra,
     const char *net = c->init ? c->init : c->cfg_path ? c->cfg_path : c->model;
     if (wh_pl_fmt(buf, n,
                   "data=%s\nsplits=%s/%s\nnetwork=%s\nsize=%d\nwidth_multiple=%g\nbudget=%s\ntarget_params=%g\n"
-                  "at_beta_scale=%g\ns=%g\niterations=%g,%g,%g\nanchors=%s\n%s",
+                  "at_beta_scale=%g\ns=%g\niterations=%g,%g,%g\nanchors=%s\nloss=%s\noptimizer=%s\nema=%d\n"
+                  "mosaic=%g\n%s",
                   c->data, c->train_split, c->test_split, net, given ? 0 : size, given ? 0 : width, c->budget,
                   p->b.target_params, p->b.at_beta_scale, p->b.s, p->b.base_its, p->b.sparse_its, p->b.ft_its,
-                  given ? "-" : c->anchors, extra ? extra : "")) {
+                  given ? "-" : c->anchors, given ? "-" : c->loss, c->optimizer, !c->no_ema, c->mosaic,
+                  extra ? extra : "")) {
         free(*cfg);
         *cfg = NULL;
         return 1;

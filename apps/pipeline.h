@@ -61,6 +61,10 @@ typedef struct wh_pl {
     FILE *term;      /* progress lines */
     int tty;
     int darknet_anchors; /* a generated model keeps darknet's anchors (scaled to its size), not the data's */
+    int darknet_loss;    /* a generated model keeps darknet's loss keys (whittle model --loss darknet) */
+    const char *optimizer; /* the training stages' (trainer.h); NULL: sgd */
+    int ema;             /* weight averaging in the training stages */
+    float mosaic;        /* < 0: the cfg's */
 } wh_pl;
 
 typedef enum wh_pl_kind { WH_PL_BASELINE, WH_PL_SPARSE, WH_PL_FINETUNE, WH_PL_DISTILL } wh_pl_kind;
@@ -114,6 +118,10 @@ int wh_pl_settings(const char *out, const char *text);
 typedef struct wh_pl_cli {
     const char *data, *model, *cfg_path, *init, *train_split, *test_split, *budget, *out;
     const char *anchors; /* "data" (default) or "darknet": a generated model's anchors */
+    const char *loss;    /* "balanced" (default) or "darknet": a generated model's loss keys */
+    const char *optimizer; /* "sgd" (default) or "adamw" for every training stage */
+    int no_ema;          /* 1: no weight averaging in the training stages */
+    double mosaic;       /* < 0: the cfg's; else the share of mosaic images */
     int size, threads, stop_after;
     double width, target, beta, srate; /* <= 0 / < 0: the budget's */
     int its[3];                        /* baseline, sparse, fine-tune iterations; 0: the budget's */
