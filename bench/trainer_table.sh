@@ -2,10 +2,13 @@
 # Issue 19's per-change table: whittle's trainer with each change added in
 # turn, and the independent PyTorch reference (bench/torch_train.py), on the
 # hard proxy (whittle mkdata --preset hard), for each data seed; every run
-# one thread pinned to one of two cores, the same wall-clock budget, two runs
-# at a time, all scored by whittle eval (VOC07 and VOC all-point).
+# one thread pinned to one of two cores, two runs at a time, all scored by
+# whittle eval (VOC07 and VOC all-point). whittle's rows train the same
+# number of iterations (ITERS of 16 images), so each change is compared on
+# the same images; the PyTorch reference trains for MINUTES of wall clock
+# (set it to what whittle's rows take: the table shows each row's seconds).
 #
-#   bench/trainer_table.sh OUT MINUTES SEED... 
+#   bench/trainer_table.sh OUT ITERS MINUTES SEED...
 #
 # Rows (cumulative, yolov4-tiny --classes 6 --size 256 --width-multiple 0.5,
 # batch 16, cosine, the training flags of issue 19's new user):
@@ -21,9 +24,9 @@
 # Writes OUT/seedS/ROW/{train.txt,eval.txt,map_voc.txt} and OUT/table.md.
 set -u
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-[ $# -ge 3 ] || { sed -n '7p' "$0" | cut -c3-; exit 2; }
-OUT="$1" MIN="$2"
-shift 2
+[ $# -ge 4 ] || { sed -n '10p' "$0" | cut -c3-; exit 2; }
+OUT="$1" ITERS="$2" MIN="$3"
+shift 3
 SEEDS=("$@")
 W="${WHITTLE:-$ROOT/build/whittle}"
 PY="${WH_PYTHON:-/usr/bin/python3}"
@@ -48,7 +51,7 @@ job() { # core seed row
     mkdir -p "$R"
     local pin=(taskset -c "$core")
     local common=(--data "$D" --out "$R/run" --batch 16 --subdivisions 1 --policy cosine --threads 1
-                  --minutes "$MIN" --test-split '' --seed "$s")
+                  --max-batches "$ITERS" --test-split '' --seed "$s")
     local ck="$R/run/last.h5"
     case $row in
     A) "${pin[@]}" "$W" train --cfg "$D/A.cfg" "${common[@]}" --no-ema --lr 0.008 --burn-in 100 ;;
@@ -76,18 +79,21 @@ wait
 
 val() { sed -n "s/.*mAP@0.5 ([^)]*) = \([0-9.]*\).*/\1/p" "$1" 2> /dev/null | tail -n 1; }
 {
-    echo "| row | seed | images seen | VOC07 mAP@0.5 | VOC mAP@0.5 |"
-    echo "|---|---|---|---|---|"
+    echo "| row | seed | images seen | training s | VOC07 mAP@0.5 | VOC mAP@0.5 |"
+    echo "|---|---|---|---|---|---|"
     for r in $ROWS; do
         for s in "${SEEDS[@]}"; do
             R="$OUT/seed$s/$r"
             if [ "$r" = T ]; then
-                img=$("$PY" -c "import json; print(json.load(open('$R/run/result.json'))['images_seen'])" 2> /dev/null)
+                read -r img sec < <("$PY" -c "import json; r = json.load(open('$R/run/result.json')); \
+print(r['images_seen'], round(r['seconds']))" 2> /dev/null)
             else
                 it=$(sed -n 's/^{"iteration": \([0-9]*\), "loss".*/\1/p' "$R/run/train.jsonl" 2> /dev/null | tail -n 1)
                 img=$(( ${it:-0} * 16 ))
+                sec=$(awk -F'"seconds": ' '/"loss"/ { split($2, a, ","); t += a[1] } END { printf "%.0f", t }' \
+                    "$R/run/train.jsonl" 2> /dev/null)
             fi
-            echo "| $r | $s | ${img:-?} | $(val "$R/eval.txt") | $(val "$R/map_voc.txt") |"
+            echo "| $r | $s | ${img:-?} | ${sec:-?} | $(val "$R/eval.txt") | $(val "$R/map_voc.txt") |"
         done
     done
 } | tee "$OUT/table.md"

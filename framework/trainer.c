@@ -688,7 +688,7 @@ static wh_status wh__fit_budget(wh__run *r, double left, double per, wh_ctx *ctx
     memcpy(hp->scales, h.scales, sizeof(h.scales));
     if (r->ema) wh_ema_fit(r->ema, m);
     snprintf(r->budget_text, sizeof(r->budget_text),
-             "time budget: %.1f s an iteration, %.0f s left: max_batches %ld%s%s", per, left, m, note[0] ? "; " : "",
+             "time budget: %.3g s an iteration, %.0f s left: max_batches %ld%s%s", per, left, m, note[0] ? "; " : "",
              note);
     wh_train_event ev = {.kind = WH_EV_INFO, .iteration = r->it, .max_batches = m, .text = r->budget_text};
     wh__emit(r, &ev);
@@ -986,6 +986,7 @@ wh_status wh_train(const wh_train_opts *o, wh_train_result *res, wh_ctx *ctx)
         if (!r.stats_copy) st = wh_error(ctx, WH_ERR_NOMEM, "out of memory");
     }
     double ema_dt = 0, train_s = 0, calib_s = 0;
+    int budget_fits = 0;
     int skipped_row = 0;
     while (st == WH_OK && r.it < r.net->hp.max_batches) {
         const wh_hparams *hp = &r.net->hp;
@@ -1036,8 +1037,16 @@ wh_status wh_train(const wh_train_opts *o, wh_train_result *res, wh_ctx *ctx)
         ema_dt = ema_dt > 0 ? 0.9 * ema_dt + 0.1 * dt : dt;
         train_s += dt;
         if (run_iters > 1) calib_s += dt; /* the first iteration warms up */
-        if (st == WH_OK && o->minutes > 0 && run_iters == 10 && !r.budget_text[0])
-            st = wh__fit_budget(&r, o->minutes * 60.0 - train_s, calib_s / (double)(run_iters - 1), ctx);
+        /* --minutes: fitted after 10 iterations, fitted again at a quarter
+         * and at 60 % of the budget on the pace so far (the first ten are a
+         * noisy sample: a busy neighbour, a cold page cache) */
+        const double budget = o->minutes * 60.0;
+        const int fit = run_iters == 10 || (budget_fits == 1 && train_s >= .25 * budget) ||
+                        (budget_fits == 2 && train_s >= .6 * budget);
+        if (st == WH_OK && o->minutes > 0 && run_iters >= 10 && fit) {
+            st = wh__fit_budget(&r, budget - train_s, calib_s / (double)(run_iters - 1), ctx);
+            budget_fits++;
+        }
         if (!skipped) { /* a skipped iteration has its own line in the log */
             const double per_img = 1.0 / hp->batch;
             wh_train_event ev = {.kind = WH_EV_ITER, .iteration = r.it, .max_batches = hp->max_batches};

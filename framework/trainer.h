@@ -110,8 +110,10 @@ typedef struct wh_train_opts {
      * counted), in minutes; 0: none. After the first 10 iterations of the
      * run their pace sizes the run: max_batches becomes the iterations that
      * fit, the schedule is rescaled as for --max-batches (and written into
-     * the cfg the checkpoints hold, so a resume continues it), and the run
-     * also stops, with an evaluation and a checkpoint, when the time is up. */
+     * the cfg the checkpoints hold, so a resume continues it); the pace of
+     * the whole run so far fits it again at 25 % and at 60 % of the budget;
+     * and the run also stops, with an evaluation and a checkpoint, when the
+     * time is up. */
     double minutes;
     /* Mosaic augmentation (framework/data/loader.h): the probability that a
      * training image is a mosaic of four; < 0: the cfg's ([net] mosaic=1:

@@ -57,4 +57,15 @@ check "each unapplied key is named once with its line ($la, $lr)" $?
 w1=$(grep -n 'warning: .*angle=5' "$T/t3.txt" | cut -d: -f1); i1=$(grep -n '^ *1/1: loss' "$T/t3.txt" | cut -d: -f1)
 [ -n "$w1" ] && [ -n "$i1" ] && [ "$w1" -lt "$i1" ]; check "the warnings come before the first iteration" $?
 ! grep -q "warning" "$T/t.txt"; check "a generated cfg trains without such warnings" $?
+
+# --minutes: the run is sized after 10 iterations (the schedule rescaled to
+# it, as for --max-batches) and stops at the budget, with a checkpoint
+"$W" train --cfg "$T/m.cfg" --data "$T/d" --batch 2 --subdivisions 1 --minutes 0.1 --test-split '' \
+    --out "$T/t4" > "$T/t4.txt" 2>&1; check "train --minutes 0.1" $?
+grep -q "^time budget: .* s an iteration, .* s left: max_batches [0-9]*; schedule rescaled from the cfg's max_batches 10000" \
+    "$T/t4.txt"; check "the budget sizes the run and rescales the schedule" $?
+secs=$(awk -F'"seconds": ' '/"loss"/ { split($2, a, ","); t += a[1]; last = a[1] } END { print t - last }' "$T/t4/train.jsonl")
+# (train.jsonl's seconds are rounded to 1 ms: a few hundred of them may add up to .1 s too many)
+awk -v s="$secs" 'BEGIN { exit !(s < 6.2) }'; check "training stops at the budget (${secs} s before the last iteration)" $?
+[ -f "$T/t4/last.h5" ]; check "and leaves a checkpoint" $?
 exit $fail
