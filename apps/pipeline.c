@@ -35,7 +35,12 @@ int wh_pl_budget_get(const char *name, wh_pl_budget *b)
     memset(b, 0, sizeof(*b));
     b->name = name;
     b->base_burn_in = -1;
-    b->s = 0.05;
+    /* the sparsity rate under the balanced loss (loss_norm=mean), whose
+     * gradients are an order of magnitude below darknet's sums: 0.05, tuned
+     * for those, cost the embedded data's baseline 0.15 mAP in 200 sparse
+     * iterations (0.823 -> 0.673) where 0.005 costs none (0.862) and the
+     * fine-tuned network ends higher (0.718 against 0.654) */
+    b->s = 0.005;
     b->at_beta_scale = 0.01; /* the paper's betas overwhelm a small model's detection loss (README) */
     if (!strcmp(name, "quick")) {
         /* about 10 minutes on 2 cores for the embedded dataset's small model */
