@@ -107,7 +107,9 @@ int wh_net_first_nonfinite_grad(const wh_net *net, int *param)
     return -1;
 }
 
-wh_status wh_sgd_step(wh_sgd *o, wh_net *net, float lr, int batch, wh_ctx *ctx)
+/* Before any step: a valid batch and finite gradients, else an error naming
+ * the first non-finite one (nothing changed). */
+static wh_status wh__step_ready(const wh_net *net, int batch, wh_ctx *ctx)
 {
     if (batch < 1) return wh_error(ctx, WH_ERR_ARG, "batch must be >= 1");
     int bad_p = 0, bad = wh_net_first_nonfinite_grad(net, &bad_p);
@@ -115,6 +117,12 @@ wh_status wh_sgd_step(wh_sgd *o, wh_net *net, float lr, int batch, wh_ctx *ctx)
         return wh_error(ctx, WH_ERR_NUMERIC,
                         "non-finite gradient in layer %d [%s] '%s': step skipped, weights unchanged", bad,
                         net->layers[bad].ops->type, net->layers[bad].params[bad_p].name);
+    return WH_OK;
+}
+
+wh_status wh_sgd_step(wh_sgd *o, wh_net *net, float lr, int batch, wh_ctx *ctx)
+{
+    WH_TRY(wh__step_ready(net, batch, ctx));
     const float inv_b = 1.f / (float)batch, m = o->momentum;
     size_t off = 0;
     for (int i = 0; i < net->n_layers; i++) {
@@ -158,12 +166,7 @@ static wh_status wh__sgd_step_optim(wh_optim *o, wh_net *net, float lr, int batc
 
 static wh_status wh__adamw_step(wh_optim *o, wh_net *net, float lr, int batch, wh_ctx *ctx)
 {
-    if (batch < 1) return wh_error(ctx, WH_ERR_ARG, "batch must be >= 1");
-    int bad_p = 0, bad = wh_net_first_nonfinite_grad(net, &bad_p);
-    if (bad >= 0)
-        return wh_error(ctx, WH_ERR_NUMERIC,
-                        "non-finite gradient in layer %d [%s] '%s': step skipped, weights unchanged", bad,
-                        net->layers[bad].ops->type, net->layers[bad].params[bad_p].name);
+    WH_TRY(wh__step_ready(net, batch, ctx));
     o->t++;
     const double b1 = o->momentum, b2 = o->beta2;
     /* bias corrections in double: 1 - b^t loses everything in float for small t */
