@@ -87,6 +87,15 @@ wh_status wh_mem_plan_train(wh_cfg *cfg, const wh_net_opts *opts, size_t loader_
     return WH_OK;
 }
 
+void wh_mem_plan_optimizer(wh_mem_plan *p, int n_state, int average)
+{
+    const size_t one = p->arenas[WH_ARENA_GRAD];
+    p->total -= p->momentum + p->average;
+    p->momentum = one * (size_t)(n_state > 0 ? n_state : 1);
+    p->average = average ? p->arenas[WH_ARENA_PARAM] : 0;
+    p->total += p->momentum + p->average;
+}
+
 int wh_mem_plan_fits(const wh_mem_plan *p)
 {
     return !p->available || p->total * (size_t)p->ranks_on_host <= p->available;
@@ -103,6 +112,8 @@ void wh_mem_plan_format(const wh_mem_plan *p, char *buf, size_t n)
                      p->arenas[WH_ARENA_ACT] / mb, p->arenas[WH_ARENA_OUT] / mb, p->arenas[WH_ARENA_DOUT] / mb,
                      p->arenas[WH_ARENA_SCRATCH] / mb, p->loader / mb, p->checkpoint / mb, p->process / mb,
                      p->runtime / mb);
+    if (k >= 0 && (size_t)k < n && p->average)
+        k += snprintf(buf + k, n - (size_t)k, ", average %.0f", p->average / mb);
     if (k >= 0 && (size_t)k < n && p->extra)
         k += snprintf(buf + k, n - (size_t)k, ", %s %.0f", p->extra_what ? p->extra_what : "hooks", p->extra / mb);
     if (k >= 0 && (size_t)k < n) k += snprintf(buf + k, n - (size_t)k, ")");

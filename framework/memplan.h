@@ -32,7 +32,9 @@ extern "C" {
 
 typedef struct wh_mem_plan {
     size_t arenas[WH_ARENA_COUNT]; /* bytes, as wh_net_create would allocate them */
-    size_t momentum;               /* SGD's velocity: one float per trained parameter */
+    size_t momentum;               /* the optimizer's state: SGD's velocity, one float per trained
+                                    * parameter (AdamW: two; wh_mem_plan_optimizer) */
+    size_t average;                /* the weight average: a copy of the parameters (0: none) */
     size_t loader;                 /* the prefetched batches (training, and evaluation when asked) */
     size_t checkpoint;             /* writing one: its checksum reads the largest dataset (the momentum) back */
     size_t process;                /* VmRSS when planned */
@@ -50,6 +52,10 @@ typedef struct wh_mem_plan {
  * for one of ranks_on_host processes on this host. */
 wh_status wh_mem_plan_train(wh_cfg *cfg, const wh_net_opts *opts, size_t loader_bytes, size_t extra_bytes,
                             const char *what, int ranks_on_host, wh_mem_plan *out, wh_ctx *ctx);
+/* The optimizer's n_state floats per trained parameter (sgd 1, adamw 2)
+ * and, with average, the weight average's copy of the parameters
+ * (framework/optimizer.h): the plan and its total follow. */
+void wh_mem_plan_optimizer(wh_mem_plan *p, int n_state, int average);
 /* Whether the run fits: total x ranks_on_host within the memory available
  * (always when that is unknown). */
 int wh_mem_plan_fits(const wh_mem_plan *p);

@@ -419,6 +419,10 @@ static wh_status wh__setup(wh__run *r, wh_ctx *ctx)
         if (o->hooks.plan) st = o->hooks.plan(o->hooks.user, cfg, &no, &extra, &what, ctx);
         const int local = wh_dist_local_size(r->dist);
         if (st == WH_OK) st = wh_mem_plan_train(cfg, &no, loader, extra, what, local, &r->plan, ctx);
+        if (st == WH_OK) { /* the optimizer's state and the weight average */
+            const wh_optim_ops *op = wh_optim_find(o->optimizer ? o->optimizer : "sgd");
+            wh_mem_plan_optimizer(&r->plan, op ? op->n_state : 1, o->ema);
+        }
         if (st == WH_OK) {
             wh_mem_plan_format(&r->plan, r->plan_text, sizeof(r->plan_text));
             if (!wh_mem_plan_fits(&r->plan) && !o->ignore_memory)
