@@ -46,14 +46,32 @@ double wh_lr_at(const wh_hparams *hp, long it)
     return lr;
 }
 
+/* The trainable parameters, in the order of layers and their params (the
+ * order of every optimizer state array): from *i = *p = 0, each call returns
+ * the next one and moves past it, NULL at the end. */
+static wh_param *wh__next_trainable(const wh_net *net, int *i, int *p)
+{
+    for (; *i < net->n_layers; (*i)++, *p = 0)
+        while (*p < net->layers[*i].n_params) {
+            wh_param *pr = &net->layers[*i].params[(*p)++];
+            if (pr->flags & WH_PARAM_TRAIN) return pr;
+        }
+    return NULL;
+}
+
+static size_t wh__trainable_floats(const wh_net *net)
+{
+    size_t n = 0;
+    int i = 0, p = 0;
+    for (const wh_param *pr; (pr = wh__next_trainable(net, &i, &p));) n += pr->count;
+    return n;
+}
+
 wh_status wh_sgd_create(const wh_net *net, float momentum, float decay, int nesterov, wh_sgd **out,
                         wh_ctx *ctx)
 {
     *out = NULL;
-    size_t n = 0;
-    for (int i = 0; i < net->n_layers; i++)
-        for (int p = 0; p < net->layers[i].n_params; p++)
-            if (net->layers[i].params[p].flags & WH_PARAM_TRAIN) n += net->layers[i].params[p].count;
+    const size_t n = wh__trainable_floats(net);
     wh_sgd *o = calloc(1, sizeof(*o));
     if (!o) return wh_error(ctx, WH_ERR_NOMEM, "out of memory");
     o->velocity = calloc(n ? n : 1, sizeof(float));
@@ -112,6 +130,9 @@ int wh_net_first_nonfinite_grad(const wh_net *net, int *param)
 static wh_status wh__step_ready(const wh_net *net, int batch, wh_ctx *ctx)
 {
     if (batch < 1) return wh_error(ctx, WH_ERR_ARG, "batch must be >= 1");
+    int li = 0, pi = 0;
+    for (const wh_param *pr; (pr = wh__next_trainable(net, &li, &pi));)
+        if (!pr->grad) return wh_error(ctx, WH_ERR_STATE, "layer %d has no gradients (inference net)", li);
     int bad_p = 0, bad = wh_net_first_nonfinite_grad(net, &bad_p);
     if (bad >= 0)
         return wh_error(ctx, WH_ERR_NUMERIC,
@@ -125,31 +146,25 @@ wh_status wh_sgd_step(wh_sgd *o, wh_net *net, float lr, int batch, wh_ctx *ctx)
     WH_TRY(wh__step_ready(net, batch, ctx));
     const float inv_b = 1.f / (float)batch, m = o->momentum;
     size_t off = 0;
-    for (int i = 0; i < net->n_layers; i++) {
-        wh_layer *l = &net->layers[i];
-        for (int p = 0; p < l->n_params; p++) {
-            wh_param *pr = &l->params[p];
-            if (!(pr->flags & WH_PARAM_TRAIN)) continue;
-            if (!pr->grad) return wh_error(ctx, WH_ERR_STATE, "layer %d has no gradients (inference net)", i);
-            float *w = pr->data, *v = o->velocity + off;
-            const float *g = pr->grad;
-            const float dec = (pr->flags & WH_PARAM_DECAY) ? o->decay : 0.f;
-            const long n = (long)pr->count;
-            if (o->nesterov) {
+    int i = 0, p = 0;
+    for (wh_param *pr; (pr = wh__next_trainable(net, &i, &p)); off += pr->count) {
+        float *w = pr->data, *v = o->velocity + off;
+        const float *g = pr->grad;
+        const float dec = (pr->flags & WH_PARAM_DECAY) ? o->decay : 0.f;
+        const long n = (long)pr->count;
+        if (o->nesterov) {
 #pragma omp parallel for simd schedule(static)
-                for (long k = 0; k < n; k++) {
-                    const float gk = g[k] * inv_b + dec * w[k];
-                    v[k] = m * v[k] + gk;
-                    w[k] -= lr * (gk + m * v[k]);
-                }
-            } else {
-#pragma omp parallel for simd schedule(static)
-                for (long k = 0; k < n; k++) {
-                    v[k] = m * v[k] + g[k] * inv_b + dec * w[k];
-                    w[k] -= lr * v[k];
-                }
+            for (long k = 0; k < n; k++) {
+                const float gk = g[k] * inv_b + dec * w[k];
+                v[k] = m * v[k] + gk;
+                w[k] -= lr * (gk + m * v[k]);
             }
-            off += pr->count;
+        } else {
+#pragma omp parallel for simd schedule(static)
+            for (long k = 0; k < n; k++) {
+                v[k] = m * v[k] + g[k] * inv_b + dec * w[k];
+                w[k] -= lr * v[k];
+            }
         }
     }
     return WH_OK;
@@ -174,24 +189,18 @@ static wh_status wh__adamw_step(wh_optim *o, wh_net *net, float lr, int batch, w
     const float c2 = (float)(1.0 / (1.0 - pow(b2, (double)o->t)));
     const float inv_b = 1.f / (float)batch, fb1 = (float)b1, fb2 = (float)b2, eps = o->eps;
     size_t off = 0;
-    for (int i = 0; i < net->n_layers; i++) {
-        wh_layer *l = &net->layers[i];
-        for (int p = 0; p < l->n_params; p++) {
-            wh_param *pr = &l->params[p];
-            if (!(pr->flags & WH_PARAM_TRAIN)) continue;
-            if (!pr->grad) return wh_error(ctx, WH_ERR_STATE, "layer %d has no gradients (inference net)", i);
-            float *w = pr->data, *m = o->state[0] + off, *v = o->state[1] + off;
-            const float *g = pr->grad;
-            const float shrink = 1.f - lr * ((pr->flags & WH_PARAM_DECAY) ? o->decay : 0.f);
-            const long n = (long)pr->count;
+    int i = 0, p = 0;
+    for (wh_param *pr; (pr = wh__next_trainable(net, &i, &p)); off += pr->count) {
+        float *w = pr->data, *m = o->state[0] + off, *v = o->state[1] + off;
+        const float *g = pr->grad;
+        const float shrink = 1.f - lr * ((pr->flags & WH_PARAM_DECAY) ? o->decay : 0.f);
+        const long n = (long)pr->count;
 #pragma omp parallel for simd schedule(static)
-            for (long k = 0; k < n; k++) {
-                const float gk = g[k] * inv_b;
-                m[k] = fb1 * m[k] + (1.f - fb1) * gk;
-                v[k] = fb2 * v[k] + (1.f - fb2) * gk * gk;
-                w[k] = w[k] * shrink - lr * (m[k] * c1) / (sqrtf(v[k] * c2) + eps);
-            }
-            off += pr->count;
+        for (long k = 0; k < n; k++) {
+            const float gk = g[k] * inv_b;
+            m[k] = fb1 * m[k] + (1.f - fb1) * gk;
+            v[k] = fb2 * v[k] + (1.f - fb2) * gk * gk;
+            w[k] = w[k] * shrink - lr * (m[k] * c1) / (sqrtf(v[k] * c2) + eps);
         }
     }
     return WH_OK;
@@ -219,10 +228,7 @@ wh_status wh_optim_create(const char *name, const wh_net *net, float momentum, f
     if (!ops) return wh_error(ctx, WH_ERR_ARG, "unknown optimizer '%s' (known: %s)", name, wh_optim_names());
     if (nesterov && strcmp(ops->name, "sgd"))
         return wh_error(ctx, WH_ERR_ARG, "--nesterov applies to sgd only, not %s", ops->name);
-    size_t n = 0;
-    for (int i = 0; i < net->n_layers; i++)
-        for (int p = 0; p < net->layers[i].n_params; p++)
-            if (net->layers[i].params[p].flags & WH_PARAM_TRAIN) n += net->layers[i].params[p].count;
+    const size_t n = wh__trainable_floats(net);
     wh_optim *o = calloc(1, sizeof(*o));
     if (!o) return wh_error(ctx, WH_ERR_NOMEM, "out of memory");
     o->ops = ops;

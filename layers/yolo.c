@@ -821,6 +821,22 @@ static wh_status wh__count_truths(const wh_yolo_params *p, const wh_truth *tr, i
 
 static size_t wh__al(size_t b) { return (b + 63) / 64 * 64; }
 
+/* dz (the layer's (N, C, H, W) gradient) times kb on every anchor block's
+ * box channels 0..3, ko on its objectness channel 4 and kc on its classes. */
+static void wh__scale_terms(const wh_yolo_params *p, wh_shape s, float *dz, float kb, float ko, float kc)
+{
+    const long plane = (long)s.h * s.w, per = 5 + p->classes;
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < s.n; b++)
+        for (int a = 0; a < p->n_mask; a++)
+            for (long e = 0; e < per; e++) {
+                const float k = e < 4 ? kb : e == 4 ? ko : kc;
+                if (k == 1.f) continue;
+                float *d = dz + ((long)b * s.c + (long)a * per + e) * plane;
+                for (long i = 0; i < plane; i++) d[i] *= k;
+            }
+}
+
 /* loss_norm=mean (yolo.h): the per-image sums of wh__loss_image become
  * averages over the mini-batch's elements, loss parts and gradient alike
  * (the terms sit in separate channels: box 0..3, objectness 4, classes
@@ -832,20 +848,14 @@ static void wh__loss_to_means(const wh_yolo_params *p, wh_shape s, float *dz, wh
         n_box += pp[b].n_box;
         n_cls += pp[b].n_cls;
     }
-    const long plane = (long)s.h * s.w, per = 5 + p->classes;
+    const long plane = (long)s.h * s.w;
     const double kb = n_box ? (double)s.n / (double)n_box : 0.0;
     /* iou_ and obj_normalizer are already in the sums (as darknet's);
      * cls_normalizer is applied here only (yolo.h) */
     const double kc = n_cls ? (double)p->cls_normalizer * s.n / ((double)n_cls * p->classes) : 0.0;
     const double ko_rel = 1.0 / (double)(p->n_mask * plane);
-#pragma omp parallel for schedule(static)
+    wh__scale_terms(p, s, dz, (float)kb, (float)ko_rel, (float)kc);
     for (int b = 0; b < s.n; b++) {
-        for (int a = 0; a < p->n_mask; a++)
-            for (long e = 0; e < per; e++) {
-                const float k = (float)(e < 4 ? kb : e == 4 ? ko_rel : kc);
-                float *d = dz + ((long)b * s.c + (long)a * per + e) * plane;
-                for (long i = 0; i < plane; i++) d[i] *= k;
-            }
         pp[b].box *= kb;
         pp[b].obj *= ko_rel;
         pp[b].cls *= kc;
@@ -922,17 +932,7 @@ wh_status wh_yolo_loss_rescale(wh_layer *l, double box_k, double cls_k, wh_yolo_
     wh__yolo *y = l->priv;
     if (!y->have_loss)
         return wh_error(ctx, WH_ERR_STATE, "wh_yolo_loss_rescale: layer %d holds no loss", l->index);
-    const wh_shape s = l->out_shape;
-    const long plane = (long)s.h * s.w, per = 5 + p->classes;
-    const float kb = (float)box_k, kc = (float)cls_k;
-    for (int b = 0; b < s.n; b++)
-        for (int a = 0; a < p->n_mask; a++)
-            for (long e = 0; e < per; e++) {
-                if (e == 4) continue;
-                const float k = e < 4 ? kb : kc;
-                float *d = y->dlogit + ((long)b * s.c + (long)a * per + e) * plane;
-                for (long i = 0; i < plane; i++) d[i] *= k;
-            }
+    wh__scale_terms(p, l->out_shape, y->dlogit, (float)box_k, 1.f, (float)cls_k);
     if (parts) {
         parts->box *= box_k;
         parts->cls *= cls_k;

@@ -25,10 +25,13 @@
 
 #include "framework/data/image.h"
 #include "framework/data/synth.h"
+#include "framework/data/voc_xml.h"
 
 namespace fs = std::filesystem;
 
 namespace {
+
+using namespace vocxml;
 
 struct Obj {
     std::string name;
@@ -42,43 +45,12 @@ struct Ann {
     std::vector<Obj> objs;
 };
 
-std::string read_text(const std::string &p)
-{
-    std::ifstream f(p, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(f), {});
-}
-
 std::vector<std::string> read_lines(const std::string &p)
 {
     std::vector<std::string> v;
     std::ifstream f(p);
     for (std::string l; std::getline(f, l);) v.push_back(l);
     return v;
-}
-
-std::string text_of(xmlNode *n)
-{
-    xmlChar *c = xmlNodeGetContent(n);
-    std::string s = c ? reinterpret_cast<const char *>(c) : "";
-    xmlFree(c);
-    return s;
-}
-
-xmlNode *child(xmlNode *n, const char *name)
-{
-    for (xmlNode *c = n ? n->children : nullptr; c; c = c->next)
-        if (c->type == XML_ELEMENT_NODE && !xmlStrcmp(c->name, BAD_CAST name)) return c;
-    return nullptr;
-}
-
-int int_of(xmlNode *n, const char *name)
-{
-    xmlNode *c = child(n, name);
-    if (!c) return -999;
-    const std::string s = text_of(c);
-    char *end;
-    const long v = std::strtol(s.c_str(), &end, 10);
-    return (end == s.c_str() || *end) ? -998 : static_cast<int>(v);
 }
 
 // Parses a VOC annotation; false (with a gtest failure) if it is not one.

@@ -28,10 +28,13 @@
 
 #include "framework/data/image.h"
 #include "framework/data/synth.h"
+#include "framework/data/voc_xml.h"
 
 namespace fs = std::filesystem;
 
 namespace {
+
+using namespace vocxml;
 
 struct Box {
     int cls = -1, truncated = 0, difficult = 0;
@@ -44,38 +47,11 @@ struct Image {
     std::vector<Box> boxes;
 };
 
-std::string read_text(const std::string &p)
-{
-    std::ifstream f(p, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(f), {});
-}
-
 std::string id_of(int i)
 {
     char b[16];
     std::snprintf(b, sizeof(b), "%06d", i);
     return b;
-}
-
-std::string text_of(xmlNode *n)
-{
-    xmlChar *c = xmlNodeGetContent(n);
-    std::string s = c ? reinterpret_cast<const char *>(c) : "";
-    xmlFree(c);
-    return s;
-}
-
-xmlNode *child(xmlNode *n, const char *name)
-{
-    for (xmlNode *c = n ? n->children : nullptr; c; c = c->next)
-        if (c->type == XML_ELEMENT_NODE && !xmlStrcmp(c->name, BAD_CAST name)) return c;
-    return nullptr;
-}
-
-int int_of(xmlNode *n, const char *name)
-{
-    xmlNode *c = child(n, name);
-    return c ? std::atoi(text_of(c).c_str()) : -999;
 }
 
 // Reads a VOC annotation; class names become indices into wh_synth_class_name.
