@@ -32,7 +32,7 @@ void wh_cmd_ablate_usage(void)
            "  --data, --train-split, --test-split, --model, --cfg, --init, --size, --width-multiple, --anchors,\n"
            "  --loss, --optimizer, --no-ema, --mosaic,\n"
            "  --budget, --target-params,"
-           " --at-beta-scale, --s, --baseline-iterations, --sparse-iterations, --finetune-iterations,\n"
+           " --at-beta-scale, --s, --bn-batches, --baseline-iterations, --sparse-iterations, --finetune-iterations,\n"
            "  --threads, --stop-after   as for whittle pipeline\n"
            "Writes OUT/ablation.md (mean and spread over seeds), ablation.csv (one line per run),\n"
            "ablation.json and ablation.png.\n");

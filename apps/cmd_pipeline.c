@@ -47,6 +47,8 @@ void wh_cmd_pipeline_usage(void)
            "  --target-params X     share of parameters to remove (quick 0.5, full 0.647)\n"
            "  --at-beta-scale X     scales the paper's attention betas (default 0.01)\n"
            "  --s X                 the sparsity rate given to the scheduler (default 0.005)\n"
+           "  --bn-batches N        after pruning, re-estimate batch-norm statistics on N batches of 16\n"
+           "                        training images (adaptive batch norm; quick 50, smoke 2; 0: off)\n"
            "  --baseline-iterations N --sparse-iterations N --finetune-iterations N   override the budget\n"
            "  --seed N --threads N\n"
            "  --stop-after N        stop each training run after N iterations (then rerun to go on)\n",

@@ -14,6 +14,7 @@
 #include "framework/checkpoint.h"
 #include "framework/darknet_weights.h"
 #include "framework/fileio.h"
+#include "framework/trainer.h"
 #include "pruning/prune.h"
 
 void wh_cmd_prune_usage(void)
@@ -37,6 +38,11 @@ void wh_cmd_prune_usage(void)
            "  --all-bn-convs        also prune convs feeding SPP pools, upsamples and grouped routes\n"
            "  --exclude I,J         layer indices never pruned\n"
            "  --no-fold             drop the pruned channels' constants instead of folding them\n"
+           "  --data D              re-estimate the pruned network's batch-norm statistics on training\n"
+           "                        images of D (EagleEye's adaptive batch norm): the channels behind a\n"
+           "                        pruned one see other inputs than the statistics were kept for\n"
+           "  --train-split S       D's split for that (default train)\n"
+           "  --bn-batches N        how many batches of 16 unaugmented images (default 50 with --data)\n"
            "  --darknet             also write OUT/pruned.weights (darknet format)\n"
            "  --bench-runs N        latency: median of N forward passes at batch 1 and 8 (default 5; 0: off)\n"
            "  --threads N           OpenMP threads (default: all cores)\n"
@@ -107,7 +113,8 @@ int wh_cmd_prune(int argc, char **argv)
     wh_ctx_init(&ctx);
     wh_prune_opts po;
     wh_prune_opts_default(&po);
-    const char *ckpt = NULL, *groups = NULL, *out = NULL;
+    const char *ckpt = NULL, *groups = NULL, *out = NULL, *data = NULL, *split = "train";
+    int bn_batches = 50;
     double ratios[256];
     int n_ratios = 0, dry = 0, threads = 0, fold = 1, darknet = 0, bench_runs = 5, exclude[1024], n_exclude = 0;
     wh_depgraph_opts dgo = {0};
@@ -145,6 +152,12 @@ int wh_cmd_prune(int argc, char **argv)
             if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 0, 4096, &threads)) return 2;
         } else if (!strcmp(a, "-o") || !strcmp(a, "--out")) {
             if (!(out = wh_app_value(argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--data")) {
+            if (!(data = wh_app_value(argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--train-split")) {
+            if (!(split = wh_app_value(argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--bn-batches")) {
+            if (!(v = wh_app_value(argc, argv, &i)) || wh_app_int(a, v, 1, 100000, &bn_batches)) return 2;
         } else if (!strcmp(a, "--all-bn-convs")) {
             dgo.all_bn_convs = 1;
         } else if (!strcmp(a, "--no-fold")) {
@@ -231,6 +244,15 @@ int wh_cmd_prune(int argc, char **argv)
         st = wh_net_forward(full, 0, &ctx);
         if (st == WH_OK) st = wh_net_forward(small, 0, &ctx);
         if (st == WH_OK) st = wh_prune_output_error(full, small, &info.err_abs, &info.err_ref, &ctx);
+    }
+    if (st == WH_OK && data) {
+        /* after the check above, which compares the surgery with masking */
+        wh_dataset *ds = NULL;
+        wh_bn_recal_opts ro = {.batches = bn_batches, .batch = 16, .seed = 1};
+        st = wh_dataset_open(data, split, &ds, &ctx);
+        if (st == WH_OK) st = wh_bn_recalibrate(small, small_cfg, ds, &ro, &ctx);
+        wh_dataset_free(ds);
+        info.bn_images = bn_batches * 16;
     }
     char path[4096];
     if (st == WH_OK && !dry) {

@@ -42,6 +42,9 @@ int wh_pl_budget_get(const char *name, wh_pl_budget *b)
      * fine-tuned network ends higher (0.718 against 0.654) */
     b->s = 0.005;
     b->at_beta_scale = 0.01; /* the paper's betas overwhelm a small model's detection loss (README) */
+    /* 800 images: the pruned network's statistics for its own inputs
+     * (EagleEye's adaptive batch norm); a few seconds for the quick model */
+    b->bn_batches = 50;
     if (!strcmp(name, "quick")) {
         /* about 10 minutes on 2 cores for the embedded dataset's small model */
         b->base_its = 500, b->sparse_its = 200, b->ft_its = 150;
@@ -66,6 +69,7 @@ int wh_pl_budget_get(const char *name, wh_pl_budget *b)
         b->policy = "cosine";
         b->target_params = 0.5;
         b->latency_runs = 2;
+        b->bn_batches = 2;
     } else {
         return -1;
     }
@@ -515,12 +519,20 @@ int wh_pl_prune(const wh_pl *p, const char *name, const char *src, const char *g
          * the pruned network keeps the blocked layout and its speed */
         char round_to[16];
         snprintf(round_to, sizeof(round_to), "%d", dnnl_get_effective_cpu_isa() >= dnnl_cpu_isa_avx512_core ? 16 : 8);
-        char *argv[] = {"prune",  (char *)src,    "--groups", (char *)groups, "--target-params", target, "--round-to",
-                        round_to, "--bench-runs", "0",        "--threads",    threads,           "-o",   tmp,
-                        NULL};
-        fprintf(p->term, "  %-12s pruning %s (groups %s, -%g %% parameters)\n", name, src, groups,
-                100 * p->b.target_params);
-        if (wh__run_logged(wh_cmd_prune, 14, argv, log) != 0) {
+        char bn[16];
+        snprintf(bn, sizeof(bn), "%d", p->b.bn_batches);
+        char *argv[] = {"prune",         (char *)src,    "--groups", (char *)groups, "--target-params", target,
+                        "--round-to",    round_to,       "--bench-runs", "0",     "--threads",       threads,
+                        "-o",            tmp,            "--data",   (char *)p->data, "--train-split", (char *)p->train_split,
+                        "--bn-batches",  bn,             NULL};
+        const int argc = p->b.bn_batches > 0 ? 20 : 14; /* without the last six: no recalibration */
+        char recal[64] = "";
+        if (p->b.bn_batches > 0)
+            snprintf(recal, sizeof(recal), ", batch norm re-estimated on %d images", 16 * p->b.bn_batches);
+        fprintf(p->term, "  %-12s pruning %s (groups %s, -%g %% parameters%s)\n", name, src, groups,
+                100 * p->b.target_params, recal);
+        if (p->b.bn_batches <= 0) argv[14] = NULL;
+        if (wh__run_logged(wh_cmd_prune, argc, argv, log) != 0) {
             fprintf(stderr, "whittle: error: stage %s: pruning failed; see %s\n", name, log);
             return WH_PL_ERROR;
         }
@@ -722,6 +734,7 @@ void wh_pl_cli_init(wh_pl_cli *c, const char *out)
     c->mosaic = -1;
     c->out = out;
     c->target = c->beta = c->srate = -1;
+    c->bn_batches = -1;
 }
 
 int wh_pl_cli_option(int argc, char **argv, int *i, wh_pl_cli *c)
@@ -749,7 +762,8 @@ int wh_pl_cli_option(int argc, char **argv, int *i, wh_pl_cli *c)
                 {"--stop-after", offsetof(wh_pl_cli, stop_after), 1, 1 << 30},
                 {"--baseline-iterations", offsetof(wh_pl_cli, its), 1, 1 << 30},
                 {"--sparse-iterations", offsetof(wh_pl_cli, its) + sizeof(int), 1, 1 << 30},
-                {"--finetune-iterations", offsetof(wh_pl_cli, its) + 2 * sizeof(int), 1, 1 << 30}};
+                {"--finetune-iterations", offsetof(wh_pl_cli, its) + 2 * sizeof(int), 1, 1 << 30},
+                {"--bn-batches", offsetof(wh_pl_cli, bn_batches), 0, 100000}};
     static const struct {
         const char *flag;
         size_t off;
@@ -823,6 +837,7 @@ int wh_pl_cli_setup(const wh_pl_cli *c, wh_pl *p, char **cfg, const char *extra,
     if (c->target > 0) p->b.target_params = c->target;
     if (c->beta >= 0) p->b.at_beta_scale = c->beta;
     if (c->srate >= 0) p->b.s = c->srate;
+    if (c->bn_batches >= 0) p->b.bn_batches = c->bn_batches;
     if (c->its[0]) p->b.base_its = c->its[0];
     if (c->its[1]) p->b.sparse_its = c->its[1];
     if (c->its[2]) p->b.ft_its = c->its[2];
@@ -845,11 +860,11 @@ int wh_pl_cli_setup(const wh_pl_cli *c, wh_pl *p, char **cfg, const char *extra,
     if (wh_pl_fmt(buf, n,
                   "data=%s\nsplits=%s/%s\nnetwork=%s\nsize=%d\nwidth_multiple=%g\nbudget=%s\ntarget_params=%g\n"
                   "at_beta_scale=%g\ns=%g\niterations=%g,%g,%g\nanchors=%s\nloss=%s\noptimizer=%s\nema=%d\n"
-                  "mosaic=%g\n%s",
+                  "mosaic=%g\nbn_batches=%d\n%s",
                   c->data, c->train_split, c->test_split, net, given ? 0 : size, given ? 0 : width, c->budget,
                   p->b.target_params, p->b.at_beta_scale, p->b.s, p->b.base_its, p->b.sparse_its, p->b.ft_its,
                   given ? "-" : c->anchors, given ? "-" : c->loss, c->optimizer, !c->no_ema, c->mosaic,
-                  extra ? extra : "")) {
+                  p->b.bn_batches, extra ? extra : "")) {
         free(*cfg);
         *cfg = NULL;
         return 1;

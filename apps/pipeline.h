@@ -31,6 +31,8 @@ typedef struct wh_pl_budget {
     double target_params;            /* share of parameters pruning removes */
     double at_beta_scale;            /* scales the paper's attention betas */
     int latency_runs;                /* forward passes timed per stage (median) */
+    int bn_batches;                  /* pruning re-estimates batch-norm statistics on this many
+                                        batches of 16 training images (whittle prune --bn-batches; 0: not) */
 } wh_pl_budget;
 
 /* "quick", "full" or "smoke" (a few iterations, for tests); -1 if unknown. */
@@ -125,6 +127,7 @@ typedef struct wh_pl_cli {
     int size, threads, stop_after;
     double width, target, beta, srate; /* <= 0 / < 0: the budget's */
     int its[3];                        /* baseline, sparse, fine-tune iterations; 0: the budget's */
+    int bn_batches;                    /* < 0: the budget's; 0: no batch-norm recalibration */
 } wh_pl_cli;
 
 /* Defaults: the embedded data, yolov4-tiny, the quick budget, out. */

@@ -378,6 +378,7 @@ wh_status wh_net_create(wh_cfg *cfg, const wh_net_opts *opts, wh_net **out, wh_c
     net->share_outs = o.train && o.share_outs;
     net->check_finite = o.check_finite;
     net->dry_run = o.dry_run;
+    net->bn_momentum = WH_NET_BN_MOMENTUM;
     /* the blocked layout oneDNN's convolutions use on this CPU */
     net->blocked = !o.blocked ? WH_LAYOUT_NCHW
                    : dnnl_get_effective_cpu_isa() >= dnnl_cpu_isa_avx512_core ? WH_LAYOUT_NCHW16C
@@ -429,6 +430,8 @@ static uint64_t wh__splitmix(uint64_t *s)
     return z ^ (z >> 31);
 }
 
+void wh_net_set_bn_momentum(wh_net *net, float m) { net->bn_momentum = m > 0.f && m <= 1.f ? m : WH_NET_BN_MOMENTUM; }
+
 void wh_net_init_weights(wh_net *net, uint64_t seed)
 {
     for (int i = 0; i < net->n_layers; i++) {
@@ -438,6 +441,13 @@ void wh_net_init_weights(wh_net *net, uint64_t seed)
         uint64_t s = seed ^ ((uint64_t)(i + 1) * 0xD1B54A32D192ED03ull);
         s = wh__splitmix(&s);
         if (l->ops->init_weights) l->ops->init_weights(l, &s);
+    }
+    for (int i = 0; i < net->n_layers; i++) {
+        const wh_layer *l = &net->layers[i];
+        if (!l->ops->init_producers) continue;
+        wh_layer *prod[WH_MAX_IN] = {0};
+        for (int k = 0; k < l->n_in; k++) prod[k] = l->in[k] < 0 ? NULL : &net->layers[l->in[k]];
+        l->ops->init_producers(l, prod);
     }
 }
 

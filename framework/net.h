@@ -128,11 +128,19 @@ struct wh_net {
     wh_status (*bn_sum)(void *user, double *buf, size_t n, wh_ctx *ctx);
     void *bn_user;
     int bn_ranks;
+    /* Training forwards move each batch-norm running statistic this share
+     * of the way to the batch's (darknet: 0.01; wh_net_set_bn_momentum). */
+    float bn_momentum;
     dnnl_engine_t engine;
     dnnl_stream_t stream;
 };
 
 /* Builds the network; cfg stays owned by the caller and may be freed after. */
+/* Sets the running statistics' update share m in (0, 1]: 1/k at the k-th of
+ * a run of training forwards makes them the plain mean of the k batches'
+ * statistics (wh_bn_recalibrate); WH_NET_BN_MOMENTUM is darknet's. */
+#define WH_NET_BN_MOMENTUM 0.01f
+void wh_net_set_bn_momentum(wh_net *net, float m);
 wh_status wh_net_create(wh_cfg *cfg, const wh_net_opts *opts, wh_net **out, wh_ctx *ctx);
 wh_status wh_net_load_cfg(const char *path, const wh_net_opts *opts, wh_net **out, wh_ctx *ctx);
 void wh_net_destroy(wh_net *net);

@@ -32,6 +32,7 @@
 
 #include "checkpoint.h"
 #include "metrics.h"
+#include "data/dataset.h"
 #include "net.h"
 
 #ifdef __cplusplus
@@ -169,6 +170,23 @@ typedef struct wh_train_result {
 } wh_train_result;
 
 wh_status wh_train(const wh_train_opts *o, wh_train_result *res, wh_ctx *ctx);
+
+/* --- batch-norm recalibration ------------------------------------------------
+ * Replaces every batch-norm layer's running statistics with the mean of the
+ * statistics of `batches` batches of shuffled, unaugmented training images
+ * (EagleEye's "adaptive batch norm", Li et al. 2020). After pruning, the
+ * layers behind a removed channel see inputs other than those their
+ * statistics were kept for; re-estimating them is what recovers most of the
+ * pruned network's accuracy before any fine-tuning. The weights are not
+ * touched. net may be an inference or a training net of cfg_text. */
+typedef struct wh_bn_recal_opts {
+    int batches; /* how many batches (the mean is over their statistics) */
+    int batch;   /* images per batch */
+    uint64_t seed;
+} wh_bn_recal_opts;
+
+wh_status wh_bn_recalibrate(wh_net *net, const char *cfg_text, const wh_dataset *d, const wh_bn_recal_opts *o,
+                            wh_ctx *ctx);
 
 #ifdef __cplusplus
 }

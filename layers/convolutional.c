@@ -26,7 +26,6 @@
 #include "layer.h"
 
 #define WH_BN_EPS 1e-6f      /* added to the standard deviation, as darknet's CPU path */
-#define WH_BN_MOMENTUM 0.01f /* running = 0.99 * running + 0.01 * batch */
 
 /* One tensor argument of a oneDNN primitive: our plain buffer ("user"), the
  * layout the primitive wants, and the reorder between them when they differ. */
@@ -774,10 +773,12 @@ static wh_status wh_conv_forward(wh_layer *l, wh_exec *x)
     if (c->bn) {
         WH_TRY(wh__bn_stats(x, c->z, g, c->part, c->sums, c->mean, c->sd));
         x->checked = 1; /* by the sums (another rank's NaN is that rank's to name) */
+        /* running = (1 - m) running + m batch (darknet: m = 0.01) */
         float *rm = l->params[P_MEAN].data, *rv = l->params[P_VAR].data;
+        const float m = x->net->bn_momentum;
         for (int k = 0; k < o.c; k++) {
-            rm[k] = (1.f - WH_BN_MOMENTUM) * rm[k] + WH_BN_MOMENTUM * c->mean[k];
-            rv[k] = (1.f - WH_BN_MOMENTUM) * rv[k] + WH_BN_MOMENTUM * c->sd[k] * c->sd[k];
+            rm[k] = (1.f - m) * rm[k] + m * c->mean[k];
+            rv[k] = (1.f - m) * rv[k] + m * c->sd[k] * c->sd[k];
         }
     }
     wh__train_affine(l);

@@ -141,6 +141,11 @@ typedef struct wh_layer_ops {
      * gradient holds a NaN or an infinity (convolutions: their per-channel
      * gradient sums show it): the net's check then skips the full scan. */
     int checks_dout;
+    /* optional: runs after every layer's init_weights and may set what its
+     * producers hold (a detection head sets its input convolution's output
+     * biases to priors); producers[k] is input k's layer, NULL for the
+     * network input */
+    void (*init_producers)(const wh_layer *, wh_layer *const *producers);
 } wh_layer_ops;
 
 void wh_layer_facts_get(const wh_layer *l, wh_layer_facts *f);

@@ -101,6 +101,12 @@ static wh_status wh__parse_loss(wh_yolo_params *p, wh_cfg_section *s, wh_ctx *ct
     WH_TRY(wh_cfg_float(s, "ignore_thresh", .5f, 0.f, 1.f, &p->ignore_thresh, ctx));
     WH_TRY(wh_cfg_float(s, "truth_thresh", 1.f, 0.f, 1.f, &p->truth_thresh, ctx));
     WH_TRY(wh_cfg_float(s, "iou_thresh", 1.f, 0.f, 1.f, &p->iou_thresh, ctx));
+    WH_TRY(wh_cfg_float(s, "anchor_t", 0.f, 0.f, 1e3f, &p->anchor_t, ctx));
+    if (p->anchor_t > 0.f && p->anchor_t <= 1.f)
+        return wh_error(ctx, WH_ERR_CFG,
+                        "%s:%d: [%s] anchor_t=%g: the largest width or height ratio an anchor may have "
+                        "to a truth must be above 1 (YOLOv5: 4), or 0 for darknet's assignment",
+                        s->file, wh__key_line(s, "anchor_t"), s->type, p->anchor_t);
     WH_TRY(wh_cfg_float(s, "random", 0.f, 0.f, 10.f, &p->random, ctx));
     WH_TRY(wh_cfg_float(s, "resize", 1.f, 0.f, 100.f, &p->resize, ctx));
     WH_TRY(wh_cfg_float(s, "cls_normalizer", 1.f, 0.f, 1e6f, &p->cls_normalizer, ctx));
@@ -114,6 +120,7 @@ static wh_status wh__parse_loss(wh_yolo_params *p, wh_cfg_section *s, wh_ctx *ct
     WH_TRY(wh_cfg_choice(s, "iou_loss", wh__iou_names, WH_YOLO_IOU_MSE, &k, ctx));
     p->iou_loss = (wh_yolo_iou_loss)k;
     WH_TRY(wh_cfg_choice(s, "loss_norm", wh__norm_names, WH_YOLO_NORM_SUM, &p->loss_norm, ctx));
+    WH_TRY(wh_cfg_int(s, "bias_prior", 0, 0, 1, &p->bias_prior, ctx));
     WH_TRY(wh_cfg_choice(s, "nms_kind", wh__nms_names, WH_YOLO_NMS_GREEDY, &k, ctx));
     p->nms_kind = (wh_yolo_nms_kind)k;
     WH_TRY(wh_cfg_float(s, "beta_nms", .6f, 0.f, 10.f, &p->beta_nms, ctx));
@@ -286,6 +293,28 @@ static void wh__yolo_destroy(wh_layer *l)
     l->priv = NULL;
 }
 
+/* bias_prior=1 (yolo.h): YOLOv5's output-bias priors. Producer 0 is the
+ * convolution whose (n_mask * (5 + classes)) output channels this head
+ * reads; its biases are set, its weights kept. */
+static void wh__yolo_init_producers(const wh_layer *l, wh_layer *const *producers)
+{
+    const wh_yolo_params *p = wh_yolo_get(l);
+    wh_layer *c = producers[0];
+    if (!p->bias_prior || !c) return;
+    const int per = 5 + p->classes;
+    for (int k = 0; k < c->n_params; k++) {
+        wh_param *b = &c->params[k];
+        if (strcmp(b->name, "biases") || b->count != (size_t)p->n_mask * per) continue;
+        const double cells = (double)l->out_shape.h * l->out_shape.w;
+        for (int a = 0; a < p->n_mask; a++) {
+            b->data[a * per + 4] = (float)log(8.0 / cells);
+            if (p->classes > 1)
+                for (int j = 0; j < p->classes; j++)
+                    b->data[a * per + 5 + j] = (float)log(0.6 / (p->classes - 0.99999));
+        }
+    }
+}
+
 const wh_layer_ops wh_yolo_ops = {
     .type = "yolo",
     .flow = WH_FLOW_SAME,
@@ -299,6 +328,7 @@ const wh_layer_ops wh_yolo_ops = {
     .flops = wh__yolo_flops,
     .describe = wh__yolo_describe,
     .destroy = wh__yolo_destroy,
+    .init_producers = wh__yolo_init_producers,
 };
 
 /* --- decoding ---------------------------------------------------------------- */
@@ -625,6 +655,15 @@ static double wh__anchor_iou(const wh__img *m, int n, const wh_truth *t)
     return wh__iou(a, b);
 }
 
+/* YOLOv5's shape fit of anchor n to the truth: the largest of the width and
+ * height ratios, each taken >= 1 (1: the same shape). */
+static double wh__anchor_ratio(const wh__img *m, int n, const wh_truth *t)
+{
+    const double tw = fmax(t->w * m->netw, 1e-6), th = fmax(t->h * m->neth, 1e-6);
+    const double aw = m->p->anchors[2 * n], ah = m->p->anchors[2 * n + 1];
+    return fmax(fmax(tw / aw, aw / tw), fmax(th / ah, ah / th));
+}
+
 /* One (prediction, truth) responsibility; a prediction's list is linked
  * through next, from head[prediction]. */
 typedef struct wh__assign {
@@ -696,6 +735,24 @@ static void wh__loss_image(const wh__img *m, const wh_truth *tr, int n_t, wh__wo
         if (col >= m->lw) col = m->lw - 1; /* x == 1 */
         if (row >= m->lh) row = m->lh - 1;
         const long cell = (long)row * m->lw + col;
+        if (p->anchor_t > 0.f) {
+            /* YOLOv5: every anchor (of all num) whose ratios to the truth are
+             * below anchor_t, and the best-fitting one when none is */
+            double best_r = DBL_MAX;
+            int best_n = 0, fits = 0;
+            for (int n = 0; n < p->num; n++) {
+                const double r = wh__anchor_ratio(m, n, &tr[t]);
+                if (r < best_r) best_r = r, best_n = n;
+                if (r < p->anchor_t) {
+                    fits = 1;
+                    const int s = wh__mask_slot(p, n);
+                    if (s >= 0) wh__assign_add(w, s * pl + cell, t, 1);
+                }
+            }
+            const int s = fits ? -1 : wh__mask_slot(p, best_n);
+            if (s >= 0) wh__assign_add(w, s * pl + cell, t, 1);
+            continue;
+        }
         double best = 0.0;
         int best_n = 0;
         for (int n = 0; n < p->num; n++) {
@@ -759,7 +816,7 @@ static void wh__loss_image(const wh__img *m, const wh_truth *tr, int n_t, wh__wo
              * score): the same number unless label smoothing puts a score
              * below eps/2 or above 1 - eps/2; we count the target classes,
              * which does not depend on the scores. */
-            const double div = (p->iou_thresh < 1.f && n_cls > 0) ? n_cls : 1.0;
+            const double div = (p->iou_thresh < 1.f && p->anchor_t == 0.f && n_cls > 0) ? n_cls : 1.0;
             for (int k = w->head[pred]; k >= 0; k = w->as[k].next) {
                 const wh_truth *t = &tr[w->as[k].t];
                 pp->box += wh__box_term(m, a, i, t, div);

@@ -192,6 +192,7 @@ typedef struct wh_prune_info {
     double lat_before[2], lat_after[2]; /* median seconds per forward of a batch */
     double err_abs, err_ref;
     double bytes_before, bytes_after; /* checkpoint sizes; 0: unknown */
+    int bn_images;            /* batch-norm statistics re-estimated on this many images (0: not) */
 } wh_prune_info;
 
 /* The report: per layer channels before and after (and why a layer kept

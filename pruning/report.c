@@ -158,6 +158,10 @@ wh_status wh_prune_report(const wh_net *net, const wh_depgraph *g, const wh_prun
                 in->err_abs, in->err_ref, in->err_ref > 0 ? in->err_abs / in->err_ref : 0.0,
                 in->fold ? "What remains comes from zero-padded borders, where a folded constant is not constant."
                          : "Without folding the pruned channels' constants are dropped.");
+    if (in->bn_images > 0)
+        fprintf(m, "\nBatch-norm statistics re-estimated after the check above on %d unaugmented training images "
+                   "(adaptive batch norm): pruned.h5 holds them.\n",
+                in->bn_images);
     fprintf(m, "\n## Groups\n\n| group | layers | channels | kept | pruned | ratio asked | threshold |\n"
                "|---|---:|---:|---:|---:|---:|---:|\n");
     for (int k = 0; k < p->n_groups; k++) {
@@ -201,6 +205,7 @@ wh_status wh_prune_report(const wh_net *net, const wh_depgraph *g, const wh_prun
                    "\"before\": [%.6f, %.6f], \"after\": [%.6f, %.6f]},\n",
                 in->lat_runs, in->lat_threads, in->wait_policy ? in->wait_policy : "", in->lat_batch[0],
                 in->lat_batch[1], in->lat_before[0], in->lat_before[1], in->lat_after[0], in->lat_after[1]);
+    fprintf(j, "  \"bn_recalibration_images\": %d,\n", in->bn_images);
     if (in->err_ref >= 0) fprintf(j, "  \"output_error\": {\"max_abs\": %.6g, \"max_ref\": %.6g},\n", in->err_abs, in->err_ref);
     fprintf(j, "  \"groups\": [\n");
     for (int k = 0; k < p->n_groups; k++) {

@@ -47,6 +47,42 @@ check "pruned.cfg + pruned.weights import as a darknet pair" $?
 [ "$(grep '^voc07 mAP' "$T/eval.txt")" = "$(grep '^voc07 mAP' "$T/eval_dn.txt")" ]
 check "and give the same mAP as pruned.h5" $?
 
+# ---- batch-norm recalibration (--data): only the running statistics change ----
+"$W" prune "$T/sp/last.h5" --groups scale-module --ratio 0.4 --round-to 4 --bench-runs 0 --data "$T/d" \
+    --bn-batches 2 -o "$T/pr_bn" > "$T/prune_bn.txt" 2>&1
+check "prune --data exits 0" $?
+grep -q "^Batch-norm statistics re-estimated after the check above on 32 unaugmented training images" "$T/pr_bn/report.md"
+check "report.md says the statistics were re-estimated on 2 x 16 images" $?
+/usr/bin/python3 -c "import json,sys; assert json.load(open(sys.argv[1]))['bn_recalibration_images'] == 32" \
+    "$T/pr_bn/report.json"
+check "report.json counts the images" $?
+cmp -s "$T/pr/pruned.cfg" "$T/pr_bn/pruned.cfg"; check "the same pruned cfg with and without recalibration" $?
+if /usr/bin/python3 -c "import h5py" 2> /dev/null; then
+    /usr/bin/python3 - "$T/pr/pruned.h5" "$T/pr_bn/pruned.h5" <<'PY'
+import sys, h5py, numpy as np
+a, b = h5py.File(sys.argv[1], "r"), h5py.File(sys.argv[2], "r")
+stats = same = 0
+def visit(name, obj):
+    global stats, same
+    if not isinstance(obj, h5py.Dataset) or not name.startswith("layers/"):
+        return
+    x, y = obj[()], b[name][()]
+    if name.endswith("rolling_mean") or name.endswith("rolling_variance"):
+        stats += 1
+        assert not np.array_equal(x, y), name  # re-estimated
+    elif name.endswith(("weights", "biases", "scales")):
+        same += 1
+        assert np.array_equal(x, y), name  # untouched
+a.visititems(visit)
+assert stats > 0 and same > 0, (stats, same)
+PY
+    check "pruned.h5: every running statistic changed, every weight, bias and scale is the same" $?
+fi
+"$W" prune "$T/sp/last.h5" --groups scale-module --ratio 0.4 --bench-runs 0 --data "$T/nowhere" -o "$T/pr_bad" \
+    > /dev/null 2> "$T/prune_bad.err"
+[ $? -ne 0 ] && grep -q "nowhere" "$T/prune_bad.err" && [ ! -e "$T/pr_bad" ]
+check "prune --data with a missing folder fails naming it and writes nothing" $?
+
 # ---- distill the pruned student from the sparse teacher ----
 t_sum=$(md5sum < "$T/sp/last.h5")
 "$W" distill --teacher "$T/sp/last.h5" --student "$T/pr/pruned.h5" --data "$T/d" --out "$T/di" --batch 4 \

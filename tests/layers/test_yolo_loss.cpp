@@ -14,6 +14,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <map>
 #include <ostream>
@@ -671,6 +672,105 @@ TEST(YoloLossHand, ResponsibleAnchorIsTheBestShape)
     ASSERT_NE(o3.l, nullptr);
     ASSERT_EQ(o3.loss(ta, 1, kN, kN, &pp), WH_OK) << o3.ctx.msg;
     EXPECT_EQ(pp.count, 0);
+}
+
+// YOLOv5's assignment (anchor_t), same anchors and truths as above. Width
+// and height ratios (each >= 1), the largest of the two:
+//   A 22x58: anchor 0 max(22/20, 60/58) = 1.1, 1 max(60/22, 58/20) = 2.9,
+//            2 max(40/22, 58/40) = 1.82
+//   B 58x22: the mirror image (1: 1.1, 0: 2.9, 2: 1.82)
+//   C 38x42: anchor 0 max(38/20, 60/42) = 1.9, 1 max(60/38, 42/20) = 2.1,
+//            2 max(40/38, 42/40) = 1.053
+// anchor_t=2: A -> 0, 2; B -> 1, 2; C -> 0, 2 (6 responsible predictions).
+// anchor_t=1.05: no anchor fits any truth, so each gets its best-fitting one
+// (A 0, B 1, C 2: darknet's choice here). A layer with anchor 1 only learns
+// A under anchor_t=3 (2.9 < 3) but not under 2.
+TEST(YoloLossHand, AnchorRatioAssignment)
+{
+    const std::string anchors = "anchors=20,60, 60,20, 40,40\nnum=3\nignore_thresh=.7\n";
+    const Truths tr = {{.5f / 4, .5f / 4, 22.f / kN, 58.f / kN, 0},
+                       {2.5f / 4, 1.5f / 4, 58.f / kN, 22.f / kN, 0},
+                       {3.5f / 4, 3.5f / 4, 38.f / kN, 42.f / kN, 0}};
+    struct Case {
+        const char *t;
+        std::vector<std::array<int, 3>> resp;  // anchor, row, col
+    } cases[] = {{"2", {{0, 0, 0}, {2, 0, 0}, {1, 1, 2}, {2, 1, 2}, {0, 3, 3}, {2, 3, 3}}},
+                 {"1.05", {{0, 0, 0}, {1, 1, 2}, {2, 3, 3}}}};
+    for (const Case &k : cases) {
+        SCOPED_TRACE(std::string("anchor_t=") + k.t);
+        LossNet t(4, 4, 1, 3, 1, anchors + "mask=0,1,2\nanchor_t=" + k.t + "\n");
+        ASSERT_NE(t.l, nullptr);
+        wh_yolo_loss_parts pp;
+        ASSERT_EQ(t.loss(tr, 3, kN, kN, &pp), WH_OK) << t.ctx.msg;
+        EXPECT_EQ(pp.count, (int)k.resp.size());
+        for (int a = 0; a < 3; a++)
+            for (int i = 0; i < 16; i++) {
+                bool r = false;
+                for (auto &x : k.resp) r |= x[0] == a && x[1] == i / 4 && x[2] == i % 4;
+                SCOPED_TRACE("anchor " + std::to_string(a) + " cell " + std::to_string(i));
+                EXPECT_EQ(t.dl(0, a, 5, i / 4, i % 4) != 0.f, r);  // class
+                EXPECT_FLOAT_EQ(t.dl(0, a, 4, i / 4, i % 4), r ? -.5f : .5f);
+            }
+    }
+    const Truths ta = {tr[0]};
+    for (const char *at : {"2", "3"}) {
+        LossNet o(4, 4, 1, 1, 1, anchors + "mask=1\nanchor_t=" + at + "\n");
+        ASSERT_NE(o.l, nullptr);
+        wh_yolo_loss_parts pp;
+        ASSERT_EQ(o.loss(ta, 1, kN, kN, &pp), WH_OK) << o.ctx.msg;
+        EXPECT_EQ(pp.count, std::string(at) == "3" ? 1 : 0) << "anchor_t=" << at;
+        EXPECT_FLOAT_EQ(o.dl(0, 0, 4, 0, 0), std::string(at) == "3" ? -.5f : .5f) << "anchor_t=" << at;
+    }
+    // anchor_t is a ratio >= 1: 0 (darknet's rule) or above 1
+    wh_ctx ctx;
+    wh_ctx_init(&ctx);
+    wh_cfg *c = nullptr;
+    ASSERT_EQ(wh_cfg_parse_string("[net]\nwidth=4\nheight=4\nchannels=6\n[upsample]\nstride=1\n"
+                                  "[yolo]\nclasses=1\nanchors=20,60\nnum=1\nmask=0\nanchor_t=0.5\n",
+                                  "bad.cfg", &c, &ctx),
+              WH_OK);
+    wh_net_opts no = {};
+    wh_net *net = nullptr;
+    EXPECT_NE(wh_net_create(c, &no, &net, &ctx), WH_OK);
+    EXPECT_NE(std::string(ctx.msg).find("bad.cfg:12: [yolo] anchor_t=0.5"), std::string::npos) << ctx.msg;
+    wh_net_destroy(net);
+    wh_cfg_free(c);
+}
+
+// bias_prior=1 starts the head's output biases at YOLOv5's priors
+// (objectness log(8 / cells), classes log(0.6 / (classes - 0.99999)));
+// without it the convolution keeps its own initial biases (0).
+TEST(YoloLossHand, BiasPriors)
+{
+    for (const char *norm : {"1", "0"}) {
+        SCOPED_TRACE(norm);
+        wh_ctx ctx;
+        wh_ctx_init(&ctx);
+        const std::string cfg = std::string("[net]\nwidth=32\nheight=24\nchannels=3\n"
+                                            "[convolutional]\nfilters=16\nsize=1\nstride=2\nactivation=linear\n"
+                                            "[yolo]\nclasses=3\nanchors=8,8, 16,16\nnum=2\nmask=0,1\nloss_norm=mean\nbias_prior=") +
+                                norm + "\n";
+        wh_cfg *c = nullptr;
+        ASSERT_EQ(wh_cfg_parse_string(cfg.c_str(), "prior.cfg", &c, &ctx), WH_OK) << ctx.msg;
+        wh_net_opts no = {};
+        wh_net *net = nullptr;
+        ASSERT_EQ(wh_net_create(c, &no, &net, &ctx), WH_OK) << ctx.msg;
+        wh_cfg_free(c);
+        wh_net_init_weights(net, 7);
+        const wh_layer &conv = net->layers[0];
+        const float *b = nullptr;
+        for (int k = 0; k < conv.n_params; k++)
+            if (std::string(conv.params[k].name) == "biases") b = conv.params[k].data;
+        ASSERT_NE(b, nullptr);
+        const bool mean = std::string(norm) == "1";
+        // a 16x12 grid: 192 cells
+        for (int a = 0; a < 2; a++)
+            for (int e = 0; e < 8; e++) {
+                const double want = !mean ? 0.0 : e == 4 ? std::log(8.0 / 192) : e >= 5 ? std::log(.6 / 2.00001) : 0.0;
+                EXPECT_NEAR(b[a * 8 + e], want, 1e-6) << "anchor " << a << " entry " << e;
+            }
+        wh_net_destroy(net);
+    }
 }
 
 // One anchor 40x40, 1 class. Three 40x40 truths at cell centres; their
