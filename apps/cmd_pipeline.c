@@ -48,7 +48,7 @@ void wh_cmd_pipeline_usage(void)
            "  --at-beta-scale X     scales the paper's attention betas (default 0.01)\n"
            "  --s X                 the sparsity rate given to the scheduler (default 0.005)\n"
            "  --bn-batches N        after pruning, re-estimate batch-norm statistics on N batches of 16\n"
-           "                        training images (adaptive batch norm; quick 50, smoke 2; 0: off)\n"
+           "                        training images (adaptive batch norm; default 50, smoke 2; 0: off)\n"
            "  --baseline-iterations N --sparse-iterations N --finetune-iterations N   override the budget\n"
            "  --seed N --threads N\n"
            "  --stop-after N        stop each training run after N iterations (then rerun to go on)\n",

@@ -28,6 +28,9 @@ col() { awk -F, -v s="$2" -v c="$3" '$1 == s { print $c }' "$1/results.csv"; } #
 p0=$(col "$T/a" baseline 4); p2=$(col "$T/a" pruned 4); p4=$(col "$T/a" distilled 4)
 [ -n "$p0" ] && [ -n "$p2" ] && [ "$p2" -lt "$p0" ] && [ "$p2" = "$p4" ]
 check "pruning removes parameters ($p0 -> $p2) and the fine-tunes keep the pruned network ($p4)" $?
+grep -q "pruning .*batch norm re-estimated on 32 images" "$T/a.txt" &&
+    grep -q "^Batch-norm statistics re-estimated after the check above on 32 " "$T/a/3-pruned/report.md"
+check "the pruned stage re-estimates batch-norm statistics (smoke: 2 batches of 16) and says so" $?
 info=$("$W" info "$T/a/3-pruned/pruned.cfg" | sed -n 's/^Total parameters: \([0-9]*\) .*/\1/p')
 [ "$info" = "$p2" ]; check "the pruned row's parameters = whittle info of pruned.cfg ($info)" $?
 m_eval=$("$W" eval "$T/a/5-distill/last.h5" --data "$T/d" --threads 1 | sed -n 's/^voc07 mAP@0.5 .* = \([0-9.]*\) .*/\1/p')
