@@ -20,6 +20,8 @@
 #   D  + weight averaging (EMA; whittle's defaults from here)
 #   E  + mosaic (--mosaic 0.5)
 #   F  D with AdamW (--optimizer adamw --lr 0.001)
+#   G  D with YOLOv5's ratio assignment ([yolo] anchor_t=4)
+#   H  D with YOLOv5's output-bias priors ([yolo] bias_prior=1)
 #   T  bench/torch_train.py on D's cfg (YOLOv5's recipe: AdamW, EMA, ...)
 # Writes OUT/seedS/ROW/{train.txt,eval.txt,map_voc.txt} and OUT/table.md.
 set -u
@@ -43,6 +45,8 @@ for s in "${SEEDS[@]}"; do
         -o "$D/B.cfg" 2> /dev/null
     "$W" model yolov4-tiny --classes 6 --size 256 --width-multiple 0.5 --anchors-from "$D" -o "$D/C.cfg" \
         2> /dev/null || exit 1
+    sed 's/^loss_norm=mean$/&\nanchor_t=4/' "$D/C.cfg" > "$D/G.cfg"
+    sed 's/^loss_norm=mean$/&\nbias_prior=1/' "$D/C.cfg" > "$D/H.cfg"
 done
 
 job() { # core seed row
@@ -60,6 +64,8 @@ job() { # core seed row
     D) "${pin[@]}" "$W" train --cfg "$D/C.cfg" "${common[@]}" --burn-in 100 ;;
     E) "${pin[@]}" "$W" train --cfg "$D/C.cfg" "${common[@]}" --burn-in 100 --mosaic 0.5 ;;
     F) "${pin[@]}" "$W" train --cfg "$D/C.cfg" "${common[@]}" --burn-in 100 --optimizer adamw --lr 0.001 ;;
+    G) "${pin[@]}" "$W" train --cfg "$D/G.cfg" "${common[@]}" --burn-in 100 ;;
+    H) "${pin[@]}" "$W" train --cfg "$D/H.cfg" "${common[@]}" --burn-in 100 ;;
     T) "${pin[@]}" "$PY" "$ROOT/bench/torch_train.py" --cfg "$D/C.cfg" --data "$D" --out "$R/run" --batch 16 \
            --minutes "$MIN" --seed "$s" --threads 1 --no-eval &&
            "$W" import-darknet "$D/C.cfg" "$R/run/torch.weights" -o "$R/run/torch.h5" --threads 1
