@@ -90,11 +90,7 @@ static wh_status wh__rebatch(const wh_net *src, const char *cfg_text, int batch,
     WH_TRY(wh_cfg_parse_string(cfg_text, "pruned.cfg", &cfg, ctx));
     wh_status st = wh_net_create(cfg, &no, out, ctx);
     wh_cfg_free(cfg);
-    for (int i = 0; st == WH_OK && i < src->n_layers; i++)
-        for (int p = 0; p < src->layers[i].n_params; p++)
-            memcpy((*out)->layers[i].params[p].data, src->layers[i].params[p].data,
-                   src->layers[i].params[p].count * sizeof(float));
-    return st;
+    return st == WH_OK ? wh_net_copy_params(*out, src, 0, ctx) : st;
 }
 
 static void wh__fill_input(wh_net *net)

@@ -535,7 +535,7 @@ int wh_pl_prune(const wh_pl *p, const char *name, const char *src, const char *g
             snprintf(recal, sizeof(recal), ", batch norm re-estimated on %d images", 16 * p->b.bn_batches);
         fprintf(p->term, "  %-12s pruning %s (groups %s, -%g %% parameters%s)\n", name, src, groups,
                 100 * p->b.target_params, recal);
-        if (p->b.bn_batches <= 0) argv[14] = NULL;
+        argv[argc] = NULL;
         if (wh__run_logged(wh_cmd_prune, argc, argv, log) != 0) {
             fprintf(stderr, "whittle: error: stage %s: pruning failed; see %s\n", name, log);
             return WH_PL_ERROR;

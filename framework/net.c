@@ -432,6 +432,29 @@ static uint64_t wh__splitmix(uint64_t *s)
 
 void wh_net_set_bn_momentum(wh_net *net, float m) { net->bn_momentum = m > 0.f && m <= 1.f ? m : WH_NET_BN_MOMENTUM; }
 
+wh_status wh_net_copy_params(wh_net *dst, const wh_net *src, int stats_only, wh_ctx *ctx)
+{
+    if (dst->n_layers != src->n_layers)
+        return wh_error(ctx, WH_ERR_STATE, "copying parameters: %d layers into a network of %d", src->n_layers,
+                        dst->n_layers);
+    for (int i = 0; i < src->n_layers; i++) {
+        const wh_layer *a = &src->layers[i], *b = &dst->layers[i];
+        int same = a->n_params == b->n_params;
+        for (int p = 0; same && p < a->n_params; p++)
+            same = a->params[p].count == b->params[p].count && !strcmp(a->params[p].name, b->params[p].name);
+        if (!same)
+            return wh_error(ctx, WH_ERR_STATE, "copying parameters: layer %d [%s] differs from the other network's",
+                            i, a->ops->type);
+    }
+    for (int i = 0; i < src->n_layers; i++)
+        for (int p = 0; p < src->layers[i].n_params; p++) {
+            const wh_param *a = &src->layers[i].params[p];
+            if (stats_only && strcmp(a->name, "rolling_mean") && strcmp(a->name, "rolling_variance")) continue;
+            memcpy(dst->layers[i].params[p].data, a->data, a->count * sizeof(float));
+        }
+    return WH_OK;
+}
+
 void wh_net_init_weights(wh_net *net, uint64_t seed)
 {
     for (int i = 0; i < net->n_layers; i++) {

@@ -135,12 +135,18 @@ struct wh_net {
     dnnl_stream_t stream;
 };
 
-/* Builds the network; cfg stays owned by the caller and may be freed after. */
 /* Sets the running statistics' update share m in (0, 1]: 1/k at the k-th of
  * a run of training forwards makes them the plain mean of the k batches'
  * statistics (wh_bn_recalibrate); WH_NET_BN_MOMENTUM is darknet's. */
 #define WH_NET_BN_MOMENTUM 0.01f
 void wh_net_set_bn_momentum(wh_net *net, float m);
+/* Copies src's parameters into dst, a net of the same cfg built for another
+ * batch, size or mode: all of them, or with stats_only the batch-norm
+ * running statistics only. Fails (WH_ERR_STATE) naming the first layer
+ * whose parameters differ, before copying anything. */
+wh_status wh_net_copy_params(wh_net *dst, const wh_net *src, int stats_only, wh_ctx *ctx);
+
+/* Builds the network; cfg stays owned by the caller and may be freed after. */
 wh_status wh_net_create(wh_cfg *cfg, const wh_net_opts *opts, wh_net **out, wh_ctx *ctx);
 wh_status wh_net_load_cfg(const char *path, const wh_net_opts *opts, wh_net **out, wh_ctx *ctx);
 void wh_net_destroy(wh_net *net);
