@@ -227,7 +227,14 @@ void wh_app_dist_end(int rc)
     if (rc != 0 && wh_dist_size(wh__dist) > 1) {
         fflush(stdout);
         fflush(stderr);
-        wh_dist_abort(wh__dist, rc);
+        /* a verdict of all ranks: each has printed it; they end together
+         * (mpirun then exits with rc). Aborting at once would kill a rank
+         * that has not printed yet. Anything else: a rank may be gone or
+         * inside another collective, so abort. */
+        wh_ctx c;
+        wh_ctx_init(&c);
+        if (!wh_dist_agreed(wh__dist) || wh_dist_barrier(wh__dist, "the end of a failed job", &c) != WH_OK)
+            wh_dist_abort(wh__dist, rc);
     }
     wh_dist_finalize(wh__dist);
     wh__dist = NULL;

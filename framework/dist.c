@@ -22,6 +22,7 @@ struct wh_dist {
     double timeout_s;
     size_t bucket_bytes;
     double comm_s;       /* seconds inside collectives since the last take */
+    int agreed;          /* the failure being returned was every rank's verdict */
     wh__bucket *bk;
     int n_bk;
     size_t grad_floats;
@@ -113,6 +114,12 @@ void wh_dist_abort(wh_dist *d, int code)
     (void)code;
 #endif
 }
+
+void wh_dist_mark_agreed(wh_dist *d)
+{
+    if (d) d->agreed = 1;
+}
+int wh_dist_agreed(const wh_dist *d) { return d ? d->agreed : 0; }
 
 int wh_dist_rank(const wh_dist *d) { return d ? d->rank : 0; }
 int wh_dist_size(const wh_dist *d) { return d ? d->size : 1; }

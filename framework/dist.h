@@ -47,6 +47,15 @@ void wh_dist_finalize(wh_dist *d);
 /* Ends every rank of the job with this exit code (MPI_Abort); apps only. */
 void wh_dist_abort(wh_dist *d, int code);
 
+/* A failure that every rank decided together (the same collective verdict,
+ * e.g. a non-finite value on some rank): each rank still reaches the app,
+ * which can let all of them report it and meet in a barrier before ending,
+ * instead of aborting the job while another rank is still printing. A
+ * failure of one rank alone (an I/O error, a dead peer) is not agreed and
+ * ends the job with wh_dist_abort. */
+void wh_dist_mark_agreed(wh_dist *d);
+int wh_dist_agreed(const wh_dist *d);
+
 int wh_dist_rank(const wh_dist *d);
 int wh_dist_size(const wh_dist *d);
 /* Ranks on this host (OMPI_COMM_WORLD_LOCAL_SIZE, else 1): the app divides

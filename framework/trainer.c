@@ -661,6 +661,7 @@ static wh_status wh__numeric_verdict(wh__run *r, int n_bad, wh_ctx *ctx)
     else
         st = wh_error(ctx, WH_ERR_NUMERIC, "a non-finite value on %d other rank(s) of %d", n_bad, r->ranks);
     free(all);
+    wh_dist_mark_agreed(r->dist); /* every rank returns this verdict */
     return st;
 }
 

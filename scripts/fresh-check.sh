@@ -123,8 +123,8 @@ INSIDE
 rc=$?
 set -e
 # What a CI log needs to show: the install, the build's end, the demo's
-# table and the test count.
-grep -E "^(== |install-deps: |fresh-check: |\| |[0-9]+% tests passed|Total Test time|The following tests|test.sh: )" "$LOG" || true
+# table, the test count and every failed check of a script test (FAIL: ...).
+grep -E "^(== |install-deps: |fresh-check: |\| |[0-9]+% tests passed|Total Test time|The following tests|test.sh: |FAIL: )" "$LOG" || true
 if grep -q " $ROOT[/ ]" /proc/self/mounts; then
     fail "mounts remain under $ROOT after the check; not removing it"
 fi
