@@ -22,6 +22,10 @@
 #   F  D with AdamW (--optimizer adamw --lr 0.001)
 #   G  D with YOLOv5's ratio assignment ([yolo] anchor_t=4)
 #   H  D with YOLOv5's output-bias priors ([yolo] bias_prior=1)
+#   I  D with both (anchor_t=4, bias_prior=1)
+#   J  I without darknet's ignore rule (ignore_thresh=1: as YOLOv5, every
+#      unassigned prediction learns objectness 0)
+#   K  J with a milder crop jitter ([yolo] jitter=.1 instead of .3)
 #   T  bench/torch_train.py on D's cfg (YOLOv5's recipe: AdamW, EMA, ...)
 # Writes OUT/seedS/ROW/{train.txt,eval.txt,map_voc.txt} and OUT/table.md.
 set -u
@@ -47,6 +51,9 @@ for s in "${SEEDS[@]}"; do
         2> /dev/null || exit 1
     sed 's/^loss_norm=mean$/&\nanchor_t=4/' "$D/C.cfg" > "$D/G.cfg"
     sed 's/^loss_norm=mean$/&\nbias_prior=1/' "$D/C.cfg" > "$D/H.cfg"
+    sed 's/^loss_norm=mean$/&\nanchor_t=4\nbias_prior=1/' "$D/C.cfg" > "$D/I.cfg"
+    sed 's/^ignore_thresh=.*/ignore_thresh=1/' "$D/I.cfg" > "$D/J.cfg"
+    sed 's/^jitter=.*/jitter=.1/' "$D/J.cfg" > "$D/K.cfg"
 done
 
 job() { # core seed row
@@ -66,6 +73,7 @@ job() { # core seed row
     F) "${pin[@]}" "$W" train --cfg "$D/C.cfg" "${common[@]}" --burn-in 100 --optimizer adamw --lr 0.001 ;;
     G) "${pin[@]}" "$W" train --cfg "$D/G.cfg" "${common[@]}" --burn-in 100 ;;
     H) "${pin[@]}" "$W" train --cfg "$D/H.cfg" "${common[@]}" --burn-in 100 ;;
+    I | J | K) "${pin[@]}" "$W" train --cfg "$D/$row.cfg" "${common[@]}" --burn-in 100 ;;
     T) "${pin[@]}" "$PY" "$ROOT/bench/torch_train.py" --cfg "$D/C.cfg" --data "$D" --out "$R/run" --batch 16 \
            --minutes "$MIN" --seed "$s" --threads 1 --no-eval &&
            "$W" import-darknet "$D/C.cfg" "$R/run/torch.weights" -o "$R/run/torch.h5" --threads 1
