@@ -140,7 +140,7 @@ int wh_pl_chart_channels(const char *path, const char *before, const char *after
         if (!x || !ya || !yb) st = wh_error(&ctx, WH_ERR_NOMEM, "out of memory");
     }
     for (int i = 0; st == WH_OK && i < a->n_layers; i++) {
-        if (strcmp(a->layers[i].ops->type, "convolutional") != 0) continue;
+        if (a->layers[i].ops->flow != WH_FLOW_NEW) continue; /* the layers that make channels */
         x[n] = (float)i;
         ya[n] = (float)a->layers[i].out_shape.c;
         yb[n] = (float)b->layers[i].out_shape.c;

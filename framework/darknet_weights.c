@@ -14,10 +14,8 @@
 
 #include "fileio.h"
 
-/* darknet's order for [convolutional]; the BN three are all or none. */
-static const char *const wh__conv_order[] = {"biases", "scales", "rolling_mean",
-                                             "rolling_variance", "weights"};
-#define WH__NORDER 5
+/* At most this many parameters in a layer's darknet order. */
+#define WH__NORDER WH_MAX_PARAMS
 
 static int wh__host_le(void)
 {
@@ -47,30 +45,24 @@ static void wh__put_le32(unsigned char *p, uint32_t v)
     for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
 }
 
-/* Indices into l->params in file order; *n = 0 for a layer without weights. */
+/* Indices into l->params in file order (the layer type's weights_order,
+ * layers/layer.h); *n = 0 for a layer without parameters. */
 static wh_status wh__order(const wh_layer *l, int idx[WH__NORDER], int *n, wh_ctx *ctx)
 {
     *n = 0;
     if (l->n_params == 0) return WH_OK;
-    if (strcmp(l->ops->type, "convolutional") != 0)
+    const char *const *order = l->ops->weights_order;
+    if (!order)
         return wh_error(ctx, WH_ERR_UNSUPPORTED,
                         "layer %d [%s] has parameters, but darknet's .weights format defines no "
                         "layout for this layer type",
                         l->index, l->ops->type);
-    int found[WH__NORDER];
-    for (int k = 0; k < WH__NORDER; k++) {
-        found[k] = -1;
+    for (int k = 0; order[k]; k++)
         for (int p = 0; p < l->n_params; p++)
-            if (!strcmp(l->params[p].name, wh__conv_order[k])) found[k] = p;
-        if (found[k] >= 0) idx[(*n)++] = found[k];
-    }
-    const int bn = found[1] >= 0;
-    if (found[0] < 0 || found[4] < 0 || (found[2] >= 0) != bn || (found[3] >= 0) != bn ||
-        *n != l->n_params)
-        return wh_error(ctx, WH_ERR_UNSUPPORTED,
-                        "layer %d [convolutional]: its %d parameters are not darknet's set "
-                        "(biases, [scales, rolling_mean, rolling_variance], weights)",
-                        l->index, l->n_params);
+            if (!strcmp(l->params[p].name, order[k]) && *n < WH__NORDER) idx[(*n)++] = p;
+    if (*n != l->n_params)
+        return wh_error(ctx, WH_ERR_UNSUPPORTED, "layer %d [%s]: %d of its %d parameters have a place in darknet's "
+                        "layout", l->index, l->ops->type, *n, l->n_params);
     return WH_OK;
 }
 

@@ -930,9 +930,14 @@ static void wh__conv_facts(const wh_layer *l, wh_layer_facts *f)
     f->ksize = c->size;
 }
 
+/* darknet's order; the batch-norm three are all or none (checked on import) */
+static const char *const wh__conv_weights_order[] = {"biases", "scales", "rolling_mean", "rolling_variance",
+                                                     "weights", NULL};
+
 const wh_layer_ops wh_conv_ops = {
     .type = "convolutional",
     .flow = WH_FLOW_NEW,
+    .weights_order = wh__conv_weights_order,
     .facts = wh__conv_facts,
     .layouts_in = WH_LAYOUTS_ALL,
     .init = wh_conv_init,

@@ -115,6 +115,14 @@ typedef struct wh_layer_facts {
     int ksize;           /* conv: kernel size */
     int slice_groups;    /* route: each input is cut into slice_groups parts ... */
     int slice_id;        /* ... and part slice_id is taken (1, 0: the whole input) */
+    /* The authors' pruning rule (their prune_utils): the convolutions this
+     * layer reads keep all their channels. Set by an SPP maxpool (stride 1,
+     * size kept), an upsample and a route that slices its input. */
+    int keeps_producers;
+    /* A detection head (the layer the loss and the decoder work on): pruning
+     * keeps the chain that feeds it (pruning/grouping.c) and groups by its
+     * stride. */
+    int head;
 } wh_layer_facts;
 
 typedef struct wh_layer_ops {
@@ -146,6 +154,12 @@ typedef struct wh_layer_ops {
      * biases to priors); producers[k] is input k's layer, NULL for the
      * network input */
     void (*init_producers)(const wh_layer *, wh_layer *const *producers);
+    /* darknet's .weights layout: the names of the layer's parameters in
+     * file order, NULL-terminated; a name the layer did not declare is
+     * skipped (a conv without batch norm has no "scales"). NULL: the layer
+     * has no parameters in darknet's format (import and export refuse a
+     * layer with parameters but no order). */
+    const char *const *weights_order;
 } wh_layer_ops;
 
 void wh_layer_facts_get(const wh_layer *l, wh_layer_facts *f);

@@ -232,9 +232,18 @@ static void wh__maxpool_destroy(wh_layer *l)
     l->priv = NULL;
 }
 
+/* SPP's pools (stride 1, the size kept, more than one row): the authors
+ * keep the convolution they read unpruned */
+static void wh__maxpool_facts(const wh_layer *l, wh_layer_facts *f)
+{
+    f->keeps_producers = l->out_shape.h == l->in_shape[0].h && l->out_shape.w == l->in_shape[0].w &&
+                         l->in_shape[0].h > 1;
+}
+
 const wh_layer_ops wh_maxpool_ops = {
     .type = "maxpool",
     .flow = WH_FLOW_SAME,
+    .facts = wh__maxpool_facts,
     .layouts_in = WH_LAYOUTS_ALL,
     .init = wh__maxpool_init,
     .shape = wh__maxpool_shape,

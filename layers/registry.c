@@ -74,11 +74,10 @@ wh_status wh_layer_resolve_index(const wh_layer *self, wh_cfg_section *s, const 
 
 void wh_layer_facts_get(const wh_layer *l, wh_layer_facts *f)
 {
+    memset(f, 0, sizeof(*f));
     f->act = WH_ACT_LINEAR;
-    f->bn = 0;
     f->conv_groups = 1;
     f->ksize = 1;
     f->slice_groups = 1;
-    f->slice_id = 0;
     if (l->ops->facts) l->ops->facts(l, f);
 }

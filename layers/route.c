@@ -185,6 +185,9 @@ static void wh__route_facts(const wh_layer *l, wh_layer_facts *f)
     const wh_route *r = l->priv;
     f->slice_groups = r->groups;
     f->slice_id = r->group_id;
+    int in_c = 0;
+    for (int k = 0; k < l->n_in; k++) in_c += l->in_shape[k].c;
+    f->keeps_producers = l->out_shape.c < in_c; /* a slice */
 }
 
 const wh_layer_ops wh_route_ops = {

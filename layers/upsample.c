@@ -170,9 +170,16 @@ static void wh__upsample_destroy(wh_layer *l)
     l->priv = NULL;
 }
 
+static void wh__upsample_facts(const wh_layer *l, wh_layer_facts *f)
+{
+    (void)l;
+    f->keeps_producers = 1; /* the authors' rule */
+}
+
 const wh_layer_ops wh_upsample_ops = {
     .type = "upsample",
     .flow = WH_FLOW_SAME,
+    .facts = wh__upsample_facts,
     .layouts_in = WH_LAYOUTS_ALL,
     .init = wh__upsample_init,
     .shape = wh__upsample_shape,

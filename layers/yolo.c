@@ -315,9 +315,16 @@ static void wh__yolo_init_producers(const wh_layer *l, wh_layer *const *producer
     }
 }
 
+static void wh__yolo_facts(const wh_layer *l, wh_layer_facts *f)
+{
+    (void)l;
+    f->head = 1;
+}
+
 const wh_layer_ops wh_yolo_ops = {
     .type = "yolo",
     .flow = WH_FLOW_SAME,
+    .facts = wh__yolo_facts,
     .layouts_in = WH_LAYOUT_BIT(WH_LAYOUT_NCHW),
     .init = wh__yolo_init,
     .shape = wh__yolo_shape,

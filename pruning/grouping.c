@@ -31,7 +31,18 @@ const char *wh_role_name(wh_role r)
     return (unsigned)r <= (unsigned)WH_ROLE_HEAD ? wh__role_names[r] : "?";
 }
 
-static int wh__is_type(const wh_layer *l, const char *type) { return !strcmp(l->ops->type, type); }
+static int wh__is_head(const wh_layer *l)
+{
+    wh_layer_facts f;
+    wh_layer_facts_get(l, &f);
+    return f.head;
+}
+
+/* A layer that raises the resolution (an upsample, a transposed conv). */
+static int wh__raises_resolution(const wh_layer *l)
+{
+    return l->n_in > 0 && l->out_shape.h > l->in_shape[0].h;
+}
 
 /* Whether every layer that reads layer i is marked in head[] (and one does). */
 static int wh__all_consumers_head(const wh_net *net, int i, const unsigned char *head)
@@ -63,7 +74,7 @@ static void wh__mark_heads(const wh_net *net, unsigned char *head)
     while (changed) {
         changed = 0;
         for (int y = 0; y < net->n_layers; y++) {
-            if (!wh__is_type(&net->layers[y], "yolo")) continue;
+            if (!wh__is_head(&net->layers[y])) continue;
             if (!head[y]) head[y] = 1, changed = 1;
             int p = y;
             while (net->layers[p].n_in == 1 && net->layers[p].in[0] >= 0) {
@@ -100,7 +111,7 @@ wh_status wh_net_roles(const wh_net *net, wh_role *role, int *stride, wh_ctx *ct
     /* the neck starts at the first layer an upsample reads */
     int first_neck = n;
     for (int i = 0; i < n; i++)
-        if (wh__is_type(&net->layers[i], "upsample"))
+        if (wh__raises_resolution(&net->layers[i]))
             for (int k = 0; k < net->layers[i].n_in; k++)
                 if (net->layers[i].in[k] >= 0 && net->layers[i].in[k] < first_neck) first_neck = net->layers[i].in[k];
     /* top-down while the stride falls or holds; from the first stride
@@ -199,7 +210,7 @@ static wh_status wh__named(const char *plugin, const wh__namer namer, const wh_n
     if ((st = wh_net_roles(net, in.role, in.stride, ctx)) != WH_OK) goto done;
     for (int i = 0; i < n; i++) {
         const wh_layer *l = &net->layers[i];
-        if (wh__is_type(l, "yolo") && l->n_in > 0) {
+        if (wh__is_head(l) && l->n_in > 0) {
             const int s = wh__stride_of(net, l->in[0]);
             if (in.head_stride == 0 || s < in.head_stride) in.head_stride = s;
         }

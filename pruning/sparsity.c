@@ -376,26 +376,19 @@ static int wh__param(const wh_layer *l, const char *name)
     return -1;
 }
 
-/* Does a consumer of layer i make its channels unprunable? Judged from the
- * consumer's type and shapes only: a maxpool that keeps the spatial size
- * (SPP), an upsample, or a route that outputs fewer channels than its inputs
- * hold (a grouped route takes a slice). */
+/* Does a consumer of layer i make its channels unprunable? The consumer's
+ * facts say (keeps_producers, layers/layer.h): an SPP maxpool, an upsample,
+ * a route that slices its input. */
 int wh_prunable_blocked(const wh_net *net, int i)
 {
     for (int j = i + 1; j < net->n_layers; j++) {
         const wh_layer *c = &net->layers[j];
-        int reads = 0, in_c = 0;
-        for (int k = 0; k < c->n_in; k++) {
-            reads |= c->in[k] == i;
-            in_c += c->in_shape[k].c;
-        }
+        int reads = 0;
+        for (int k = 0; k < c->n_in; k++) reads |= c->in[k] == i;
         if (!reads) continue;
-        const char *t = c->ops->type;
-        if (!strcmp(t, "maxpool") && c->out_shape.h == c->in_shape[0].h && c->out_shape.w == c->in_shape[0].w &&
-            c->in_shape[0].h > 1)
-            return 1;
-        if (!strcmp(t, "upsample")) return 1;
-        if (!strcmp(t, "route") && c->out_shape.c < in_c) return 1;
+        wh_layer_facts f;
+        wh_layer_facts_get(c, &f);
+        if (f.keeps_producers) return 1;
     }
     return 0;
 }
