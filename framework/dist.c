@@ -1,5 +1,6 @@
 #include "dist.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -70,6 +71,9 @@ wh_status wh_dist_init(int *argc, char ***argv, wh_dist **out, wh_ctx *ctx)
             return wh_error(ctx, WH_ERR_STATE, "MPI_Init_thread failed");
         }
         d->mpi = 1;
+        /* errors come back as codes (the default handler aborts the job
+         * before our message could name the collective and the rank) */
+        MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
         MPI_Comm_rank(MPI_COMM_WORLD, &d->rank);
         MPI_Comm_size(MPI_COMM_WORLD, &d->size);
         const char *ls = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
@@ -157,8 +161,13 @@ static wh_status wh__wait(wh_dist *d, MPI_Request *req, int n, const char *what,
     const double t0 = wh__now();
     for (long k = 0;; k++) {
         int done = 0;
-        if (MPI_Testall(n, req, &done, MPI_STATUSES_IGNORE) != MPI_SUCCESS)
-            return wh_error(ctx, WH_ERR_IO, "rank %d: MPI failed in %s", d->rank, what);
+        const int rc = MPI_Testall(n, req, &done, MPI_STATUSES_IGNORE);
+        if (rc != MPI_SUCCESS) {
+            char why[MPI_MAX_ERROR_STRING];
+            int len = 0;
+            if (MPI_Error_string(rc, why, &len) != MPI_SUCCESS) snprintf(why, sizeof(why), "error %d", rc);
+            return wh_error(ctx, WH_ERR_IO, "rank %d of %d: MPI failed in %s: %s", d->rank, d->size, what, why);
+        }
         if (done) break;
         const double t = wh__now();
         if (t - t0 > d->timeout_s)
