@@ -121,8 +121,22 @@ static wh_status wh__parse_loss(wh_yolo_params *p, wh_cfg_section *s, wh_ctx *ct
     p->iou_loss = (wh_yolo_iou_loss)k;
     WH_TRY(wh_cfg_choice(s, "loss_norm", wh__norm_names, WH_YOLO_NORM_SUM, &p->loss_norm, ctx));
     WH_TRY(wh_cfg_int(s, "bias_prior", 0, 0, 1, &p->bias_prior, ctx));
-    WH_TRY(wh_cfg_choice(s, "nms_kind", wh__nms_names, WH_YOLO_NMS_GREEDY, &k, ctx));
-    p->nms_kind = (wh_yolo_nms_kind)k;
+    /* darknet takes any nms_kind it does not know (its own "default", or a
+     * typo such as the authors' released yolov4-voc.cfg "grpeedynms") as
+     * its default NMS (do_nms_sort: greedy, per class, IoU), as whittle's
+     * evaluation does (wh_eval_opts.nms): accepted with a warning */
+    wh_cfg_kv *nk = wh_cfg_find(s, "nms_kind");
+    int known = !nk;
+    for (int i = 0; nk && wh__nms_names[i]; i++) known |= !strcmp(nk->val, wh__nms_names[i]);
+    if (known) {
+        WH_TRY(wh_cfg_choice(s, "nms_kind", wh__nms_names, WH_YOLO_NMS_GREEDY, &k, ctx));
+        p->nms_kind = (wh_yolo_nms_kind)k;
+    } else {
+        if (strcmp(nk->val, "default") != 0)
+            wh_warn(ctx, "%s:%d: [yolo] nms_kind=%s is not a kind darknet knows: darknet's default NMS is used",
+                    s->file, nk->line, nk->val);
+        p->nms_kind = WH_YOLO_NMS_GREEDY;
+    }
     WH_TRY(wh_cfg_float(s, "beta_nms", .6f, 0.f, 10.f, &p->beta_nms, ctx));
     /* max= (darknet's cap on truths per image) has no use here. */
     (void)wh_cfg_find(s, "max");

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -453,13 +454,25 @@ TEST(YoloErrors, UnknownIouLossListsTheValidOnes)
     for (const char *name : {"mse", "giou", "diou", "ciou"}) EXPECT_TRUE(has(e.msg, name)) << e.msg;
 }
 
-TEST(YoloErrors, UnknownNmsKind)
+// darknet's parse_yolo takes an nms_kind it does not know as its default
+// (greedy); the authors' released yolov4-voc.cfg has "grpeedynms"
+TEST(YoloParams, UnknownNmsKindIsDarknetsDefaultWithAWarning)
 {
-    Err e = build_err("[net]\nwidth=4\nheight=4\nchannels=6\n[upsample]\nstride=1\n"
-                      "[yolo]\nanchors=1,1\nclasses=1\nnms_kind=softnms\n");
-    EXPECT_EQ(e.st, WH_ERR_CFG);
-    EXPECT_TRUE(has(e.msg, "greedynms")) << e.msg;
-    EXPECT_TRUE(has(e.msg, "cornersnms")) << e.msg;
+    for (const char *kind : {"grpeedynms", "default"}) {
+        wh_ctx ctx;
+        wh_ctx_init(&ctx);
+        wh_net *net = nullptr;
+        std::string cfg = "[net]\nwidth=4\nheight=4\nchannels=6\n[upsample]\nstride=1\n"
+                          "[yolo]\nanchors=1,1\nclasses=1\nnms_kind=" + std::string(kind) + "\n";
+        ASSERT_EQ(build_net(cfg, &net, &ctx), WH_OK) << ctx.msg;
+        EXPECT_EQ(wh_yolo_get(&net->layers[1])->nms_kind, WH_YOLO_NMS_GREEDY);
+        int named = 0;
+        for (int i = 0; i < ctx.n_warn; i++) named += has(ctx.warn[i], "test.cfg:10") && has(ctx.warn[i], kind);
+        // "default" is darknet's own word for it: nothing to warn about
+        EXPECT_EQ(named, strcmp(kind, "default") ? 1 : 0) << kind;
+        for (int i = 0; i < ctx.n_warn; i++) EXPECT_FALSE(has(ctx.warn[i], "unknown key")) << ctx.warn[i];
+        wh_net_destroy(net);
+    }
 }
 
 TEST(YoloErrors, NewCoordsUnsupported)
