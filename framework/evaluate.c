@@ -32,28 +32,54 @@ static wh_status wh__grow(wh_det **dets, int *cap, int need, wh_ctx *ctx)
     return WH_OK;
 }
 
+/* Clips a detection to its image (VOC corners, 1-based inclusive);
+ * 0 when nothing of it is left. */
+static int wh__clip(wh_det *e, int orig_w, int orig_h)
+{
+    e->xmin = fmaxf(e->xmin, 1.f);
+    e->ymin = fmaxf(e->ymin, 1.f);
+    e->xmax = fminf(e->xmax, (float)orig_w);
+    e->ymax = fminf(e->ymax, (float)orig_h);
+    return e->xmax > e->xmin - 1.f && e->ymax > e->ymin - 1.f;
+}
+
 wh_status wh_detect_batch(const wh_net *net, const wh_batch *b, const wh_eval_opts *o, wh_det **dets,
                           int *n, int *cap, wh_ctx *ctx)
 {
     const int W = net->in_shape.w, H = net->in_shape.h;
-    for (int i = 0; i < b->n; i++) {
+    /* one buffer for every head of every image, grown as needed */
+    wh_detection *d = NULL;
+    float *pool = NULL;
+    size_t d_cap = 0, pool_cap = 0;
+    wh_status st = WH_OK;
+    for (int i = 0; st == WH_OK && i < b->n; i++) {
         const int first = *n;
         const wh_xform *xf = &b->xform[i];
-        for (int li = 0; li < net->n_layers; li++) {
+        for (int li = 0; st == WH_OK && li < net->n_layers; li++) {
             const wh_layer *l = &net->layers[li];
             const wh_yolo_params *yp = wh_yolo_get(l);
             if (!yp) continue;
-            int cnt = wh_yolo_count_detections(l, i, o->conf_thresh);
+            const int cnt = wh_yolo_count_detections(l, i, o->conf_thresh);
             if (!cnt) continue;
-            wh_detection *d = malloc((size_t)cnt * sizeof(*d));
-            float *pool = malloc((size_t)cnt * (size_t)yp->classes * sizeof(float));
+            if ((size_t)cnt > d_cap || (size_t)cnt * (size_t)yp->classes > pool_cap) {
+                free(d);
+                free(pool);
+                d_cap = (size_t)cnt;
+                pool_cap = (size_t)cnt * (size_t)yp->classes;
+                d = malloc(d_cap * sizeof(*d));
+                pool = malloc(pool_cap * sizeof(float));
+                if (!d || !pool) {
+                    st = wh_error(ctx, WH_ERR_NOMEM, "out of memory");
+                    break;
+                }
+            }
             int got = 0;
-            wh_status st = d && pool ? WH_OK : wh_error(ctx, WH_ERR_NOMEM, "out of memory");
             /* boxes in input pixels: the "original" is the input itself */
-            if (st == WH_OK)
-                st = wh_yolo_get_detections(l, i, W, H, W, H, o->conf_thresh, 0, d, cnt, pool, &got, ctx);
+            st = wh_yolo_get_detections(l, i, W, H, W, H, o->conf_thresh, 0, d, cnt, pool, &got, ctx);
             for (int k = 0; st == WH_OK && k < got; k++) {
-                /* input pixels -> original pixels (continuous), then VOC corners */
+                /* input pixels -> original pixels (continuous), then VOC
+                 * corners; not clipped yet: NMS compares the boxes as the
+                 * network drew them, as darknet does */
                 double x0 = (d[k].box.x - d[k].box.w / 2), x1 = (d[k].box.x + d[k].box.w / 2);
                 double y0 = (d[k].box.y - d[k].box.h / 2), y1 = (d[k].box.y + d[k].box.h / 2);
                 if (xf->flip) {
@@ -65,11 +91,6 @@ wh_status wh_detect_batch(const wh_net *net, const wh_batch *b, const wh_eval_op
                 x1 = (x1 - xf->dx) / xf->sx;
                 y0 = (y0 - xf->dy) / xf->sy;
                 y1 = (y1 - xf->dy) / xf->sy;
-                x0 = fmax(x0, 0);
-                y0 = fmax(y0, 0);
-                x1 = fmin(x1, xf->orig_w);
-                y1 = fmin(y1, xf->orig_h);
-                if (x1 <= x0 || y1 <= y0) continue;
                 for (int c = 0; c < yp->classes; c++) {
                     if (d[k].prob[c] <= o->conf_thresh) continue;
                     st = wh__grow(dets, cap, *n + 1, ctx);
@@ -84,19 +105,27 @@ wh_status wh_detect_batch(const wh_net *net, const wh_batch *b, const wh_eval_op
                     e->ymax = (float)y1;
                 }
             }
-            free(d);
-            free(pool);
-            WH_TRY(st);
         }
+        if (st != WH_OK) break;
         int keep = *n - first;
-        WH_TRY(wh_nms(*dets + first, keep, o->nms_thresh, 1, o->nms, WH_NMS_DIOU_BETA, &keep, ctx));
+        st = wh_nms(*dets + first, keep, o->nms_thresh, 1, o->nms, WH_NMS_DIOU_BETA, &keep, ctx);
+        if (st != WH_OK) break;
+        /* then clipped to the image; a box wholly outside it goes */
+        int kept = 0;
+        for (int k = 0; k < keep; k++) {
+            wh_det e = (*dets)[first + k];
+            if (wh__clip(&e, xf->orig_w, xf->orig_h)) (*dets)[first + kept++] = e;
+        }
+        keep = kept;
         if (o->max_per_image > 0 && keep > o->max_per_image) {
             qsort(*dets + first, (size_t)keep, sizeof(wh_det), wh__by_score_desc);
             keep = o->max_per_image;
         }
         *n = first + keep;
     }
-    return WH_OK;
+    free(d);
+    free(pool);
+    return st;
 }
 
 wh_status wh_detect_dataset(wh_net *net, const wh_dataset *d, const wh_eval_opts *o, int shard, int n_shards,
