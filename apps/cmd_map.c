@@ -66,7 +66,7 @@ int wh_cmd_map(int argc, char **argv)
     int n = 0;
     wh_map_result res = {0};
     char *text = NULL;
-    if (wh_dataset_open(gt_path, split, &ds, &ctx) != WH_OK) goto done;
+    if (wh_dataset_open_annotations(gt_path, split, &ds, &ctx) != WH_OK) goto done;
     if (wh_dets_read(dets_path, ds, &dets, &n, &ctx) != WH_OK) goto done;
     if (wh_map_eval(ds, dets, n, metric, &res, &ctx) != WH_OK) goto done;
     wh_app_print_warnings(&ctx);

@@ -228,7 +228,7 @@ void wh_dataset_free(wh_dataset *d)
     free(d);
 }
 
-wh_status wh_dataset_open(const char *path, const char *split, wh_dataset **out, wh_ctx *ctx)
+static wh_status wh__open(const char *path, const char *split, int need_images, wh_dataset **out, wh_ctx *ctx)
 {
     if (!out) return wh_error(ctx, WH_ERR_ARG, "wh_dataset_open: out is NULL");
     *out = NULL;
@@ -239,10 +239,21 @@ wh_status wh_dataset_open(const char *path, const char *split, wh_dataset **out,
     struct stat st;
     if (stat(path, &st) != 0) return wh_error(ctx, WH_ERR_IO, "%s: %s", path, strerror(errno));
     if (S_ISDIR(st.st_mode) && wh__ds_voc_kind(path) != 0)
-        return wh_voc_load(&path, 1, split, NULL, 0, out, ctx);
+        return need_images ? wh_voc_load(&path, 1, split, NULL, 0, out, ctx)
+                           : wh_voc_load_annotations(path, split, out, ctx);
     return wh_error(ctx, WH_ERR_ARG,
                     "%s: not a dataset: expected a darknet .data file, a VOC root folder "
                     "(Annotations/, JPEGImages/, ImageSets/Main/) or a VOCdevkit folder "
                     "(VOC2007/, VOC2012/, ...)",
                     path);
+}
+
+wh_status wh_dataset_open(const char *path, const char *split, wh_dataset **out, wh_ctx *ctx)
+{
+    return wh__open(path, split, 1, out, ctx);
+}
+
+wh_status wh_dataset_open_annotations(const char *path, const char *split, wh_dataset **out, wh_ctx *ctx)
+{
+    return wh__open(path, split, 0, out, ctx);
 }

@@ -25,7 +25,7 @@ typedef struct wh_object {
 
 typedef struct wh_sample {
     char *id;          /* VOC image id ("000005") or the image file's stem */
-    char *image_path;  /* JPEG or PNG */
+    char *image_path;  /* JPEG or PNG; NULL only from wh_dataset_open_annotations */
     int width, height; /* from the annotation; 0 when the source does not say */
     int n_obj;
     wh_object *obj;
@@ -63,6 +63,14 @@ wh_status wh_darknet_load(const char *data_file, const char *which, wh_dataset *
 
 /* Opens whatever path names: a .data file, a VOC root or a VOCdevkit. */
 wh_status wh_dataset_open(const char *path, const char *split, wh_dataset **out, wh_ctx *ctx);
+/* The same for scoring detections against the annotations alone (whittle
+ * map --gt, as the VOC devkit does): a VOC root's images need not exist (a
+ * sample's image_path is NULL when its image is absent). A darknet .data
+ * list still needs its images: its labels are normalised, and the pixel
+ * boxes come from the image sizes. */
+wh_status wh_dataset_open_annotations(const char *path, const char *split, wh_dataset **out, wh_ctx *ctx);
+/* wh_voc_load of one root, its images not required (as above). */
+wh_status wh_voc_load_annotations(const char *root, const char *split, wh_dataset **out, wh_ctx *ctx);
 
 void wh_dataset_free(wh_dataset *d);
 
@@ -73,7 +81,7 @@ void wh_dataset_free(wh_dataset *d);
  *    spaces, CRLF endings and blank lines are ignored. The per-class lists
  *    ("000005  1") are not accepted: a line with two fields is an error.
  *  - The image is JPEGImages/<id>.jpg; when that is absent, the annotation's
- *    <filename>, then <id>.png, are tried. It must exist at load time.
+ *    <filename>, then <id>.png, are tried. It must exist at load time (not for wh_dataset_open_annotations).
  *  - Sample ids are the plain image id when one VOC folder is read; when
  *    several are joined (a VOCdevkit, or several roots) they are prefixed with
  *    the folder's name ("VOC2007/000005") so that they stay unique.

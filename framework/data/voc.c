@@ -337,7 +337,7 @@ static char *wh__find_image(const char *dir, const char *id, const char *filenam
 }
 
 static wh_status wh__load_folder(wh_dataset *d, const char *dir, const char *prefix,
-                                 const char *split, wh_ctx *ctx)
+                                 const char *split, int need_images, wh_ctx *ctx)
 {
     char rel[1024];
     snprintf(rel, sizeof(rel), "ImageSets/Main/%s.txt", split);
@@ -388,7 +388,7 @@ static wh_status wh__load_folder(wh_dataset *d, const char *dir, const char *pre
         snprintf(s->id, nid, "%s%s%s", prefix ? prefix : "", prefix ? "/" : "", id);
         if ((st = wh__parse_annotation(ann, d, s, &filename, ctx)) != WH_OK) break;
         s->image_path = wh__find_image(dir, id, filename);
-        if (!s->image_path)
+        if (!s->image_path && need_images)
             st = wh_error(ctx, WH_ERR_IO,
                           "%s/JPEGImages/%s.jpg: image not found (image id '%s' at %s:%d; also "
                           "tried the annotation's <filename> and %s.png)",
@@ -482,9 +482,9 @@ static wh_status wh__keep_with_split(const char *devkit, char **years, int *n, c
     return WH_OK;
 }
 
-wh_status wh_voc_load(const char *const *roots, int n_roots, const char *split,
-                      const char *const *class_names, int n_classes, wh_dataset **out,
-                      wh_ctx *ctx)
+static wh_status wh__voc_load(const char *const *roots, int n_roots, const char *split,
+                              const char *const *class_names, int n_classes, int need_images,
+                              wh_dataset **out, wh_ctx *ctx)
 {
     if (!out) return wh_error(ctx, WH_ERR_ARG, "wh_voc_load: out is NULL");
     *out = NULL;
@@ -541,7 +541,7 @@ wh_status wh_voc_load(const char *const *roots, int n_roots, const char *split,
     for (int i = 0; st == WH_OK && i < n_dirs; i++) {
         char *prefix = joined ? wh__basename(dirs[i]) : NULL;
         if (joined && !prefix) st = wh_error(ctx, WH_ERR_NOMEM, "out of memory");
-        else st = wh__load_folder(d, dirs[i], prefix, split, ctx);
+        else st = wh__load_folder(d, dirs[i], prefix, split, need_images, ctx);
         free(prefix);
     }
     wh__ds_free_names(dirs, n_dirs);
@@ -551,4 +551,16 @@ wh_status wh_voc_load(const char *const *roots, int n_roots, const char *split,
     }
     *out = d;
     return WH_OK;
+}
+
+wh_status wh_voc_load(const char *const *roots, int n_roots, const char *split,
+                      const char *const *class_names, int n_classes, wh_dataset **out,
+                      wh_ctx *ctx)
+{
+    return wh__voc_load(roots, n_roots, split, class_names, n_classes, 1, out, ctx);
+}
+
+wh_status wh_voc_load_annotations(const char *root, const char *split, wh_dataset **out, wh_ctx *ctx)
+{
+    return wh__voc_load(&root, 1, split, NULL, 0, 0, out, ctx);
 }

@@ -43,6 +43,15 @@ mp_map=$(sed -n 's/^voc07 mAP@0.5 (VOC07 11-point) = \([0-9.na]*\) over.*/\1/p' 
 # the whole per-class table, not just the mean
 diff <(sed -n '/^mAP@/,/^voc07 mAP/p' "$T/eval.txt") <(sed -n '/^mAP@/,/^voc07 mAP/p' "$T/map.txt") > /dev/null
 check "map's per-class table equals eval's" $?
+# the annotations alone, as the VOC devkit scores: no JPEGImages/
+mkdir -p "$T/gt_only/ImageSets/Main"
+cp -r "$T/d/Annotations" "$T/gt_only/"
+cp "$T/d/ImageSets/Main/test.txt" "$T/gt_only/ImageSets/Main/"
+[ -f "$T/d/classes.txt" ] && cp "$T/d/classes.txt" "$T/gt_only/"
+"$W" map --gt "$T/gt_only" --dets "$T/dets.txt" > "$T/map_gt.txt" 2>&1
+check "map --gt scores a VOC root without its images" $?
+diff <(sed -n '/^mAP@/,/^voc07 mAP/p' "$T/map.txt") <(sed -n '/^mAP@/,/^voc07 mAP/p' "$T/map_gt.txt") > /dev/null
+check "and gives the same table" $?
 "$W" eval "$T/run/last.h5" --data "$T/d" --metric coco > "$T/coco.txt" 2> /dev/null \
     && grep -q "^coco mAP@\[0.5:0.95\] (COCO 101-point) = " "$T/coco.txt"
 check "eval --metric coco names coco" $?
