@@ -469,8 +469,9 @@ def detect(outs, heads, xfs, net_w, net_h, conf=0.005, nms=0.45):
     decode every head (cfg order; cells row-major, anchors inner), keep
     objectness > conf, score = objectness * class probability > conf per
     class, boxes back through each image's xf to VOC pixels (x0+1, y0+1,
-    x1, y1) clipped to the image; per-class greedy NMS. Returns one list per
-    image of [cls, score, xmin, ymin, xmax, ymax]."""
+    x1, y1); per-class greedy NMS on those boxes as drawn, then each kept box
+    clipped to the image (dropped when nothing is left), as darknet does.
+    Returns one list per image of [cls, score, xmin, ymin, xmax, ymax]."""
     f32 = np.float32
     res = []
     dec = [decode_head(o.detach().float(), hd, net_w, net_h) for o, hd in zip(outs, heads)]
@@ -489,11 +490,10 @@ def detect(outs, heads, xfs, net_w, net_h, conf=0.005, nms=0.45):
                 x0, x1 = net_w - x1, net_w - x0
             sx, sy = float(f32(xf['sx'])), float(f32(xf['sy']))
             dx, dy = float(f32(xf['dx'])), float(f32(xf['dy']))
-            x0, x1 = np.maximum((x0 - dx) / sx, 0.0), np.minimum((x1 - dx) / sx, xf['orig_w'])
-            y0, y1 = np.maximum((y0 - dy) / sy, 0.0), np.minimum((y1 - dy) / sy, xf['orig_h'])
-            ok = (x1 > x0) & (y1 > y0)
+            x0, x1 = (x0 - dx) / sx, (x1 - dx) / sx
+            y0, y1 = (y0 - dy) / sy, (y1 - dy) / sy
             sc = e[:, 4:5] * e[:, 5:]
-            k, c = np.nonzero((sc > conf) & ok[:, None])  # row-major: box, then class
+            k, c = np.nonzero(sc > conf)  # row-major: box, then class
             boxes = np.stack([x0[k] + 1, y0[k] + 1, x1[k], y1[k]], 1).astype(f32).astype(np.float64)
             parts.append((c, sc[k, c].astype(np.float64), boxes))
         if not parts:
@@ -503,7 +503,13 @@ def detect(outs, heads, xfs, net_w, net_h, conf=0.005, nms=0.45):
         score = np.concatenate([p[1] for p in parts])
         box = np.concatenate([p[2] for p in parts])
         keep = nms_greedy(cls, score, box, nms)
-        res.append([[int(cls[i]), float(score[i])] + [float(v) for v in box[i]] for i in keep])
+        out = []
+        for i in keep:  # clipped after NMS, in float32 as whittle stores them
+            bx = [max(box[i][0], 1.0), max(box[i][1], 1.0), min(box[i][2], float(f32(xf['orig_w']))),
+                  min(box[i][3], float(f32(xf['orig_h'])))]
+            if bx[2] > bx[0] - 1.0 and bx[3] > bx[1] - 1.0:
+                out.append([int(cls[i]), float(score[i])] + bx)
+        res.append(out)
     return res
 
 
