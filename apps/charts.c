@@ -10,6 +10,7 @@
 
 #include "apps.h"
 #include "framework/checkpoint.h"
+#include "framework/json.h"
 #include "framework/plot.h"
 #include "layers/layer.h"
 #include "pruning/sparsity.h"
@@ -26,7 +27,7 @@ static int wh__loss_series(const char *dir, float x0, float **x, float **y)
     int n = 0, cap = 0;
     float *it = NULL, *loss = NULL;
     while (fgets(line, sizeof(line), fp)) {
-        const double i = wh_pl_json_num(line, "iteration"), l = wh_pl_json_num(line, "loss");
+        const double i = wh_json_line_num(line, "iteration"), l = wh_json_line_num(line, "loss");
         if (!isfinite(i) || !isfinite(l)) continue; /* evaluation records have no loss */
         if (n == cap) {
             cap = cap ? 2 * cap : 512;

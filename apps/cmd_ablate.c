@@ -9,6 +9,7 @@
 
 #include "apps.h"
 #include "framework/fileio.h"
+#include "framework/json.h"
 #include "framework/plot.h"
 #include "pipeline.h"
 
@@ -100,16 +101,19 @@ static void wh__slug(const char *v, char *out, size_t n)
 /* The share of |gamma| below 1e-2 in the last line of dir/gamma.jsonl (NaN if none). */
 static double wh__below_1e2(const char *dir)
 {
-    char path[4096], line[1 << 14];
+    char path[4096];
     double v = NAN;
     if (snprintf(path, sizeof(path), "%s/gamma.jsonl", dir) >= (int)sizeof(path)) return v;
     FILE *fp = fopen(path, "r");
     if (!fp) return v;
-    while (fgets(line, sizeof(line), fp)) {
-        /* a record's first chunk (lines may be longer than the buffer): its
-         * first below_1e-2 is the whole network's, before the per-layer ones */
-        if (!strncmp(line, "{\"iteration\"", 12)) v = wh_pl_json_num(line, "below_1e-2");
+    char *line = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, fp) > 0) {
+        /* the record's top-level below_1e-2 is the whole network's */
+        const double x = wh_json_line_num(line, "below_1e-2");
+        if (isfinite(x)) v = x;
     }
+    free(line);
     fclose(fp);
     return v;
 }
@@ -263,8 +267,9 @@ int wh_cmd_ablate(int argc, char **argv)
                 "| sched | groups | distill | mAP after pruning | final mAP | per seed | parameters | conv GFLOPs | "
                 "latency b1 (ms) |\n|---|---|---|---|---|---|---|---|---|\n");
         fprintf(fc, "sched,groups,distill,seed,metric,map_pruned,map_final,params,conv_flops,latency_ms_b1\n");
-        fprintf(fj, "{\"metric\": \"%s\", \"baseline_map\": %.6f, \"seeds\": %d, \"runs\": [\n",
-                wh_metric_name(p.metric), base.map, seeds);
+        fprintf(fj, "{\"metric\": \"%s\", \"baseline_map\": ", wh_metric_name(p.metric));
+        wh_json_num(fj, "%.6f", base.map);
+        fprintf(fj, ", \"seeds\": %d, \"runs\": [\n", seeds);
         for (int a = 0; a < g.n[0]; a++)
             for (int b = 0; b < g.n[1]; b++)
                 for (int c = 0; c < g.n[2]; c++) {
@@ -286,12 +291,24 @@ int wh_cmd_ablate(int argc, char **argv)
                         const wh_pl_row *r = &r_final[(size_t)k * seeds + s];
                         fprintf(fc, "%s,%s,%s,%d,%s,%.6f,%.6f,%.0f,%.0f,%.3f\n", g.v[0][a], g.v[1][b], g.v[2][c], s + 1,
                                 wh_metric_name(p.metric), mp[s], mf[s], r->params, r->conv_flops, r->latency_ms);
-                        fprintf(fj,
-                                "  {\"sched\": \"%s\", \"groups\": \"%s\", \"distill\": \"%s\", \"seed\": %d, "
-                                "\"map_pruned\": %.6f, \"map_final\": %.6f, \"params\": %.0f, \"conv_flops\": %.0f, "
-                                "\"latency_ms_b1\": %.3f}%s\n",
-                                g.v[0][a], g.v[1][b], g.v[2][c], s + 1, mp[s], mf[s], r->params, r->conv_flops,
-                                r->latency_ms, k == nc - 1 && s == seeds - 1 ? "" : ",");
+                        /* the strategies are the user's words; a stage may have no number (null) */
+                        fputs("  {\"sched\": ", fj);
+                        wh_json_str(fj, g.v[0][a]);
+                        fputs(", \"groups\": ", fj);
+                        wh_json_str(fj, g.v[1][b]);
+                        fputs(", \"distill\": ", fj);
+                        wh_json_str(fj, g.v[2][c]);
+                        fprintf(fj, ", \"seed\": %d, \"map_pruned\": ", s + 1);
+                        wh_json_num(fj, "%.6f", mp[s]);
+                        fputs(", \"map_final\": ", fj);
+                        wh_json_num(fj, "%.6f", mf[s]);
+                        fputs(", \"params\": ", fj);
+                        wh_json_num(fj, "%.0f", r->params);
+                        fputs(", \"conv_flops\": ", fj);
+                        wh_json_num(fj, "%.0f", r->conv_flops);
+                        fputs(", \"latency_ms_b1\": ", fj);
+                        wh_json_num(fj, "%.3f", r->latency_ms);
+                        fprintf(fj, "}%s\n", k == nc - 1 && s == seeds - 1 ? "" : ",");
                     }
                     char *lb = label_buf + (size_t)k * 96;
                     snprintf(lb, 96, "%s %s %s", g.v[0][a], g.v[1][b], g.v[2][c]);

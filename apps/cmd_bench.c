@@ -8,6 +8,7 @@
 #include "apps.h"
 #include "bench/bench.h"
 #include "framework/cfg.h"
+#include "framework/json.h"
 #include "framework/modelgen.h"
 
 void wh_cmd_bench_usage(void)
@@ -40,10 +41,12 @@ void wh_cmd_bench_usage(void)
            "The OpenMP wait policy in force is printed: set OMP_WAIT_POLICY=passive on a shared machine.\n");
 }
 
+/* OMP_WAIT_POLICY as set (escaped: printed inside JSON strings) */
 static const char *wh__wait(void)
 {
+    static char buf[128];
     const char *w = getenv("OMP_WAIT_POLICY");
-    return w ? w : "default";
+    return wh_json_escape(buf, sizeof(buf), w ? w : "default");
 }
 
 /* --threads N --runs N --json, the options of peak and ops; 0 or -1 after printing. */
@@ -202,11 +205,12 @@ static int wh__net(int argc, char **argv)
     if (st != WH_OK) return wh_app_fail(&ctx);
     const double pct = 100 * r.gflop_per_s / peak;
     if (json) {
+        char ename[1024];
         printf("{\"bench\": \"net\", \"net\": \"%s\", \"mode\": \"%s\", \"size\": %d, \"batch\": %d, \"threads\": %d, "
                "\"omp_wait_policy\": \"%s\", \"runs\": %d, \"median_s\": %.5f, \"min_s\": %.5f, \"img_per_s\": %.3f, "
                "\"conv_gflop_per_img\": %.4f, \"gflop_per_s\": %.2f, \"peak_gflop_per_s\": %.1f, \"pct_of_peak\": "
                "%.1f, \"peak_rss_mb\": %.1f, \"params\": %zu",
-               name, mode, r.width, r.batch, r.threads, wh__wait(), runs, r.median_s, r.min_s, r.img_per_s,
+               wh_json_escape(ename, sizeof(ename), name), mode, r.width, r.batch, r.threads, wh__wait(), runs, r.median_s, r.min_s, r.img_per_s,
                r.conv_gflop_per_img, r.gflop_per_s, peak, pct, r.peak_rss_mb, r.params);
         printf(", \"layout\": \"%s\", \"arena_mb\": {\"params\": %zu, \"grads\": %zu, \"activations\": %zu, "
                "\"scratch\": %zu, \"activation_grads\": %zu, \"outputs\": %zu}",

@@ -6,6 +6,7 @@
 
 #include "apps.h"
 #include "framework/checkpoint.h"
+#include "framework/json.h"
 #include "framework/net.h"
 
 void wh_cmd_info_usage(void)
@@ -19,17 +20,6 @@ void wh_cmd_info_usage(void)
            "training iteration printed.\n\n"
            "  --size WxH | S   override the [net] input size\n"
            "  --json           the same as JSON, for scripts\n");
-}
-
-static void wh__json_str(const char *s)
-{
-    putchar('"');
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\') printf("\\%c", *s);
-        else if ((unsigned char)*s < 0x20) printf("\\u%04x", *s);
-        else putchar(*s);
-    }
-    putchar('"');
 }
 
 int wh_cmd_info(int argc, char **argv)
@@ -88,7 +78,7 @@ int wh_cmd_info(int argc, char **argv)
     wh_net_cost_total(net, &total);
     if (json) {
         printf("{\"cfg\": ");
-        wh__json_str(path);
+        wh_json_str(stdout, path);
         printf(", \"width\": %d, \"height\": %d, \"channels\": %d, \"layers\": [\n", net->in_shape.w,
                net->in_shape.h, net->in_shape.c);
     } else {
@@ -104,7 +94,7 @@ int wh_cmd_info(int argc, char **argv)
         const wh_shape in = l->in_shape[0], o = l->out_shape;
         if (json) {
             printf("  {\"index\": %d, \"type\": \"%s\", \"desc\": ", i, l->ops->type);
-            wh__json_str(desc);
+            wh_json_str(stdout, desc);
             printf(", \"inputs\": [");
             for (int k = 0; k < l->n_in; k++) printf("%s%d", k ? ", " : "", l->in[k]);
             printf("], \"input\": [%d, %d, %d], \"output\": [%d, %d, %d], \"params\": %zu, "

@@ -25,6 +25,7 @@
 #include "framework/evaluate.h"
 #include "framework/optimizer.h"
 #include "framework/fileio.h"
+#include "framework/json.h"
 #include "framework/modelgen.h"
 #include "framework/trainer.h"
 #include "pruning/prune.h"
@@ -141,15 +142,16 @@ static int wh__rm_one(const char *path, const struct stat *sb, int flag, struct 
 
 static void wh__num(FILE *fp, const char *key, double v, const char *sep)
 {
-    if (isfinite(v))
-        fprintf(fp, "\"%s\": %.10g%s", key, v, sep);
-    else
-        fprintf(fp, "\"%s\": null%s", key, sep);
+    fprintf(fp, "\"%s\": ", key);
+    wh_json_num(fp, "%.10g", v);
+    fputs(sep, fp);
 }
 
 static void wh__row_json(FILE *fp, const wh_pl_row *r)
 {
-    fprintf(fp, "{\"stage\": \"%s\", ", r->stage);
+    fputs("{\"stage\": ", fp);
+    wh_json_str(fp, r->stage);
+    fputs(", ", fp);
     wh__num(fp, "map", r->map, ", ");
     wh__num(fp, "params", r->params, ", ");
     wh__num(fp, "conv_flops", r->conv_flops, ", ");
@@ -177,42 +179,33 @@ static int wh__row_save(const char *dir, const wh_pl_row *r)
     return st == WH_OK ? 0 : wh_app_fail(&ctx);
 }
 
-double wh_pl_json_num(const char *text, const char *key)
-{
-    char pat[64];
-    snprintf(pat, sizeof(pat), "\"%s\": ", key);
-    const char *p = strstr(text, pat);
-    if (!p || !strncmp(p + strlen(pat), "null", 4)) return NAN;
-    return strtod(p + strlen(pat), NULL);
-}
-
-/* 1 when dir/stage.json holds a row (read into r), 0 when there is none. */
+/* 1 when dir/stage.json holds a row (read into r), 0 when there is none:
+ * absent, unreadable, not JSON, or without the stage's name and iterations
+ * (a row is written whole, atomically, when its stage has finished). */
 static int wh__row_load(const char *dir, wh_pl_row *r)
 {
-    char path[4096], *text = NULL;
+    char path[4096];
     if (wh_pl_path(path, sizeof(path), dir, "stage.json")) return 0;
     wh_ctx ctx;
     wh_ctx_init(&ctx);
-    if (!wh__exists(path) || wh_read_text_file(path, &text, &ctx) != WH_OK) return 0;
-    const char *s = strstr(text, "\"stage\": \"");
-    if (!s || !strstr(text, "\"iterations\": ")) {
-        free(text);
+    wh_json *j = NULL;
+    if (!wh__exists(path) || wh_json_read_file(path, &j, &ctx) != WH_OK) return 0;
+    const char *stage = wh_json_get_str(j, "stage");
+    const double it = wh_json_get_num(j, "iterations");
+    if (!stage || !isfinite(it) || strlen(stage) >= sizeof(r->stage)) {
+        wh_json_free(j);
         return 0;
     }
-    s += strlen("\"stage\": \"");
-    size_t k = 0;
-    while (s[k] && s[k] != '"' && k + 1 < sizeof(r->stage)) k++;
-    memcpy(r->stage, s, k);
-    r->stage[k] = '\0';
-    r->map = wh_pl_json_num(text, "map");
-    r->params = wh_pl_json_num(text, "params");
-    r->conv_flops = wh_pl_json_num(text, "conv_flops");
-    r->weights_bytes = wh_pl_json_num(text, "weights_bytes");
-    r->latency_ms = wh_pl_json_num(text, "latency_ms");
-    r->train_img_s = wh_pl_json_num(text, "train_img_per_s");
-    r->train_s = wh_pl_json_num(text, "train_seconds");
-    r->iterations = (long)wh_pl_json_num(text, "iterations");
-    free(text);
+    snprintf(r->stage, sizeof(r->stage), "%s", stage);
+    r->map = wh_json_get_num(j, "map");
+    r->params = wh_json_get_num(j, "params");
+    r->conv_flops = wh_json_get_num(j, "conv_flops");
+    r->weights_bytes = wh_json_get_num(j, "weights_bytes");
+    r->latency_ms = wh_json_get_num(j, "latency_ms");
+    r->train_img_s = wh_json_get_num(j, "train_img_per_s");
+    r->train_s = wh_json_get_num(j, "train_seconds");
+    r->iterations = (long)it;
+    wh_json_free(j);
     return 1;
 }
 
@@ -235,7 +228,7 @@ static void wh__train_speed(const char *dir, wh_pl_row *r)
     double *v = NULL, secs = 0;
     size_t n = 0, cap = 0;
     while (fgets(line, sizeof(line), fp)) {
-        const double ips = wh_pl_json_num(line, "img_per_s"), s = wh_pl_json_num(line, "seconds");
+        const double ips = wh_json_line_num(line, "img_per_s"), s = wh_json_line_num(line, "seconds");
         if (!isfinite(ips)) continue;
         if (n == cap) {
             cap = cap ? 2 * cap : 256;

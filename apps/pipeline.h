@@ -97,7 +97,6 @@ int wh_pl_path(char *buf, size_t n, const char *dir, const char *file);
 int wh_pl_fmt(char *buf, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* The number after the first "key": in one line of our own JSON output
  * (stage.json, train.jsonl, gamma.jsonl); NaN when absent or null. */
-double wh_pl_json_num(const char *text, const char *key);
 /* mkdir -p; 0 or -1 after printing the error. */
 int wh_pl_mkdirs(const char *dir);
 

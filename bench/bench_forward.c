@@ -19,6 +19,7 @@
 #endif
 
 #include "bench_util.h"
+#include "framework/json.h"
 #include "framework/modelgen.h"
 #include "framework/net.h"
 
@@ -119,12 +120,14 @@ int main(int argc, char **argv)
     int nt = 1;
 #endif
     const char *wait = getenv("OMP_WAIT_POLICY");
+    char ename[1024], ewait[128];
     double gflops = cost.conv_flops * batch / med / 1e9;
     printf("{\"bench\": \"forward\", \"model\": \"%s\", \"size\": %d, \"batch\": %d, \"threads\": %d, "
            "\"omp_wait_policy\": \"%s\", \"blocked\": %d, \"runs\": %d, \"median_ms\": %.3f, \"min_ms\": %.3f, "
            "\"img_per_s\": %.2f, \"conv_gflop_per_img\": %.3f, \"gflop_per_s\": %.1f, "
            "\"peak_gflop_per_s\": %.1f, \"pct_of_peak\": %.1f}\n",
-           cfg_path ? cfg_path : mo.name, net->in_shape.w, batch, nt, wait ? wait : "default", blocked, runs, med * 1e3, t[0] * 1e3,
+           wh_json_escape(ename, sizeof(ename), cfg_path ? cfg_path : mo.name), net->in_shape.w, batch, nt,
+           wh_json_escape(ewait, sizeof(ewait), wait ? wait : "default"), blocked, runs, med * 1e3, t[0] * 1e3,
            batch / med, cost.conv_flops / 1e9, gflops, peak_core * nt, 100.0 * gflops / (peak_core * nt));
     free(t);
     free(text);

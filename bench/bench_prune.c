@@ -25,6 +25,7 @@
 
 #include "bench_util.h"
 #include "framework/modelgen.h"
+#include "framework/json.h"
 #include "pruning/prune.h"
 
 static int wh__list(const char *v, double *out, int max)
@@ -160,6 +161,7 @@ int main(int argc, char **argv)
     const int nt = 1;
 #endif
     const char *wait = getenv("OMP_WAIT_POLICY");
+    char egroups[512], ewait[128];
     for (int r = 0; r < n_rounds; r++) {
         wh_prune_opts o;
         wh_prune_opts_default(&o);
@@ -197,7 +199,8 @@ int main(int argc, char **argv)
                "\"round_to\": %d, \"threads\": %d, \"omp_wait_policy\": \"%s\", \"runs\": %d, \"scale\": %.4f, "
                "\"params\": [%zu, %zu], \"params_ratio\": %.4f, \"conv_gflops\": [%.3f, %.3f], \"flops_ratio\": %.4f, "
                "\"latency_b1_ms\": [%.1f, %.1f], \"latency_b1_ratio\": %.4f",
-               mo.name, mo.classes, mo.width, groups, o.round_to, nt, wait ? wait : "default", runs, p.scale,
+               mo.name, mo.classes, mo.width, wh_json_escape(egroups, sizeof(egroups), groups), o.round_to, nt,
+               wh_json_escape(ewait, sizeof(ewait), wait ? wait : "default"), runs, p.scale,
                p.before.params, p.after.params, (double)p.after.params / p.before.params, p.before.conv_flops / 1e9,
                p.after.conv_flops / 1e9, p.after.conv_flops / p.before.conv_flops, full_s[0] * 1e3, t[0] * 1e3,
                t[0] / full_s[0]);

@@ -19,6 +19,7 @@
 
 #include "bench/bench.h"
 #include "framework/modelgen.h"
+#include "framework/json.h"
 
 static int arg_num(const char *flag, const char *v, double lo, double hi, double *out)
 {
@@ -79,12 +80,14 @@ int main(int argc, char **argv)
         return 1;
     }
     const char *wait = getenv("OMP_WAIT_POLICY");
+    char ewait[128];
     printf("{\"bench\": \"train\", \"model\": \"%s\", \"classes\": %d, \"size\": %d, \"width_multiple\": %g, "
            "\"batch\": %d, \"threads\": %d, \"omp_wait_policy\": \"%s\", \"runs\": %d, "
            "\"median_s_per_iter\": %.4f, \"min_s_per_iter\": %.4f, \"img_per_s\": %.2f, "
            "\"median_ms\": {\"forward\": %.1f, \"loss\": %.1f, \"backward\": %.1f, \"sgd_step\": %.1f}, "
            "\"conv_gflop_per_img_fwd\": %.3f, \"train_gflop_per_s\": %.1f, \"peak_rss_mb\": %.0f}\n",
-           mo.name, mo.classes, r.width, mo.width_multiple, r.batch, r.threads, wait ? wait : "default", o.runs,
+           mo.name, mo.classes, r.width, mo.width_multiple, r.batch, r.threads,
+           wh_json_escape(ewait, sizeof(ewait), wait ? wait : "default"), o.runs,
            r.median_s, r.min_s, r.img_per_s, 1e3 * r.phase_s[0], 1e3 * r.phase_s[1], 1e3 * r.phase_s[2],
            1e3 * r.phase_s[3], r.conv_gflop_per_img, r.gflop_per_s, r.peak_rss_mb);
     free(text);

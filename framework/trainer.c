@@ -15,6 +15,7 @@
 #include "data/loader.h"
 #include "dist.h"
 #include "evaluate.h"
+#include "json.h"
 #include "memplan.h"
 #include "optimizer.h"
 #include "plot.h"
@@ -1022,10 +1023,9 @@ wh_status wh_train(const wh_train_opts *o, wh_train_result *res, wh_ctx *ctx)
             wh_train_event ev = {.kind = WH_EV_INFO, .iteration = r.it + 1, .text = text};
             wh__emit(&r, &ev);
             if (r.log) {
-                fprintf(r.log, "{\"iteration\": %ld, \"skipped\": true, \"reason\": \"", r.it + 1);
-                for (const char *c = ctx->msg; *c; c++) /* JSON: the message's quotes and backslashes escaped */
-                    fprintf(r.log, *c == '"' || *c == '\\' ? "\\%c" : "%c", *c);
-                fprintf(r.log, "\"}\n");
+                fprintf(r.log, "{\"iteration\": %ld, \"skipped\": true, \"reason\": ", r.it + 1);
+                wh_json_str(r.log, ctx->msg);
+                fprintf(r.log, "}\n");
                 fflush(r.log);
             }
             ctx->status = WH_OK;

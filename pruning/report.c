@@ -7,6 +7,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "../framework/json.h"
+
 static double wh__now(void)
 {
     struct timespec t;
@@ -84,19 +86,6 @@ static const char *wh__flags_text(int f, char *buf, size_t n)
     for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++)
         if (f & names[k].bit) snprintf(buf + strlen(buf), n - strlen(buf), "%s%s", buf[0] ? "; " : "", names[k].text);
     return buf;
-}
-
-/* a JSON string literal (paths may hold quotes or backslashes) */
-static void wh__json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; s && *s; s++) {
-        const unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
-        else if (c < 0x20) fprintf(f, "\\u%04x", c);
-        else fputc(c, f);
-    }
-    fputc('"', f);
 }
 
 static double wh__pct(double after, double before) { return before > 0 ? 100.0 * (after - before) / before : 0.0; }
@@ -190,9 +179,9 @@ wh_status wh_prune_report(const wh_net *net, const wh_depgraph *g, const wh_prun
 
     /* ---- JSON ---- */
     fprintf(j, "{\n  \"source\": ");
-    wh__json_str(j, in->source);
+    wh_json_str(j, in->source);
     fprintf(j, ",\n  \"grouping\": ");
-    wh__json_str(j, in->grouping);
+    wh_json_str(j, in->grouping);
     fprintf(j, ",\n  \"merge\": \"%s\",\n  \"round_to\": %d,\n  \"min_keep\": %d,\n  \"fold\": %d,\n"
                "  \"target_params\": %g,\n  \"target_flops\": %g,\n  \"scale\": %.6f,\n",
             merge, o->round_to, o->min_keep, in->fold, o->target_params, o->target_flops, p->scale);
@@ -210,7 +199,7 @@ wh_status wh_prune_report(const wh_net *net, const wh_depgraph *g, const wh_prun
     fprintf(j, "  \"groups\": [\n");
     for (int k = 0; k < p->n_groups; k++) {
         fprintf(j, "    {\"name\": ");
-        wh__json_str(j, p->group_name[k]);
+        wh_json_str(j, p->group_name[k]);
         fprintf(j, ", \"channels\": %d, \"kept\": %d, \"ratio\": %.6f, \"threshold\": %.6g}%s\n",
                 p->group_channels[k], p->group_kept[k], p->group_ratio[k], p->group_threshold[k],
                 k + 1 < p->n_groups ? "," : "");
@@ -218,7 +207,7 @@ wh_status wh_prune_report(const wh_net *net, const wh_depgraph *g, const wh_prun
     fprintf(j, "  ],\n  \"layers\": [\n");
     for (int u = 0; u < g->n_units; u++) {
         fprintf(j, "    {\"layer\": %d, \"group\": ", g->unit_layer[u]);
-        wh__json_str(j, p->group_name[p->unit_group[u]]);
+        wh_json_str(j, p->group_name[p->unit_group[u]]);
         fprintf(j, ", \"channels\": %d, \"kept\": %d, \"flags\": %d}%s\n", g->unit_off[u + 1] - g->unit_off[u],
                 p->unit_kept[u], p->unit_flags[u], u + 1 < g->n_units ? "," : "");
     }

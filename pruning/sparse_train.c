@@ -1,6 +1,7 @@
 #include "sparse_train.h"
 
 #include "../framework/plot.h"
+#include "../framework/json.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,9 +95,10 @@ static wh_status wh__stats(wh_sparse_hook *h, const wh_net *net, long it, wh_ctx
             }
         wh_gamma_stats gg;
         wh_gamma_stats_compute(buf, n, &gg);
-        fprintf(f, "%s{\"group\": \"%s\", \"channels\": %d, \"below_1e-3\": %.4f, \"below_1e-2\": %.4f, "
-                   "\"median\": %.4g, \"max\": %.4g}",
-                g ? ", " : "", h->groups.name[g], n, gg.below_1e3, gg.below_1e2, gg.median, gg.max);
+        fprintf(f, "%s{\"group\": ", g ? ", " : "");
+        wh_json_str(f, h->groups.name[g]); /* a groups file's names are the user's */
+        fprintf(f, ", \"channels\": %d, \"below_1e-3\": %.4f, \"below_1e-2\": %.4f, \"median\": %.4g, \"max\": %.4g}", n,
+                gg.below_1e3, gg.below_1e2, gg.median, gg.max);
         float *st = h->group_stats + 3 * g;
         st[0] = (float)gg.below_1e3, st[1] = (float)gg.below_1e2, st[2] = (float)gg.max;
     }

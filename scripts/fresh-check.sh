@@ -117,7 +117,7 @@ echo "== ./scripts/test.sh"
 echo "== tests: $(($(date +%s) - s)) s"
 echo "== packages the README was checked with (Debian $(cat /etc/debian_version)):"
 dpkg-query -W -f="== package \${Package} \${Version}\n" libdnnl-dev ocl-icd-opencl-dev libhdf5-dev libgtest-dev \
-    libjpeg62-turbo-dev libpng-dev libxml2-dev libopenmpi-dev python3-torch python3-h5py cmake gcc clang
+    libjpeg62-turbo-dev libpng-dev libxml2-dev libcjson-dev libopenmpi-dev python3-torch python3-h5py cmake gcc clang
 '
 INSIDE
 rc=$?

@@ -103,6 +103,27 @@ check "ablation.md: the sparse models' mAP and |gamma| share per scheduler" $?
 [ -s "$T/g/ablation.png" ] && python3 -c "import json,sys; assert len(json.load(open(sys.argv[1]))['runs']) == 8" \
     "$T/g/ablation.json"
 check "ablation.json and ablation.png" $?
+# every JSON file the pipeline and ablate wrote parses with Python's json,
+# strictly (NaN and Infinity are not JSON: a missing number must be null)
+/usr/bin/python3 - "$T/a" "$T/g" << 'EOF_PY'
+import json, pathlib, sys
+def no_constants(c): raise ValueError("not JSON: " + c)
+files = bad = 0
+for root in sys.argv[1:]:
+    for p in pathlib.Path(root).rglob("*.json*"):
+        if p.suffix not in (".json", ".jsonl"): continue
+        files += 1
+        try:
+            text = p.read_text()
+            docs = [l for l in text.splitlines() if l.strip()] if p.suffix == ".jsonl" else [text]
+            for d in docs: json.loads(d, parse_constant=no_constants)
+        except Exception as e:
+            bad += 1
+            print("  %s: %s" % (p, e))
+print("  %d JSON files, %d invalid" % (files, bad))
+sys.exit(1 if bad or files < 10 else 0)
+EOF_PY
+check "every .json and .jsonl file written parses with Python's json (strict)" $?
 m1=$(awk -F, '$1 == "dynamic" && $3 == "attention" && $4 == 2 { print $7 }' "$T/g/ablation.csv")
 m2=$("$W" eval "$T/g/ft-dynamic-global-attention-s2/last.h5" --data "$T/d" --threads 1 |
     sed -n 's/^voc07 mAP@0.5 .* = \([0-9.]*\) .*/\1/p')
