@@ -10,6 +10,12 @@ extern const wh_layer_ops wh_upsample_ops;
 extern const wh_layer_ops wh_route_ops;
 extern const wh_layer_ops wh_shortcut_ops;
 extern const wh_layer_ops wh_yolo_ops;
+extern const wh_layer_ops wh_avgpool_ops;
+extern const wh_layer_ops wh_dropout_ops;
+extern const wh_layer_ops wh_reorg_ops;
+extern const wh_layer_ops wh_reorg3d_ops;
+extern const wh_layer_ops wh_scale_channels_ops;
+extern const wh_layer_ops wh_sam_ops;
 
 static const struct {
     const char *alias; /* darknet's other spelling of the section, or NULL */
@@ -17,6 +23,8 @@ static const struct {
 } wh__layers[] = {
     {"conv", &wh_conv_ops},       {"max", &wh_maxpool_ops}, {NULL, &wh_upsample_ops},
     {NULL, &wh_route_ops},        {NULL, &wh_shortcut_ops}, {"region_yolo", &wh_yolo_ops},
+    {"avg", &wh_avgpool_ops}, {NULL, &wh_dropout_ops}, {NULL, &wh_reorg_ops}, {NULL, &wh_reorg3d_ops},
+    {NULL, &wh_scale_channels_ops}, {NULL, &wh_sam_ops},
 };
 
 #define WH__MAX_USER_LAYERS 32

@@ -9,9 +9,10 @@
  * takes part k of each input, so the compact network must keep the same
  * positions in every part: part j's channel i is coupled with part 0's. A
  * virtual FIXED element absorbs everything that may not be pruned: channels
- * from the image or a non-prunable layer, the input of a grouped convolution,
- * a network output (a layer nobody reads, e.g. [yolo]) and whatever a
- * shortcut couples with them.
+ * from the image or a non-prunable layer, the input of a grouped convolution
+ * or of a new-space layer that keeps its producers (a reorg), the inputs of
+ * a product ([scale_channels], [sam]), a network output (a layer nobody
+ * reads, e.g. [yolo]) and whatever a shortcut couples with them.
  */
 #include "prune.h"
 #include "sparsity.h"
@@ -133,8 +134,13 @@ wh_status wh_depgraph_build(const wh_net *net, const wh_depgraph_opts *o, wh_dep
         switch (l->ops->flow) {
         case WH_FLOW_NEW:
             for (int c = 0; c < C; c++) out[c] = g->layer_unit[i] >= 0 ? g->unit_off[g->layer_unit[i]] + c : FIXED;
-            /* a grouped convolution ties its input channels to its groups */
-            if (f.conv_groups != 1)
+            /* a grouped convolution ties its input channels to its groups; a
+             * layer that keeps its producers and makes a new space of them
+             * without weights (a reorg: each input channel goes to stride^2
+             * output channels) has nothing the surgery could shrink, so its
+             * inputs keep every channel whatever the mode (and the
+             * shortcuts couple that to the channels added to them) */
+            if (f.conv_groups != 1 || f.keeps_producers)
                 for (int k = 0; k < l->n_in; k++)
                     for (int c = 0; c < l->in_shape[k].c; c++) wh__union(parent, WH__IN(k, c), FIXED);
             break;
@@ -156,7 +162,11 @@ wh_status wh_depgraph_build(const wh_net *net, const wh_depgraph_opts *o, wh_dep
             break;
         }
         case WH_FLOW_ADD: {
-            int same = 1;
+            /* An adding layer that keeps its producers multiplies its inputs
+             * ([scale_channels], [sam]): a pruned channel's constant times a
+             * live factor is no constant, so its inputs keep every channel
+             * whatever the mode (and the shortcuts couple that onwards). */
+            int same = !f.keeps_producers;
             for (int k = 0; k < l->n_in; k++) same &= l->in_shape[k].c == C;
             for (int c = 0; c < C; c++) out[c] = same ? WH__IN(0, c) : FIXED;
             for (int k = 0; k < l->n_in; k++)

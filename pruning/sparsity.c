@@ -376,21 +376,70 @@ static int wh__param(const wh_layer *l, const char *name)
     return -1;
 }
 
-/* Does a consumer of layer i make its channels unprunable? The consumer's
- * facts say (keeps_producers, layers/layer.h): an SPP maxpool, an upsample,
- * a route that slices its input. */
-int wh_prunable_blocked(const wh_net *net, int i)
+/* Marks in carry[] the layers whose outputs hold channels of layer a: a
+ * itself and, walking forward, every layer that reads a marked one and
+ * passes channels on (any flow but a new channel space). Returns whether a
+ * layer whose facts say keeps_producers (layers/layer.h: an SPP maxpool, an
+ * upsample, a route that slices its input, a reorg) reads a marked one. */
+static int wh__reaches_keeper(const wh_net *net, int a, unsigned char *carry)
 {
-    for (int j = i + 1; j < net->n_layers; j++) {
+    memset(carry, 0, (size_t)net->n_layers);
+    carry[a] = 1;
+    int hit = 0;
+    for (int j = a + 1; j < net->n_layers; j++) {
         const wh_layer *c = &net->layers[j];
         int reads = 0;
-        for (int k = 0; k < c->n_in; k++) reads |= c->in[k] == i;
+        for (int k = 0; k < c->n_in; k++) reads |= c->in[k] >= 0 && carry[c->in[k]];
         if (!reads) continue;
         wh_layer_facts f;
         wh_layer_facts_get(c, &f);
-        if (f.keeps_producers) return 1;
+        hit |= f.keeps_producers;
+        carry[j] = c->ops->flow != WH_FLOW_NEW;
     }
-    return 0;
+    return hit;
+}
+
+static int wh__root(int *parent, int x)
+{
+    while (parent[x] != x) x = parent[x] = parent[parent[x]];
+    return x;
+}
+
+/* Does a layer that keeps its producers make layer i's channels unprunable?
+ * It does when i's channels reach its input, directly or through routes,
+ * shortcuts, pools and the like (a conv -> route -> reorg too), and when i
+ * is coupled by a shortcut with a layer whose channels do (a residual
+ * partner of such a conv: the two share their channels' masks). The
+ * coupling is taken per layer, not per channel: on the safe side. Out of
+ * memory: blocked (the layer keeps its channels). */
+int wh_prunable_blocked(const wh_net *net, int i)
+{
+    const int n = net->n_layers;
+    unsigned char *carry = calloc((size_t)n * 2 + 1, 1);
+    int *parent = calloc((size_t)n * 2 + 1, sizeof(int));
+    if (!carry || !parent) {
+        free(carry);
+        free(parent);
+        return 1;
+    }
+    unsigned char *direct = carry + n; /* per layer: its own channels reach a keeper */
+    int *owner = parent + n;           /* per shortcut: the first layer seen adding into it, or -1 */
+    for (int j = 0; j < n; j++) parent[j] = j, owner[j] = -1, direct[j] = 0;
+    for (int a = 0; a < n; a++) {
+        if (net->layers[a].ops->flow != WH_FLOW_NEW) continue; /* where channel spaces start */
+        direct[a] = (unsigned char)wh__reaches_keeper(net, a, carry);
+        for (int j = a + 1; j < n; j++) {
+            if (!carry[j] || net->layers[j].ops->flow != WH_FLOW_ADD) continue;
+            if (owner[j] < 0) owner[j] = a;
+            else parent[wh__root(parent, a)] = wh__root(parent, owner[j]);
+        }
+    }
+    int blocked = 0;
+    const int r = wh__root(parent, i);
+    for (int a = 0; a < n && !blocked; a++) blocked = direct[a] && wh__root(parent, a) == r;
+    free(carry);
+    free(parent);
+    return blocked;
 }
 
 wh_status wh_prunable_find(const wh_net *net, const int *exclude, int n_exclude, wh_prunable *out, wh_ctx *ctx)

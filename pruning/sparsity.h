@@ -9,9 +9,10 @@
  *
  * The prunable set is derived from how channels flow through the graph, not
  * from layer indices: every convolution with batch norm, except those whose
- * output feeds a same-size maxpool (SPP), an upsample, or a route that takes
- * only a slice of its inputs (a grouped route: CSP-tiny), and those the user
- * excludes.
+ * output feeds a same-size maxpool (SPP), an upsample, a route that takes
+ * only a slice of its inputs (a grouped route: CSP-tiny) or a reorg, directly
+ * or through routes, shortcuts and pools, those coupled with such a one by a
+ * shortcut, and those the user excludes.
  */
 #ifndef WH_SPARSITY_H
 #define WH_SPARSITY_H
@@ -114,8 +115,10 @@ typedef struct wh_prunable {
 wh_status wh_prunable_find(const wh_net *net, const int *exclude, int n_exclude, wh_prunable *out,
                            wh_ctx *ctx);
 void wh_prunable_free(wh_prunable *p);
-/* Whether layer i is kept out by the default rules: its output feeds a
- * same-size maxpool (SPP), an upsample, or a route taking a slice. */
+/* Whether layer i is kept out by the default rules: its output reaches
+ * (through layers that pass channels on) a same-size maxpool (SPP), an
+ * upsample, a route taking a slice or a reorg, or it is coupled by a
+ * shortcut with a layer whose output does. */
 int wh_prunable_blocked(const wh_net *net, int i);
 
 /* absgamma[c] = |gamma| of every prunable channel, in the flat order. */

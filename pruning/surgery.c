@@ -89,7 +89,8 @@ static wh_status wh__copy_layer(const wh_net *net, wh_net *small, const wh_depgr
     if (l->n_params != m->n_params)
         return wh_error(ctx, WH_ERR_STATE, "layer %d: %d parameters in the full network, %d in the compact one", i,
                         l->n_params, m->n_params);
-    if (l->ops->flow != WH_FLOW_NEW) {
+    /* a layer without parameters (a reorg makes a new space by moving values) has nothing to cut */
+    if (l->ops->flow != WH_FLOW_NEW || l->n_params == 0) {
         for (int p = 0; p < l->n_params; p++) {
             if (l->params[p].count != m->params[p].count)
                 return wh_error(ctx, WH_ERR_STATE, "layer %d (%s): parameter %s changed size", i, l->ops->type,
