@@ -18,7 +18,7 @@
 #include "framework/checkpoint.h"
 #include "framework/evaluate.h"
 #include "framework/plot.h"
-#include "layers/yolo.h"
+#include "layers/head.h"
 
 void wh_cmd_detect_usage(void)
 {
@@ -180,15 +180,16 @@ static wh_status wh__detect(const char *ckpt, const char *image_path, const wh_e
     wh_status st = WH_OK;
     *n_classes = 0;
     for (int i = 0; st == WH_OK && i < net->n_layers; i++) {
-        const wh_yolo_params *yp = wh_yolo_get(&net->layers[i]);
-        if (!yp) continue;
-        if (*n_classes && yp->classes != *n_classes)
-            st = wh_error(ctx, WH_ERR_CFG, "%s: [yolo] layers disagree on the class count (%d, then %d at layer %d)",
-                          ckpt, *n_classes, yp->classes, i);
-        *n_classes = yp->classes;
+        const wh_head_ops *h = wh_head_of(&net->layers[i]);
+        if (!h) continue;
+        const int c = h->classes(&net->layers[i]);
+        if (*n_classes && c != *n_classes)
+            st = wh_error(ctx, WH_ERR_CFG, "%s: the detection heads disagree on the class count (%d, then %d at layer %d)",
+                          ckpt, *n_classes, c, i);
+        *n_classes = c;
     }
     if (st == WH_OK && !*n_classes)
-        st = wh_error(ctx, WH_ERR_ARG, "%s: the network has no [yolo] layer to detect with", ckpt);
+        st = wh_error(ctx, WH_ERR_ARG, "%s: the network has no detection head ([yolo] layer) to detect with", ckpt);
     if (st == WH_OK && n_names && n_names != *n_classes)
         st = wh_error(ctx, WH_ERR_ARG, "%s predicts %d classes but %d class names were given", ckpt, *n_classes,
                       n_names);

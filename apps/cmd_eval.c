@@ -11,7 +11,7 @@
 #include "apps.h"
 #include "framework/checkpoint.h"
 #include "framework/evaluate.h"
-#include "layers/yolo.h"
+#include "layers/head.h"
 
 void wh_cmd_eval_usage(void)
 {
@@ -39,22 +39,24 @@ static double wh__now_s(void)
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-/* Every [yolo] layer must predict the dataset's classes: otherwise class
+/* Every detection head must predict the dataset's classes: otherwise class
  * indices would name the wrong objects (or none). */
 static wh_status wh__check_classes(const wh_net *net, const char *ckpt, const wh_dataset *d, wh_ctx *ctx)
 {
-    int n_yolo = 0;
+    int n_heads = 0;
     for (int i = 0; i < net->n_layers; i++) {
-        const wh_yolo_params *yp = wh_yolo_get(&net->layers[i]);
-        if (!yp) continue;
-        n_yolo++;
-        if (yp->classes != d->n_classes)
+        const wh_layer *l = &net->layers[i];
+        const wh_head_ops *h = wh_head_of(l);
+        if (!h) continue;
+        n_heads++;
+        if (h->classes(l) != d->n_classes)
             return wh_error(ctx, WH_ERR_ARG,
-                            "%s: [yolo] layer %d predicts %d classes but the dataset %s has %d; "
+                            "%s: [%s] layer %d predicts %d classes but the dataset %s has %d; "
                             "evaluate on the dataset the model was trained for",
-                            ckpt, i, yp->classes, d->source ? d->source : "", d->n_classes);
+                            ckpt, l->ops->type, i, h->classes(l), d->source ? d->source : "", d->n_classes);
     }
-    if (!n_yolo) return wh_error(ctx, WH_ERR_ARG, "%s: the network has no [yolo] layer to detect with", ckpt);
+    if (!n_heads)
+        return wh_error(ctx, WH_ERR_ARG, "%s: the network has no detection head ([yolo] layer) to detect with", ckpt);
     return WH_OK;
 }
 

@@ -78,7 +78,7 @@ static void wh__buffer_floats(const wh_net *teacher, const wh_net *student, cons
         *cap = m > *cap ? m : *cap;
     }
     for (int i = 0; i < teacher->n_layers; i++)
-        if (wh_yolo_get(&teacher->layers[i]) && teacher->layers[i].in[0] >= 0) {
+        if (wh_head_of(&teacher->layers[i]) && teacher->layers[i].in[0] >= 0) {
             const size_t m = wh_shape_count(teacher->layers[teacher->layers[i].in[0]].out_shape);
             *zmax = m > *zmax ? m : *zmax;
         }
@@ -90,7 +90,7 @@ static wh_status wh__pin(const wh_distill *d, const wh_at_pair *pairs, int n_pai
 {
     for (int k = 0; k < n_pairs; k++) WH_TRY(wh_net_pin_dout(net, pairs[k].layer, ctx));
     for (int i = 0; (d->kd_weight > 0 || d->kd_box_weight > 0) && i < net->n_layers; i++)
-        if (wh_yolo_get(&net->layers[i]) && net->layers[i].in[0] >= 0)
+        if (wh_head_of(&net->layers[i]) && net->layers[i].in[0] >= 0)
             WH_TRY(wh_net_pin_dout(net, net->layers[i].in[0], ctx));
     return WH_OK;
 }

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../layers/yolo.h"
+#include "../layers/head.h"
 
 void wh_eval_opts_default(wh_eval_opts *o)
 {
@@ -57,15 +57,16 @@ wh_status wh_detect_batch(const wh_net *net, const wh_batch *b, const wh_eval_op
         const wh_xform *xf = &b->xform[i];
         for (int li = 0; st == WH_OK && li < net->n_layers; li++) {
             const wh_layer *l = &net->layers[li];
-            const wh_yolo_params *yp = wh_yolo_get(l);
-            if (!yp) continue;
-            const int cnt = wh_yolo_count_detections(l, i, o->conf_thresh);
+            const wh_head_ops *h = wh_head_of(l);
+            if (!h) continue;
+            const int classes = h->classes(l);
+            const int cnt = h->count_detections(l, i, o->conf_thresh);
             if (!cnt) continue;
-            if ((size_t)cnt > d_cap || (size_t)cnt * (size_t)yp->classes > pool_cap) {
+            if ((size_t)cnt > d_cap || (size_t)cnt * (size_t)classes > pool_cap) {
                 free(d);
                 free(pool);
                 d_cap = (size_t)cnt;
-                pool_cap = (size_t)cnt * (size_t)yp->classes;
+                pool_cap = (size_t)cnt * (size_t)classes;
                 d = malloc(d_cap * sizeof(*d));
                 pool = malloc(pool_cap * sizeof(float));
                 if (!d || !pool) {
@@ -75,7 +76,7 @@ wh_status wh_detect_batch(const wh_net *net, const wh_batch *b, const wh_eval_op
             }
             int got = 0;
             /* boxes in input pixels: the "original" is the input itself */
-            st = wh_yolo_get_detections(l, i, W, H, W, H, o->conf_thresh, 0, d, cnt, pool, &got, ctx);
+            st = h->get_detections(l, i, W, H, W, H, o->conf_thresh, 0, d, cnt, pool, &got, ctx);
             for (int k = 0; st == WH_OK && k < got; k++) {
                 /* input pixels -> original pixels (continuous), then VOC
                  * corners; not clipped yet: NMS compares the boxes as the
@@ -91,7 +92,7 @@ wh_status wh_detect_batch(const wh_net *net, const wh_batch *b, const wh_eval_op
                 x1 = (x1 - xf->dx) / xf->sx;
                 y0 = (y0 - xf->dy) / xf->sy;
                 y1 = (y1 - xf->dy) / xf->sy;
-                for (int c = 0; c < yp->classes; c++) {
+                for (int c = 0; c < classes; c++) {
                     if (d[k].prob[c] <= o->conf_thresh) continue;
                     st = wh__grow(dets, cap, *n + 1, ctx);
                     if (st != WH_OK) break;

@@ -10,7 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../layers/yolo.h"
+#include "../layers/head.h"
 #include "data/dataset.h"
 #include "data/loader.h"
 #include "dist.h"
@@ -477,10 +477,11 @@ static wh_status wh__setup(wh__run *r, wh_ctx *ctx)
     if (st == WH_OK) {
         /* classes must agree with the heads */
         for (int i = 0; i < r->net->n_layers; i++) {
-            const wh_yolo_params *yp = wh_yolo_get(&r->net->layers[i]);
-            if (yp && yp->classes != r->train->n_classes) {
-                st = wh_error(ctx, WH_ERR_CFG, "layer %d [yolo] has classes=%d but the dataset %s has %d classes",
-                              i, yp->classes, r->train->source, r->train->n_classes);
+            const wh_head_ops *h = wh_head_of(&r->net->layers[i]);
+            if (h && h->classes(&r->net->layers[i]) != r->train->n_classes) {
+                st = wh_error(ctx, WH_ERR_CFG, "layer %d [%s] has classes=%d but the dataset %s has %d classes", i,
+                              r->net->layers[i].ops->type, h->classes(&r->net->layers[i]), r->train->source,
+                              r->train->n_classes);
                 break;
             }
         }
@@ -502,8 +503,9 @@ static wh_status wh__setup(wh__run *r, wh_ctx *ctx)
         lo.stride = lo.batch * r->ranks; /* this rank's share of each global mini-batch */
         lo.offset = lo.batch * r->rank;
         for (int i = 0; i < r->net->n_layers; i++) { /* darknet takes the last head's jitter */
-            const wh_yolo_params *yp = wh_yolo_get(&r->net->layers[i]);
-            if (yp) lo.jitter = yp->jitter;
+            const wh_head_ops *h = wh_head_of(&r->net->layers[i]);
+            const float j = h && h->jitter ? h->jitter(&r->net->layers[i]) : -1.f;
+            if (j >= 0) lo.jitter = j;
         }
         r->max_boxes = lo.max_boxes;
         st = wh_loader_create(r->train, &lo, &r->loader, ctx);
@@ -703,30 +705,29 @@ static wh_status wh__fit_budget(wh__run *r, double left, double per, wh_ctx *ctx
 
 #define WH__MAX_HEADS 32
 
-/* Every [yolo] layer's loss of one mini-batch, added to parts. Over ranks,
- * heads that average (loss_norm=mean) are rescaled to the global
- * mini-batch's counts (wh_yolo_loss_rescale), so that R ranks of n images
- * train as one process of R x n. */
-static wh_status wh__yolo_losses(wh__run *r, const wh_batch *b, wh_yolo_loss_parts *parts, wh_ctx *ctx)
+/* Every head's loss of one mini-batch, added to parts. Over ranks, heads
+ * that average over the batch's counts are rescaled to the global
+ * mini-batch's counts (the head's loss_rescale), so that R ranks of n
+ * images train as one process of R x n. */
+static wh_status wh__head_losses(wh__run *r, const wh_batch *b, wh_head_loss *parts, wh_ctx *ctx)
 {
     wh_net *net = r->net;
-    wh_yolo_loss_parts lp[WH__MAX_HEADS];
+    wh_head_loss lp[WH__MAX_HEADS];
     int li[WH__MAX_HEADS], ny = 0, mean = 0;
     for (int i = 0; i < net->n_layers; i++) {
         wh_layer *l = &net->layers[i];
-        const wh_yolo_params *yp = wh_yolo_get(l);
-        if (!yp) continue;
-        wh_yolo_loss_parts p;
-        WH_TRY(wh_yolo_loss(l, b->truth, r->max_boxes, net->in_shape.w, net->in_shape.h, &p, ctx));
-        if (r->ranks > 1 && yp->loss_norm == WH_YOLO_NORM_MEAN) {
+        const wh_head_ops *h = wh_head_of(l);
+        if (!h) continue;
+        wh_head_loss p;
+        WH_TRY(h->loss(l, b->truth, r->max_boxes, net->in_shape.w, net->in_shape.h, &p, ctx));
+        if (r->ranks > 1 && h->averages && h->averages(l)) {
             if (ny == WH__MAX_HEADS)
-                return wh_error(ctx, WH_ERR_UNSUPPORTED, "more than %d averaging [yolo] layers over ranks",
-                                WH__MAX_HEADS);
+                return wh_error(ctx, WH_ERR_UNSUPPORTED, "more than %d averaging heads over ranks", WH__MAX_HEADS);
             lp[ny] = p;
             li[ny++] = i;
             mean = 1;
         } else {
-            wh_yolo_loss_parts_add(parts, &p);
+            wh_head_loss_add(parts, &p);
         }
     }
     if (!mean) return WH_OK;
@@ -736,14 +737,15 @@ static wh_status wh__yolo_losses(wh__run *r, const wh_batch *b, wh_yolo_loss_par
     for (int k = 0; k < ny; k++) {
         const double kb = v[2 * k] > 0 ? r->ranks * lp[k].n_box / v[2 * k] : 1.0;
         const double kc = v[2 * k + 1] > 0 ? r->ranks * lp[k].n_cls / v[2 * k + 1] : 1.0;
-        WH_TRY(wh_yolo_loss_rescale(&net->layers[li[k]], kb, kc, &lp[k], ctx));
-        wh_yolo_loss_parts_add(parts, &lp[k]);
+        wh_layer *l = &net->layers[li[k]];
+        WH_TRY(wh_head_of(l)->loss_rescale(l, kb, kc, &lp[k], ctx));
+        wh_head_loss_add(parts, &lp[k]);
     }
     return WH_OK;
 }
 
 /* One iteration: all subdivisions forward + loss + backward, then the step. */
-static wh_status wh__iteration(wh__run *r, wh_yolo_loss_parts *parts, double *extra, double *wait, wh_ctx *ctx)
+static wh_status wh__iteration(wh__run *r, wh_head_loss *parts, double *extra, double *wait, wh_ctx *ctx)
 {
     wh_net *net = r->net;
     const wh_hparams *hp = &net->hp;
@@ -762,7 +764,7 @@ static wh_status wh__iteration(wh__run *r, wh_yolo_loss_parts *parts, double *ex
         if (r->poison_it == r->it + 1 && s == 0) net->input[0] = NAN; /* WH_TEST_NONFINITE */
         WH_TRY(wh_net_forward(net, 1, ctx));
         wh_net_zero_douts(net);
-        WH_TRY(wh__yolo_losses(r, b, parts, ctx));
+        WH_TRY(wh__head_losses(r, b, parts, ctx));
         if (r->o->hooks.extra_loss) {
             double e = 0;
             WH_TRY(r->o->hooks.extra_loss(r->o->hooks.user, net, &e, ctx));
@@ -997,7 +999,7 @@ wh_status wh_train(const wh_train_opts *o, wh_train_result *res, wh_ctx *ctx)
     while (st == WH_OK && r.it < r.net->hp.max_batches) {
         const wh_hparams *hp = &r.net->hp;
         const double t0 = wh__now();
-        wh_yolo_loss_parts p;
+        wh_head_loss p;
         double extra, wait;
         if (r.stats_copy) wh__stats_copy(&r, 0);
         st = wh__iteration(&r, &p, &extra, &wait, ctx);

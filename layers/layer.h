@@ -160,6 +160,9 @@ typedef struct wh_layer_ops {
      * has no parameters in darknet's format (import and export refuse a
      * layer with parameters but no order). */
     const char *const *weights_order;
+    /* optional: the detection-head interface (layers/head.h) when the
+     * layer is a head the trainer and the evaluator work with */
+    const struct wh_head_ops *head;
 } wh_layer_ops;
 
 void wh_layer_facts_get(const wh_layer *l, wh_layer_facts *f);

@@ -329,6 +329,22 @@ static void wh__yolo_init_producers(const wh_layer *l, wh_layer *const *producer
     }
 }
 
+/* ---- the head interface (layers/head.h) ---- */
+
+static int wh__head_classes(const wh_layer *l) { return wh_yolo_get(l)->classes; }
+static float wh__head_jitter(const wh_layer *l) { return wh_yolo_get(l)->jitter; }
+static int wh__head_averages(const wh_layer *l) { return wh_yolo_get(l)->loss_norm == WH_YOLO_NORM_MEAN; }
+
+static const wh_head_ops wh__yolo_head = {
+    .classes = wh__head_classes,
+    .jitter = wh__head_jitter,
+    .loss = wh_yolo_loss,
+    .averages = wh__head_averages,
+    .loss_rescale = wh_yolo_loss_rescale,
+    .count_detections = wh_yolo_count_detections,
+    .get_detections = wh_yolo_get_detections,
+};
+
 static void wh__yolo_facts(const wh_layer *l, wh_layer_facts *f)
 {
     (void)l;
@@ -339,6 +355,7 @@ const wh_layer_ops wh_yolo_ops = {
     .type = "yolo",
     .flow = WH_FLOW_SAME,
     .facts = wh__yolo_facts,
+    .head = &wh__yolo_head,
     .layouts_in = WH_LAYOUT_BIT(WH_LAYOUT_NCHW),
     .init = wh__yolo_init,
     .shape = wh__yolo_shape,
@@ -855,24 +872,6 @@ static void wh__loss_image(const wh__img *m, const wh_truth *tr, int n_t, wh__wo
     pp->loss = pp->box + pp->obj + pp->cls;
 }
 
-void wh_yolo_loss_parts_add(wh_yolo_loss_parts *dst, const wh_yolo_loss_parts *src)
-{
-    dst->loss += src->loss;
-    dst->box += src->box;
-    dst->obj += src->obj;
-    dst->cls += src->cls;
-    dst->n_truth += src->n_truth;
-    dst->count += src->count;
-    dst->iou_sum += src->iou_sum;
-    dst->recall50 += src->recall50;
-    dst->recall75 += src->recall75;
-    dst->obj_sum += src->obj_sum;
-    dst->cls_sum += src->cls_sum;
-    dst->anyobj_sum += src->anyobj_sum;
-    dst->n_pred += src->n_pred;
-    dst->n_box += src->n_box;
-    dst->n_cls += src->n_cls;
-}
 
 /* Truths of image b: how many before the terminator, or an error. */
 static wh_status wh__count_truths(const wh_yolo_params *p, const wh_truth *tr, int max_boxes, int b,

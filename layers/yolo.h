@@ -18,6 +18,7 @@
 #ifndef WH_YOLO_H
 #define WH_YOLO_H
 
+#include "head.h"
 #include "layer.h"
 
 #ifdef __cplusplus
@@ -92,18 +93,6 @@ const char *wh_yolo_nms_kind_name(wh_yolo_nms_kind k);
 
 /* --- decoding ---------------------------------------------------------------- */
 
-typedef struct wh_box {
-    float x, y, w, h; /* centre and size, in pixels of the original image */
-} wh_box;
-
-typedef struct wh_detection {
-    wh_box box;
-    float objectness;
-    int cls_count;   /* entries in prob (the layer's classes) */
-    float *prob;     /* (cls_count): objectness * class score, 0 where <= thresh */
-    int batch;       /* the image of the batch it came from */
-} wh_detection;
-
 /* How many (cell, anchor) predictions of image b have objectness > thresh
  * in l->out (after a forward). 0 when l is not a [yolo] layer or b is out of
  * range. */
@@ -126,37 +115,10 @@ wh_status wh_yolo_get_detections(const wh_layer *l, int b, int netw, int neth, i
 
 /* --- loss (training) ------------------------------------------------------- */
 
-/* One ground-truth box, as darknet's truth array holds it: the centre x, y
- * and the size w, h as fractions of the network input (after letterbox and
- * augmentation), cls in [0, classes). A batch is max_boxes entries per image;
- * an entry with w == 0 ends an image's list (the rest is not read). */
-typedef struct wh_truth {
-    float x, y, w, h;
-    int cls;
-} wh_truth;
-
-/* What one wh_yolo_loss call found, summed over the batch (darknet sums; a
- * trainer divides by the batch). The averages darknet prints are
- *   Avg IOU = iou_sum / count, Class = cls_sum / count, Obj = obj_sum / count,
- *   No Obj = anyobj_sum / n_pred, .5R = recall50 / count, .75R = recall75 / count
- * (wh_yolo_loss_parts_add sums the parts of several layers). */
-typedef struct wh_yolo_loss_parts {
-    double loss;          /* box + obj + cls: the scalar whose gradient is dlogit */
-    double box;           /* iou_loss term: mse, or 1 - GIoU / DIoU / CIoU, weighted */
-    double obj;           /* objectness cross-entropy, weighted by obj_normalizer */
-    double cls;           /* class cross-entropy at the responsible predictions */
-    int n_truth;          /* truths in the batch (every [yolo] layer sees them all) */
-    int count;            /* (truth, prediction) pairs this layer made responsible */
-    double iou_sum;       /* IoU of each pair's predicted box with its truth */
-    int recall50;         /* pairs with IoU > .5 */
-    int recall75;         /* pairs with IoU > .75 */
-    double obj_sum;       /* objectness of each pair's prediction */
-    double cls_sum;       /* score of the truth's class at each pair's prediction */
-    double anyobj_sum;    /* objectness summed over every prediction */
-    long n_pred;          /* predictions: batch * cells * anchors of the mask */
-    int n_box;            /* box terms: (prediction, truth) pairs, truth_thresh ones included */
-    int n_cls;            /* predictions with a class term (responsible for a truth) */
-} wh_yolo_loss_parts;
+/* What one wh_yolo_loss call found: the head interface's loss parts
+ * (layers/head.h: wh_truth, wh_head_loss, wh_head_loss_add). */
+typedef wh_head_loss wh_yolo_loss_parts;
+#define wh_yolo_loss_parts_add wh_head_loss_add
 
 /* The loss of layer l for the truths of its batch, after a training forward
  * (wh_net_forward / wh_net_forward_layer with train = 1). Overwrites the
@@ -238,8 +200,6 @@ void wh_yolo_loss_clear(wh_layer *l);
  * or NULL when l is not a [yolo] layer of a training net or none is held. */
 const float *wh_yolo_dlogit(const wh_layer *l);
 
-/* dst += src, field by field. */
-void wh_yolo_loss_parts_add(wh_yolo_loss_parts *dst, const wh_yolo_loss_parts *src);
 
 #ifdef __cplusplus
 }

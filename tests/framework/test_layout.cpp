@@ -47,7 +47,7 @@ wh_status bs_backward(wh_layer *l, wh_exec *x)
 }
 const wh_layer_ops bs_ops = {
     "blocked_scale", WH_FLOW_SAME, WH_LAYOUT_BIT(WH_LAYOUT_NCHW16C), bs_init, bs_shape, nullptr,
-    nullptr, nullptr, bs_forward, bs_backward, nullptr, nullptr, nullptr, nullptr, 0, 0, nullptr, nullptr};
+    nullptr, nullptr, bs_forward, bs_backward, nullptr, nullptr, nullptr, nullptr, 0, 0, nullptr, nullptr, nullptr};
 
 void register_once()
 {

@@ -357,7 +357,7 @@ wh_status probe_backward(wh_layer *l, wh_exec *x)
     return WH_OK;
 }
 const wh_layer_ops probe_ops = {"nan_probe", WH_FLOW_SAME, WH_LAYOUTS_ALL, probe_init, probe_shape, nullptr, nullptr,
-                                nullptr, probe_forward, probe_backward, nullptr, nullptr, nullptr, nullptr, 0, 0, nullptr, nullptr};
+                                nullptr, probe_forward, probe_backward, nullptr, nullptr, nullptr, nullptr, 0, 0, nullptr, nullptr, nullptr};
 
 // conv -> [nan_probe] -> conv -> [yolo], on the fixture's data (5 classes)
 std::string probe_cfg(const Fixture &f, bool bn_after = false)
