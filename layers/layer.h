@@ -23,6 +23,7 @@
 #ifndef WH_LAYER_H
 #define WH_LAYER_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "../framework/cfg.h"
@@ -209,6 +210,9 @@ const wh_layer_ops *wh_layer_find(const char *type);
 wh_status wh_layer_register(const wh_layer_ops *ops, wh_ctx *ctx);
 /* Writes the known type names, comma separated, for error messages. */
 void wh_layer_types(char *buf, int n);
+
+/* "layer 7" or "the network input" (idx -1), for messages about inputs. */
+void wh_layer_input_name(int idx, char *buf, size_t n);
 
 /* Resolves a cfg layer index (relative if negative, else absolute) seen from
  * layer self into an absolute one, or fails naming file:line. */

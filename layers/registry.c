@@ -89,3 +89,11 @@ void wh_layer_facts_get(const wh_layer *l, wh_layer_facts *f)
     f->slice_groups = 1;
     if (l->ops->facts) l->ops->facts(l, f);
 }
+
+void wh_layer_input_name(int idx, char *buf, size_t n)
+{
+    if (idx < 0)
+        snprintf(buf, n, "the network input");
+    else
+        snprintf(buf, n, "layer %d", idx);
+}

@@ -57,14 +57,6 @@ static wh_status wh__scale_channels_init(wh_layer *l, wh_cfg_section *s, wh_ctx 
     return WH_OK;
 }
 
-static void wh__sc_name(int idx, char *buf, size_t n)
-{
-    if (idx < 0)
-        snprintf(buf, n, "the network input");
-    else
-        snprintf(buf, n, "layer %d", idx);
-}
-
 static wh_status wh__scale_channels_shape(wh_layer *l, wh_ctx *ctx)
 {
     const wh_scale_channels *sc = l->priv;
@@ -75,8 +67,8 @@ static wh_status wh__scale_channels_shape(wh_layer *l, wh_ctx *ctx)
                                 : s.c == x.c && s.h == 1 && s.w == 1;
     if (!ok || s.n != x.n) {
         char ns[32], nx[32];
-        wh__sc_name(l->in[0], ns, sizeof(ns));
-        wh__sc_name(l->in[1], nx, sizeof(nx));
+        wh_layer_input_name(l->in[0], ns, sizeof(ns));
+        wh_layer_input_name(l->in[1], nx, sizeof(nx));
         return wh_error(ctx, WH_ERR_SHAPE,
                         "scale_channels scales %s (%dx%dx%d) by %s (%dx%dx%d): with scale_wh=%d the "
                         "factors must be %dx%dx%d",

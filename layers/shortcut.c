@@ -55,14 +55,6 @@ static wh_status wh__shortcut_init(wh_layer *l, wh_cfg_section *s, wh_ctx *ctx)
     return WH_OK;
 }
 
-static void wh__name_layer(int idx, char *buf, size_t n)
-{
-    if (idx < 0)
-        snprintf(buf, n, "the network input");
-    else
-        snprintf(buf, n, "layer %d", idx);
-}
-
 static wh_status wh__shortcut_shape(wh_layer *l, wh_ctx *ctx)
 {
     const wh_shape a = l->in_shape[0];
@@ -70,8 +62,8 @@ static wh_status wh__shortcut_shape(wh_layer *l, wh_ctx *ctx)
         const wh_shape b = l->in_shape[k];
         if (!wh_shape_eq(a, b)) {
             char na[32], nb[32];
-            wh__name_layer(l->in[0], na, sizeof(na));
-            wh__name_layer(l->in[k], nb, sizeof(nb));
+            wh_layer_input_name(l->in[0], na, sizeof(na));
+            wh_layer_input_name(l->in[k], nb, sizeof(nb));
             return wh_error(ctx, WH_ERR_SHAPE,
                             "shortcut adds %s (%dx%dx%d) and %s (%dx%dx%d): shapes differ", na,
                             a.w, a.h, a.c, nb, b.w, b.h, b.c);
