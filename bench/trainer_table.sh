@@ -26,6 +26,7 @@
 #   J  I without darknet's ignore rule (ignore_thresh=1: as YOLOv5, every
 #      unassigned prediction learns objectness 0)
 #   K  J with a milder crop jitter ([yolo] jitter=.1 instead of .3)
+#   L  D with the milder jitter alone
 #   T  bench/torch_train.py on D's cfg (YOLOv5's recipe: AdamW, EMA, ...)
 # Writes OUT/seedS/ROW/{train.txt,eval.txt,map_voc.txt} and OUT/table.md.
 set -u
@@ -54,6 +55,7 @@ for s in "${SEEDS[@]}"; do
     sed 's/^loss_norm=mean$/&\nanchor_t=4\nbias_prior=1/' "$D/C.cfg" > "$D/I.cfg"
     sed 's/^ignore_thresh=.*/ignore_thresh=1/' "$D/I.cfg" > "$D/J.cfg"
     sed 's/^jitter=.*/jitter=.1/' "$D/J.cfg" > "$D/K.cfg"
+    sed 's/^jitter=.*/jitter=.1/' "$D/C.cfg" > "$D/L.cfg"
 done
 
 job() { # core seed row
@@ -73,7 +75,7 @@ job() { # core seed row
     F) "${pin[@]}" "$W" train --cfg "$D/C.cfg" "${common[@]}" --burn-in 100 --optimizer adamw --lr 0.001 ;;
     G) "${pin[@]}" "$W" train --cfg "$D/G.cfg" "${common[@]}" --burn-in 100 ;;
     H) "${pin[@]}" "$W" train --cfg "$D/H.cfg" "${common[@]}" --burn-in 100 ;;
-    I | J | K) "${pin[@]}" "$W" train --cfg "$D/$row.cfg" "${common[@]}" --burn-in 100 ;;
+    I | J | K | L) "${pin[@]}" "$W" train --cfg "$D/$row.cfg" "${common[@]}" --burn-in 100 ;;
     T) "${pin[@]}" "$PY" "$ROOT/bench/torch_train.py" --cfg "$D/C.cfg" --data "$D" --out "$R/run" --batch 16 \
            --minutes "$MIN" --seed "$s" --threads 1 --no-eval &&
            "$W" import-darknet "$D/C.cfg" "$R/run/torch.weights" -o "$R/run/torch.h5" --threads 1
