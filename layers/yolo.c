@@ -38,7 +38,8 @@ const char *wh_yolo_nms_kind_name(wh_yolo_nms_kind k)
 typedef struct wh__yolo {
     wh_yolo_params p;
     float *dlogit;      /* (N, C, H, W) d loss / d input: ACT arena, training nets only */
-    const float *in;    /* (N, C, H, W) the input logits of the latest training forward */
+    const float *in;    /* (N, C, H, W) the input of the latest training forward: logits,
+                         * or probabilities with new_coords */
     int have_loss;      /* dlogit holds the loss of the latest forward */
     void *ws;           /* the loss's work buffers, kept between calls: a training step allocates
                          * nothing once the first has run (it grows only with max_boxes) */
@@ -155,11 +156,10 @@ static wh_status wh__yolo_init(wh_layer *l, wh_cfg_section *s, wh_ctx *ctx)
     WH_TRY(wh_cfg_int(s, "classes", 20, 1, 1 << 20, &p->classes, ctx));
     WH_TRY(wh__parse_anchors(p, s, ctx));
     WH_TRY(wh_cfg_float(s, "scale_x_y", 1.f, 1e-3f, 100.f, &p->scale_x_y, ctx));
+    /* new_coords=1 (yolo.h): the producer applies the logistic itself
+     * (activation=logistic, as darknet's Scaled-YOLOv4 cfgs do); darknet
+     * does not check that, and a layer cannot see its producer here */
     WH_TRY(wh_cfg_int(s, "new_coords", 0, 0, 1, &p->new_coords, ctx));
-    if (p->new_coords)
-        return wh_error(ctx, WH_ERR_UNSUPPORTED,
-                        "%s:%d: [%s] new_coords=1 (scaled-yolov4 box coding) is not supported",
-                        s->file, wh__key_line(s, "new_coords"), s->type);
     return wh__parse_loss(p, s, ctx);
 }
 
@@ -190,9 +190,11 @@ static wh_status wh__yolo_plan(wh_layer *l, wh_plan *plan, wh_ctx *ctx)
 
 static inline float wh__sigm(float v) { return 1.f / (1.f + expf(-v)); }
 
-/* The map of one channel: out = alpha * logistic(in) + beta, or the identity
- * (w, h). x, y: alpha = scale_x_y, beta = -(scale_x_y - 1)/2 stretches the
- * logistic's (0, 1) to (-(s-1)/2, (s+1)/2) so cell borders are reachable. */
+/* The map of one channel: out = alpha * logistic(in) + beta, or without the
+ * logistic out = alpha * in + beta (w, h; with new_coords every channel, the
+ * producer having applied it). x, y: alpha = scale_x_y, beta =
+ * -(scale_x_y - 1)/2 stretches (0, 1) to (-(s-1)/2, (s+1)/2) so cell borders
+ * are reachable. */
 typedef struct wh__chan_map {
     int logistic;
     float alpha, beta;
@@ -202,7 +204,7 @@ static wh__chan_map wh__chan(const wh_yolo_params *p, int c)
 {
     const int e = c % (5 + p->classes);
     wh__chan_map m = {1, 1.f, 0.f};
-    if (e == 2 || e == 3) m.logistic = 0;
+    if (e == 2 || e == 3 || p->new_coords) m.logistic = 0;
     if (e < 2) {
         m.alpha = p->scale_x_y;
         m.beta = -.5f * (p->scale_x_y - 1.f);
@@ -230,11 +232,16 @@ static wh_status wh__yolo_forward(wh_layer *l, wh_exec *x)
         const wh__chan_map m = wh__chan(p, (int)(pc % s.c));
         const float *xi = in + pc * plane;
         float *yo = out + pc * plane;
-        if (!m.logistic) {
+        const float alpha = m.alpha, beta = m.beta;
+        if (!m.logistic && alpha == 1.f && beta == 0.f) {
             memcpy(yo, xi, (size_t)plane * sizeof(float));
             continue;
         }
-        const float alpha = m.alpha, beta = m.beta;
+        if (!m.logistic) {
+#pragma omp simd
+            for (long i = 0; i < plane; i++) yo[i] = alpha * xi[i] + beta;
+            continue;
+        }
 #pragma omp simd
         for (long i = 0; i < plane; i++) yo[i] = alpha * wh__sigm(xi[i]) + beta;
     }
@@ -243,7 +250,7 @@ static wh_status wh__yolo_forward(wh_layer *l, wh_exec *x)
 
 /* din += dlogit + dout * d out / d in: alpha * s * (1 - s) with
  * s = logistic(in) recomputed from the input (one exp; cheaper than keeping
- * s), or 1. dlogit (the loss's gradient, already w.r.t. the input) is added
+ * s), or alpha without the logistic. dlogit (the loss's gradient, already w.r.t. the input) is added
  * only when wh_yolo_loss ran after the latest forward. */
 static wh_status wh__yolo_backward(wh_layer *l, wh_exec *x)
 {
@@ -267,12 +274,12 @@ static wh_status wh__yolo_backward(wh_layer *l, wh_exec *x)
 #pragma omp simd
             for (long i = 0; i < plane; i++) dx[i] += g[i];
         }
+        const float alpha = m.alpha;
         if (!m.logistic) {
 #pragma omp simd
-            for (long i = 0; i < plane; i++) dx[i] += dy[i];
+            for (long i = 0; i < plane; i++) dx[i] += dy[i] * alpha;
             continue;
         }
-        const float alpha = m.alpha;
 #pragma omp simd
         for (long i = 0; i < plane; i++) {
             const float sg = wh__sigm(xi[i]);
@@ -297,7 +304,8 @@ static void wh__yolo_describe(const wh_layer *l, char *buf, int n)
     if (used >= 0 && used < n)
         used += snprintf(buf + used, (size_t)(n - used), " cls %d", p->classes);
     if (used >= 0 && used < n && p->scale_x_y != 1.f)
-        snprintf(buf + used, (size_t)(n - used), " sxy %g", (double)p->scale_x_y);
+        used += snprintf(buf + used, (size_t)(n - used), " sxy %g", (double)p->scale_x_y);
+    if (used >= 0 && used < n && p->new_coords) snprintf(buf + used, (size_t)(n - used), " newc");
 }
 
 static void wh__yolo_destroy(wh_layer *l)
@@ -447,11 +455,19 @@ wh_status wh_yolo_get_detections(const wh_layer *l, int b, int netw, int neth, i
             if (total++ >= max) continue;
             wh_detection *d = &dets[count];
             const float aw = p->anchors[2 * p->mask[a]], ah = p->anchors[2 * p->mask[a] + 1];
-            /* fractions of the network input (darknet's get_yolo_box) */
+            /* fractions of the network input (darknet's get_yolo_box); x, y
+             * hold the stretched offsets in the cell, w, h the logits of the
+             * anchor's scale, or with new_coords half its square root: the
+             * scale is (2 w)^2, in (0, 4) for a logistic w */
             d->box.x = (col + e[0]) / s.w;
             d->box.y = (row + e[plane]) / s.h;
-            d->box.w = expf(e[2 * plane]) * aw / netw;
-            d->box.h = expf(e[3 * plane]) * ah / neth;
+            if (p->new_coords) {
+                d->box.w = e[2 * plane] * e[2 * plane] * 4.f * aw / netw;
+                d->box.h = e[3 * plane] * e[3 * plane] * 4.f * ah / neth;
+            } else {
+                d->box.w = expf(e[2 * plane]) * aw / netw;
+                d->box.h = expf(e[3 * plane]) * ah / neth;
+            }
             d->objectness = obj;
             d->cls_count = p->classes;
             d->prob = prob_pool + (size_t)count * p->classes;
@@ -495,6 +511,23 @@ wh_status wh_yolo_get_detections(const wh_layer *l, int b, int netw, int neth, i
  *    about lw / (sxy * s(1 - s)) and its w, h part by 2 netw / anchor_w.
  *    Darknet's box_diou (printed only) uses (d^2/c^2)^0.6, its delta d^2/c^2:
  *    we use d^2/c^2 (the DIoU paper's) for both.
+ * new_coords=1 (the logistic lives in the producer, so the layer's input v
+ * is already a probability for every entry; yolo.h): darknet's deltas go
+ * onto v and then through the producer's logistic:
+ *  - objectness, classes: darknet's (t - v) is the gradient of the squared
+ *    error (v - t)^2 / 2, whose logit gradient (v - t) v (1 - v) vanishes
+ *    for a confident mistake. We keep the cross-entropy of the probability
+ *    (as the Scaled-YOLOv4 PyTorch trainer, WongKinYiu/ScaledYOLOv4's
+ *    compute_loss, does on the same logits): the same scalar as with
+ *    new_coords=0, so after the producer's logistic the logit gradient is
+ *    again v - t.
+ *  - mse x, y: darknet's scale * (t_x - out_x) on v is the exact gradient
+ *    of scale * (out_x - t_x)^2 / (2 sxy), out_x = sxy v - (sxy - 1)/2;
+ *    w, h: scale * (t_w - v) with t_w = sqrt(w_truth netw / (4 anchor_w))
+ *    is that of scale * (v - t_w)^2 / 2. Both are kept as they are.
+ *  - giou/diou/ciou: darknet's delta is dx_box_iou with no chain rule at
+ *    all (its new_coords factors are commented out); ours goes through
+ *    x = (sxy v + ...)/lw and w = 4 v^2 anchor_w / netw exactly.
  * Everything is computed in double from the float logits, so the loss is a
  * smooth function of them between the discrete decisions (ignore, match)
  * and finite differences of it match the gradient closely. */
@@ -510,14 +543,32 @@ static double wh__sigd(double v) { return 1.0 / (1.0 + exp(-v)); }
 /* log(1 + e^z) without overflow. */
 static double wh__softplus(double z) { return (z > 0 ? z : 0) + log1p(exp(-fabs(z))); }
 
+/* The entropy of a target t in [0, 1]: the cross-entropy's minimum. */
+static double wh__entropy(double t) { return (t > 0.0 && t < 1.0) ? -(t * log(t) + (1.0 - t) * log1p(-t)) : 0.0; }
+
 /* Logistic cross-entropy of logit z with target t, minus the entropy of t
  * (its minimum over z when 0 <= t <= 1, so a perfect prediction costs 0).
  * The gradient w.r.t. z is s(z) - t. */
-static double wh__bce(double z, double t)
+static double wh__bce(double z, double t) { return wh__softplus(z) - t * z - wh__entropy(t); }
+
+/* new_coords: the probability v is clamped to [eps, 1 - eps] before the
+ * logs, and beyond the clamp the loss continues along its tangent, so it
+ * stays finite and its gradient exact (and continuous) for any float v,
+ * 0 and 1 included. A float logistic reaches v = 1 at logits above ~17 and
+ * 0 below ~-88; 1e-12 (PyTorch's BCELoss gradient epsilon) bounds the
+ * gradient by ~1e12, well inside float, and its product with the producer's
+ * v (1 - v) in float stays ~|v - t|. */
+#define WH__PROB_EPS 1e-12
+
+/* The cross-entropy above as a function of the probability v = s(z), minus
+ * the entropy of t; *g receives its derivative w.r.t. v (at the clamp: the
+ * tangent's slope), (u - t) / (u (1 - u)) with u = v clamped. */
+static double wh__bce_prob(double v, double t, double *g)
 {
-    double h = 0.0;
-    if (t > 0.0 && t < 1.0) h = -(t * log(t) + (1.0 - t) * log1p(-t));
-    return wh__softplus(z) - t * z - h;
+    const double u = v < WH__PROB_EPS ? WH__PROB_EPS : (v > 1.0 - WH__PROB_EPS ? 1.0 - WH__PROB_EPS : v);
+    const double d = (u - t) / (u * (1.0 - u));
+    *g = d;
+    return -(t * log(u) + (1.0 - t) * log1p(-u)) - wh__entropy(t) + d * (v - u);
 }
 
 /* IoU of two boxes, 0 when they do not overlap (darknet's box_iou). */
@@ -581,7 +632,9 @@ static double wh__iou_kind_loss(wh_yolo_iou_loss kind, wh__bx p, wh__bx t, doubl
             /* + alpha * v, v = 4/pi^2 (atan(wt/ht) - atan(w/h))^2, alpha =
              * v / (1 - iou + v + 1e-6) (darknet's epsilon) held constant. */
             const double k4 = 4.0 / (WH__PI * WH__PI);
-            const double da_t = atan(t.w / t.h) - atan(p.w / p.h);
+            /* atan2: a box of zero height (a new_coords scale of 0) gives
+             * pi/2, not a NaN */
+            const double da_t = atan2(t.w, t.h) - atan2(p.w, p.h);
             const double v = k4 * da_t * da_t;
             const double alpha = v / (1.0 - iou + v + 1e-6);
             loss += alpha * v;
@@ -605,21 +658,45 @@ typedef struct wh__img {
     int lw, lh, per; /* grid, channels per anchor block (5 + classes) */
     long plane;      /* lw * lh */
     int netw, neth;
-    const float *z; /* (C, H, W) input logits of this image */
+    const float *z; /* (C, H, W) the layer's input for this image: logits, or
+                     * with new_coords probabilities */
     float *dz;      /* (C, H, W) its gradient */
 } wh__img;
 
-/* The box of prediction (anchor block a, cell i) from its logits. */
+/* The probability an objectness or class entry v of the input says. */
+static double wh__score(const wh__img *m, double v) { return m->p->new_coords ? v : wh__sigd(v); }
+
+/* The cross-entropy term of entry v with target t (minus t's entropy); *g
+ * receives its derivative w.r.t. v. */
+static double wh__score_bce(const wh__img *m, double v, double t, double *g)
+{
+    if (m->p->new_coords) return wh__bce_prob(v, t, g);
+    *g = wh__sigd(v) - t;
+    return wh__bce(v, t);
+}
+
+/* The box of prediction (anchor block a, cell i) from its input entries:
+ * x = (sxy q - (sxy-1)/2 + col) / lw with q = s(z), or the input itself
+ * with new_coords; w = e^z aw / netw, or (2 v)^2 aw / netw with new_coords. */
 static wh__bx wh__decode(const wh__img *m, int a, long i)
 {
     const float *e = m->z + (long)a * m->per * m->plane + i; /* entry k at e[k * plane] */
     const double s = m->p->scale_x_y, off = -.5 * (s - 1.0);
     const int an = m->p->mask[a];
+    const double aw = m->p->anchors[2 * an], ah = m->p->anchors[2 * an + 1];
     wh__bx b;
+    if (m->p->new_coords) {
+        const double vw = e[2 * m->plane], vh = e[3 * m->plane];
+        b.x = (s * e[0] + off + (double)(i % m->lw)) / m->lw;
+        b.y = (s * e[m->plane] + off + (double)(i / m->lw)) / m->lh;
+        b.w = 4.0 * vw * vw * aw / m->netw;
+        b.h = 4.0 * vh * vh * ah / m->neth;
+        return b;
+    }
     b.x = (s * wh__sigd(e[0]) + off + (double)(i % m->lw)) / m->lw;
     b.y = (s * wh__sigd(e[m->plane]) + off + (double)(i / m->lw)) / m->lh;
-    b.w = exp(e[2 * m->plane]) * m->p->anchors[2 * an] / m->netw;
-    b.h = exp(e[3 * m->plane]) * m->p->anchors[2 * an + 1] / m->neth;
+    b.w = exp(e[2 * m->plane]) * aw / m->netw;
+    b.h = exp(e[3 * m->plane]) * ah / m->neth;
     return b;
 }
 
@@ -643,7 +720,21 @@ static double wh__box_term(const wh__img *m, int a, long i, const wh_truth *t, d
     const double aw = p->anchors[2 * an], ah = p->anchors[2 * an + 1];
     const double sxy = p->scale_x_y, norm = p->iou_normalizer;
     double g[4], loss;
-    if (p->iou_loss == WH_YOLO_IOU_MSE) {
+    if (p->iou_loss == WH_YOLO_IOU_MSE && p->new_coords) {
+        /* darknet's squared errors (see the top of this section): out_x =
+         * sxy v - (sxy-1)/2 against tx, v_w against the v that decodes to
+         * the truth's width */
+        const double scale = (2.0 - (double)t->w * t->h) * norm, off = -.5 * (sxy - 1.0);
+        const double ex = sxy * e[0] + off - ((double)t->x * m->lw - (double)(i % m->lw));
+        const double ey = sxy * e[pl] + off - ((double)t->y * m->lh - (double)(i / m->lw));
+        const double ew = e[2 * pl] - sqrt((double)t->w * m->netw / (4.0 * aw));
+        const double eh = e[3 * pl] - sqrt((double)t->h * m->neth / (4.0 * ah));
+        loss = scale * ((ex * ex + ey * ey) / (2.0 * sxy) + .5 * (ew * ew + eh * eh));
+        g[0] = scale * ex; /* darknet's delta, negated */
+        g[1] = scale * ey;
+        g[2] = scale * ew;
+        g[3] = scale * eh;
+    } else if (p->iou_loss == WH_YOLO_IOU_MSE) {
         const double scale = (2.0 - (double)t->w * t->h) * norm;
         const double tx = (double)t->x * m->lw - (double)(i % m->lw);
         const double ty = (double)t->y * m->lh - (double)(i / m->lw);
@@ -661,12 +752,20 @@ static double wh__box_term(const wh__img *m, int a, long i, const wh_truth *t, d
         const wh__bx pb = wh__decode(m, a, i);
         double gb[4];
         loss = norm * wh__iou_kind_loss(p->iou_loss, pb, wh__truth_box(t), gb);
-        /* chain rule through the decode: x = (sxy s(zx) + ...)/lw, w = e^zw aw/netw */
-        const double sx = wh__sigd(e[0]), sy = wh__sigd(e[pl]);
-        g[0] = norm * gb[0] * sxy * sx * (1.0 - sx) / m->lw;
-        g[1] = norm * gb[1] * sxy * sy * (1.0 - sy) / m->lh;
-        g[2] = norm * gb[2] * pb.w;
-        g[3] = norm * gb[3] * pb.h;
+        /* chain rule through the decode: x = (sxy s(zx) + ...)/lw, w = e^zw aw/netw;
+         * new_coords: x = (sxy vx + ...)/lw, w = 4 vw^2 aw/netw */
+        if (p->new_coords) {
+            g[0] = norm * gb[0] * sxy / m->lw;
+            g[1] = norm * gb[1] * sxy / m->lh;
+            g[2] = norm * gb[2] * 8.0 * e[2 * pl] * aw / m->netw;
+            g[3] = norm * gb[3] * 8.0 * e[3 * pl] * ah / m->neth;
+        } else {
+            const double sx = wh__sigd(e[0]), sy = wh__sigd(e[pl]);
+            g[0] = norm * gb[0] * sxy * sx * (1.0 - sx) / m->lw;
+            g[1] = norm * gb[1] * sxy * sy * (1.0 - sy) / m->lh;
+            g[2] = norm * gb[2] * pb.w;
+            g[3] = norm * gb[3] * pb.h;
+        }
         for (int k = 0; k < 4; k++) {
             if (!isfinite(g[k])) g[k] = 0.0; /* darknet's fix_nan_inf */
             /* darknet clips each pair's IoU-loss delta; the loss is unclipped */
@@ -727,6 +826,51 @@ static void wh__assign_add(wh__work *w, long pred, int t, int stats)
     w->head[pred] = w->n_as++;
 }
 
+/* Prediction (a, i)'s best IoU with a truth (*best, truth *best_t) and its
+ * best among the truths that count for the ignore rule (*best_match):
+ * darknet's compare_yolo_class counts them only if the prediction scores
+ * some class above .25. */
+static void wh__best_ious(const wh__img *m, int a, long i, const wh_truth *tr, int n_t, double *best, int *best_t,
+                          double *best_match)
+{
+    const wh_yolo_params *p = m->p;
+    const float *e = m->z + (long)a * m->per * m->plane + i;
+    const wh__bx b = wh__decode(m, a, i);
+    int some_class = 0;
+    for (int c = 0; c < p->classes && !some_class; c++) some_class = wh__score(m, e[(5 + c) * m->plane]) > .25;
+    *best = *best_match = 0.0;
+    *best_t = 0;
+    for (int t = 0; t < n_t; t++) {
+        const double iou = wh__iou(b, wh__truth_box(&tr[t]));
+        if (iou > *best) {
+            *best = iou;
+            *best_t = t;
+        }
+        if (some_class && iou > *best_match) *best_match = iou;
+    }
+}
+
+/* objectness_smooth=1 (yolo.h): darknet's objectness target of prediction
+ * (a, i), held constant: IoU^2 with the truth it holds by truth_thresh, else
+ * its best IoU with a truth that counts for the ignore rule when that is
+ * above ignore_thresh, else 0. Being responsible by the truth loop does not
+ * change it (darknet writes its target 1 only where this target's delta is
+ * exactly 0). */
+static double wh__smooth_target(const wh__img *m, const wh__work *w, int a, long i, const wh_truth *tr, int n_t)
+{
+    const long pred = a * m->plane + i;
+    for (int k = w->head[pred]; k >= 0; k = w->as[k].next)
+        if (!w->as[k].stats) {
+            const double iou = wh__iou(wh__decode(m, a, i), wh__truth_box(&tr[w->as[k].t]));
+            return iou * iou;
+        }
+    if (!w->ign[pred]) return 0.0;
+    double best, best_match;
+    int best_t;
+    wh__best_ious(m, a, i, tr, n_t, &best, &best_t, &best_match);
+    return best_match;
+}
+
 /* The loss of one image: overwrites its slice of dlogit, fills *pp. */
 static void wh__loss_image(const wh__img *m, const wh_truth *tr, int n_t, wh__work *w,
                            wh_yolo_loss_parts *pp)
@@ -744,23 +888,10 @@ static void wh__loss_image(const wh__img *m, const wh_truth *tr, int n_t, wh__wo
         for (long i = 0; i < pl; i++) {
             const long pred = a * pl + i;
             const float *e = m->z + (long)a * m->per * pl + i;
-            const wh__bx b = wh__decode(m, a, i);
-            pp->anyobj_sum += wh__sigd(e[4 * pl]);
-            /* darknet's compare_yolo_class: a truth counts for the ignore
-             * rule only if the prediction scores some class above .25 */
-            int some_class = 0;
-            for (int c = 0; c < p->classes && !some_class; c++)
-                some_class = wh__sigd(e[(5 + c) * pl]) > .25;
-            double best = 0.0, best_match = 0.0;
-            int best_t = 0;
-            for (int t = 0; t < n_t; t++) {
-                const double iou = wh__iou(b, wh__truth_box(&tr[t]));
-                if (iou > best) {
-                    best = iou;
-                    best_t = t;
-                }
-                if (some_class && iou > best_match) best_match = iou;
-            }
+            pp->anyobj_sum += wh__score(m, e[4 * pl]);
+            double best, best_match;
+            int best_t;
+            wh__best_ious(m, a, i, tr, n_t, &best, &best_t, &best_match);
             w->head[pred] = -1;
             w->ign[pred] = best_match > p->ignore_thresh;
             if (best > p->truth_thresh) wh__assign_add(w, pred, best_t, 0);
@@ -812,40 +943,57 @@ static void wh__loss_image(const wh__img *m, const wh_truth *tr, int n_t, wh__wo
 
     /* 3. the terms of every prediction */
     const double eps = p->label_smooth_eps, on = p->obj_normalizer;
+    const int smooth = p->objectness_smooth;
     for (int a = 0; a < p->n_mask; a++)
         for (long i = 0; i < pl; i++) {
             const long pred = a * pl + i;
             const long base = (long)a * m->per * pl + i;
             const float *e = m->z + base;
             float *de = m->dz + base;
-            const double zo = e[4 * pl], so = wh__sigd(zo);
+            const double zo = e[4 * pl], so = wh__score(m, zo);
+            double g;
             if (w->head[pred] < 0) {
-                if (!w->ign[pred]) {
-                    pp->obj += on * wh__bce(zo, 0.0);
-                    de[4 * pl] = (float)(on * so);
+                /* objectness_smooth: no prediction is ignored, its target may be > 0 */
+                if (smooth || !w->ign[pred]) {
+                    const double to = smooth ? wh__smooth_target(m, w, a, i, tr, n_t) : 0.0;
+                    pp->obj += on * wh__score_bce(m, zo, to, &g);
+                    de[4 * pl] = (float)(on * g);
                 }
                 continue;
             }
             const wh__bx b = wh__decode(m, a, i);
-            double to = 1.0; /* sum: darknet's target; mean: the best IoU of its truths */
-            if (p->loss_norm == WH_YOLO_NORM_MEAN) {
+            /* sum: darknet's target; mean: the best IoU of its truths;
+             * objectness_smooth (either norm): darknet's smooth target */
+            double to = 1.0;
+            if (smooth) {
+                to = wh__smooth_target(m, w, a, i, tr, n_t);
+            } else if (p->loss_norm == WH_YOLO_NORM_MEAN) {
                 to = 0.0;
                 for (int k = w->head[pred]; k >= 0; k = w->as[k].next)
                     to = fmax(to, wh__iou(b, wh__truth_box(&tr[w->as[k].t])));
             }
-            pp->obj += on * wh__bce(zo, to);
-            de[4 * pl] = (float)(on * (so - to));
-            /* classes: 1 for those of its truths, then smoothed */
+            pp->obj += on * wh__score_bce(m, zo, to, &g);
+            de[4 * pl] = (float)(on * g);
+            /* classes: 1 for those of its truths, then smoothed; with
+             * objectness_smooth, a class only the truth_thresh truth has
+             * gets that pair's IoU^2, unsmoothed (darknet's) */
             int n_cls = 0;
             for (int c = 0; c < p->classes; c++) {
-                int has = 0;
-                for (int k = w->head[pred]; k >= 0 && !has; k = w->as[k].next)
-                    has = tr[w->as[k].t].cls == c;
+                int has = 0, by_loop = 0, thr = -1;
+                for (int k = w->head[pred]; k >= 0; k = w->as[k].next) {
+                    if (tr[w->as[k].t].cls != c) continue;
+                    has = 1;
+                    if (w->as[k].stats) by_loop = 1;
+                    else thr = w->as[k].t;
+                }
                 n_cls += has;
-                const double tc = (has ? 1.0 : 0.0) * (1.0 - eps) + .5 * eps;
-                const double zc = e[(5 + c) * pl];
-                pp->cls += wh__bce(zc, tc);
-                de[(5 + c) * pl] = (float)(wh__sigd(zc) - tc);
+                double tc = (has ? 1.0 : 0.0) * (1.0 - eps) + .5 * eps;
+                if (smooth && !by_loop && thr >= 0) {
+                    const double iou = wh__iou(b, wh__truth_box(&tr[thr]));
+                    tc = iou * iou;
+                }
+                pp->cls += wh__score_bce(m, e[(5 + c) * pl], tc, &g);
+                de[(5 + c) * pl] = (float)g;
             }
             pp->n_cls++;
             /* darknet's averages_yolo_deltas: with iou_thresh < 1 the box
@@ -866,7 +1014,7 @@ static void wh__loss_image(const wh__img *m, const wh_truth *tr, int n_t, wh__wo
                 pp->recall50 += iou > .5;
                 pp->recall75 += iou > .75;
                 pp->obj_sum += so;
-                pp->cls_sum += wh__sigd(e[(5 + t->cls) * pl]);
+                pp->cls_sum += wh__score(m, e[(5 + t->cls) * pl]);
             }
         }
     pp->loss = pp->box + pp->obj + pp->cls;
@@ -954,10 +1102,10 @@ wh_status wh_yolo_loss(wh_layer *l, const wh_truth *truth, int max_boxes, int ne
         return wh_error(ctx, WH_ERR_STATE,
                         "wh_yolo_loss: layer %d: no training forward to take the loss of",
                         l->index);
-    if (p->focal_loss || p->objectness_smooth)
+    if (p->focal_loss)
         return wh_error(ctx, WH_ERR_UNSUPPORTED,
-                        "wh_yolo_loss: layer %d (cfg line %d): %s=1 is not supported", l->index,
-                        l->line, p->focal_loss ? "focal_loss" : "objectness_smooth");
+                        "wh_yolo_loss: layer %d (cfg line %d): focal_loss=1 is not supported", l->index,
+                        l->line);
     if (netw < 1 || neth < 1 || max_boxes < 0 || (max_boxes > 0 && !truth))
         return wh_error(ctx, WH_ERR_ARG,
                         "wh_yolo_loss: bad arguments (net %dx%d, max_boxes %d, truth %s)", netw,

@@ -6,6 +6,11 @@
  *   e = 2, 3   w, h log-scales of the anchor: unchanged
  *   e = 4      objectness: logistic
  *   e = 5..    class scores: logistic
+ * With new_coords=1 (Scaled-YOLOv4: yolov4-csp.cfg, yolov4x-mish.cfg) the
+ * convolution before the layer applies the logistic itself
+ * (activation=logistic), so the layer takes every entry as it is: x, y are
+ * only stretched by scale_x_y, and w, h are decoded as (2 v)^2 times the
+ * anchor instead of e^v (wh_yolo_loss gives the decode).
  * Its loss (wh_yolo_loss, below) is computed after a training forward from
  * the layer's input logits; its gradient is kept in a private buffer
  * (dlogit) that the layer's backward adds to the producer's gradient, next
@@ -64,9 +69,12 @@ typedef struct wh_yolo_params {
     wh_yolo_iou_loss iou_loss;            /* (mse) */
     float max_delta;                      /* (FLT_MAX: no clipping) */
     float label_smooth_eps;               /* (0) */
-    int objectness_smooth;                /* (0) */
+    int objectness_smooth;                /* (0) 1: IoU objectness targets (wh_yolo_loss) */
     int focal_loss;                       /* (0) */
-    int new_coords;                       /* always 0: 1 is rejected */
+    /* new_coords=1 (0): the input is already logistic (see above); the
+     * cfg's producer must say activation=logistic, which, as in darknet,
+     * is not checked */
+    int new_coords;
     /* loss_norm= (whittle's key; darknet ignores it): WH_YOLO_NORM_SUM
      * (default) sums the terms over predictions, as darknet does;
      * WH_YOLO_NORM_MEAN averages each term over its elements in the
@@ -129,14 +137,18 @@ typedef wh_head_loss wh_yolo_loss_parts;
  *   netw, neth  the network input in pixels (the unit of the anchors)
  * Errors: not a [yolo] layer, no training forward, a truth outside [0, 1] or
  * with a class outside [0, classes) (naming image and entry), and the keys
- * whose loss is not implemented (focal_loss=1, objectness_smooth=1).
+ * whose loss is not implemented (focal_loss=1).
  *
  * The loss, per image, follows AlexeyAB darknet's forward_yolo_layer; all
  * boxes are fractions of the network input, and a prediction (anchor a of
  * the mask, cell col, row of the lw x lh grid) is decoded from its logits as
  *   x = (sxy * s(tx) - (sxy - 1)/2 + col) / lw,  y likewise with row, lh,
  *   w = exp(tw) * anchor_w / netw,  h = exp(th) * anchor_h / neth
- * (s = logistic, sxy = scale_x_y).
+ * (s = logistic, sxy = scale_x_y). With new_coords=1 the input v of every
+ * entry is already a logistic (of the producer's logit), and
+ *   x = (sxy * vx - (sxy - 1)/2 + col) / lw,  y likewise,
+ *   w = (2 vw)^2 * anchor_w / netw,  h = (2 vh)^2 * anchor_h / neth,
+ * objectness and class scores are v itself.
  *  1. Every prediction whose best IoU with a truth exceeds ignore_thresh, and
  *     which scores some class above .25, is "ignored" (no objectness term);
  *     with best IoU > truth_thresh it is responsible for that truth.
@@ -145,7 +157,10 @@ typedef wh_head_loss wh_yolo_loss_parts;
  *     anchor is in this layer's mask; with iou_thresh < 1 also to every other
  *     anchor of the mask whose shape IoU with it is > iou_thresh.
  *  3. Terms (BCE(z, t) = logistic cross-entropy of logit z with target t,
- *     minus the target's entropy, so that a perfect prediction costs 0):
+ *     minus the target's entropy, so that a perfect prediction costs 0;
+ *     with new_coords the same cross-entropy of the probability v, with v
+ *     clamped to [1e-12, 1 - 1e-12] and continued along its tangent beyond,
+ *     so that it and its gradient stay finite at v = 0 and 1):
  *     objectness  obj_normalizer * BCE(z, 1) at a responsible prediction,
  *                 obj_normalizer * BCE(z, 0) at the others unless ignored;
  *     class       at a responsible prediction, BCE(z_c, t_c) for every class,
@@ -157,11 +172,25 @@ typedef wh_head_loss wh_yolo_loss_parts;
  *                 mse:  (2 - w*h of the truth) * [sxy * BCE(tx, t') for x
  *                       and y, with t' = (x_target + (sxy-1)/2) / sxy, and
  *                       (tw - log(w_truth * netw / anchor_w))^2 / 2 for w, h]
+ *                 mse with new_coords: (2 - w*h of the truth) * [(out_x -
+ *                       x_target)^2 / (2 sxy) for x and y, out_x = sxy vx
+ *                       - (sxy-1)/2, and (vw - sqrt(w_truth * netw /
+ *                       (4 anchor_w)))^2 / 2 for w, h]: darknet's deltas;
  *                 giou/diou/ciou: 1 - GIoU / DIoU / CIoU of the decoded box;
  *                 with iou_thresh < 1, a prediction's box terms are divided
  *                 by the number of distinct classes among its truths.
+ *  4. objectness_smooth=1 (darknet's IoU objectness) changes the objectness
+ *     targets of every prediction, held constant like CIoU's alpha: nothing
+ *     is ignored; the target is IoU^2 with the truth a prediction holds by
+ *     truth_thresh, else its best IoU with a truth that counts for the
+ *     ignore rule (1.) when that is above ignore_thresh, else 0, also where
+ *     it is responsible by rule 2 (darknet keeps the target of rule 1 there:
+ *     its target 1 is written only where that delta is exactly 0). A class
+ *     that only the truth_thresh truth gives gets target IoU^2, unsmoothed.
+ *     Under loss_norm=mean these targets replace its IoU target.
  * The gradient is exact for this scalar (checked by finite differences in
- * tests/layers/test_yolo_loss.cpp) except where darknet makes it not so:
+ * tests/layers/test_yolo_loss.cpp, with new_coords and objectness_smooth in
+ * tests/layers/test_yolo_new_coords.cpp) except where darknet makes it not so:
  * CIoU's alpha is held constant (as the CIoU paper does), and max_delta,
  * when set, clips each pair's IoU-loss gradient. Darknet's own IoU-loss
  * deltas are not gradients: see yolo.c for how ours differ in scale.

@@ -475,11 +475,24 @@ TEST(YoloParams, UnknownNmsKindIsDarknetsDefaultWithAWarning)
     }
 }
 
-TEST(YoloErrors, NewCoordsUnsupported)
+// new_coords=1 (Scaled-YOLOv4) is accepted (its semantics are tested in
+// test_yolo_new_coords.cpp); other values are not darknet's and fail naming
+// the line and the key.
+TEST(YoloErrors, NewCoordsIsZeroOrOne)
 {
+    wh_ctx ctx;
+    wh_ctx_init(&ctx);
+    wh_net *net = nullptr;
+    ASSERT_EQ(build_net("[net]\nwidth=4\nheight=4\nchannels=6\n[upsample]\nstride=1\n"
+                        "[yolo]\nanchors=1,1\nclasses=1\nnew_coords=1\n",
+                        &net, &ctx),
+              WH_OK)
+        << ctx.msg;
+    EXPECT_EQ(wh_yolo_get(&net->layers[1])->new_coords, 1);
+    wh_net_destroy(net);
     Err e = build_err("[net]\nwidth=4\nheight=4\nchannels=6\n[upsample]\nstride=1\n"
-                      "[yolo]\nanchors=1,1\nclasses=1\nnew_coords=1\n");
-    EXPECT_EQ(e.st, WH_ERR_UNSUPPORTED);
+                      "[yolo]\nanchors=1,1\nclasses=1\nnew_coords=2\n");
+    EXPECT_EQ(e.st, WH_ERR_CFG);
     EXPECT_TRUE(has(e.msg, "test.cfg:10")) << e.msg;
     EXPECT_TRUE(has(e.msg, "new_coords")) << e.msg;
 }
