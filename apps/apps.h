@@ -3,7 +3,7 @@
 #ifndef WH_APPS_H
 #define WH_APPS_H
 
-#include "framework/status.h"
+#include "framework/core/status.h"
 
 typedef struct wh_cmd {
     const char *name;
@@ -38,7 +38,7 @@ int wh_app_ensure_default_data(const char *path);
 /* Sets OpenMP threads from --threads (0 = default) and the wait policy note. */
 void wh_app_threads(wh_ctx *ctx, int threads);
 
-/* The MPI job this process belongs to (framework/dist.h), started on first
+/* The MPI job this process belongs to (framework/train/dist.h), started on first
  * use: one rank when mpirun did not launch it. NULL after printing an error. */
 struct wh_dist *wh_app_dist(void);
 /* This process's rank (0 when single; starts the job on first use). */

@@ -9,9 +9,9 @@
 #include <string.h>
 
 #include "apps.h"
-#include "framework/checkpoint.h"
-#include "framework/json.h"
-#include "framework/plot.h"
+#include "framework/io/checkpoint.h"
+#include "framework/core/json.h"
+#include "framework/plot/plot.h"
 #include "layers/layer.h"
 #include "pruning/sparsity.h"
 

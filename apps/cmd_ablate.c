@@ -8,9 +8,9 @@
 #include <unistd.h>
 
 #include "apps.h"
-#include "framework/fileio.h"
-#include "framework/json.h"
-#include "framework/plot.h"
+#include "framework/core/fileio.h"
+#include "framework/core/json.h"
+#include "framework/plot/plot.h"
 #include "pipeline.h"
 
 #define WH__MAXV 8

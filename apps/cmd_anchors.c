@@ -7,7 +7,7 @@
 
 #include "apps.h"
 #include "framework/data/anchors.h"
-#include "framework/modelgen.h"
+#include "framework/io/modelgen.h"
 
 void wh_cmd_anchors_usage(void)
 {

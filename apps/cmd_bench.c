@@ -7,9 +7,9 @@
 
 #include "apps.h"
 #include "bench/bench.h"
-#include "framework/cfg.h"
-#include "framework/json.h"
-#include "framework/modelgen.h"
+#include "framework/core/cfg.h"
+#include "framework/core/json.h"
+#include "framework/io/modelgen.h"
 
 void wh_cmd_bench_usage(void)
 {

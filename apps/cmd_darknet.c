@@ -10,9 +10,9 @@
 #include <string.h>
 
 #include "apps.h"
-#include "framework/checkpoint.h"
-#include "framework/darknet_weights.h"
-#include "framework/net.h"
+#include "framework/io/checkpoint.h"
+#include "framework/io/darknet_weights.h"
+#include "framework/core/net.h"
 
 void wh_cmd_import_darknet_usage(void)
 {

@@ -15,9 +15,9 @@
 #include <sys/stat.h>
 
 #include "apps.h"
-#include "framework/checkpoint.h"
-#include "framework/evaluate.h"
-#include "framework/plot.h"
+#include "framework/io/checkpoint.h"
+#include "framework/eval/evaluate.h"
+#include "framework/plot/plot.h"
 #include "layers/head.h"
 
 void wh_cmd_detect_usage(void)

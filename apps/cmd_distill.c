@@ -7,7 +7,7 @@
 
 #include "apps.h"
 #include "distill/distill.h"
-#include "framework/trainer.h"
+#include "framework/train/trainer.h"
 
 void wh_cmd_distill_usage(void)
 {

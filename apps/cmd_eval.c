@@ -9,8 +9,8 @@
 #include <time.h>
 
 #include "apps.h"
-#include "framework/checkpoint.h"
-#include "framework/evaluate.h"
+#include "framework/io/checkpoint.h"
+#include "framework/eval/evaluate.h"
 #include "layers/head.h"
 
 void wh_cmd_eval_usage(void)

@@ -5,9 +5,9 @@
 #include <string.h>
 
 #include "apps.h"
-#include "framework/checkpoint.h"
-#include "framework/json.h"
-#include "framework/net.h"
+#include "framework/io/checkpoint.h"
+#include "framework/core/json.h"
+#include "framework/core/net.h"
 
 void wh_cmd_info_usage(void)
 {

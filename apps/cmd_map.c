@@ -7,7 +7,7 @@
 
 #include "apps.h"
 #include "framework/data/dataset.h"
-#include "framework/metrics.h"
+#include "framework/eval/metrics.h"
 
 void wh_cmd_map_usage(void)
 {

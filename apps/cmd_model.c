@@ -5,8 +5,8 @@
 
 #include "apps.h"
 #include "framework/data/anchors.h"
-#include "framework/fileio.h"
-#include "framework/modelgen.h"
+#include "framework/core/fileio.h"
+#include "framework/io/modelgen.h"
 
 void wh_cmd_model_usage(void)
 {

@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "apps.h"
-#include "framework/fileio.h"
+#include "framework/core/fileio.h"
 #include "pipeline.h"
 
 void wh_cmd_pipeline_usage(void)

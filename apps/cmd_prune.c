@@ -11,10 +11,10 @@
 #include <sys/stat.h>
 
 #include "apps.h"
-#include "framework/checkpoint.h"
-#include "framework/darknet_weights.h"
-#include "framework/fileio.h"
-#include "framework/trainer.h"
+#include "framework/io/checkpoint.h"
+#include "framework/io/darknet_weights.h"
+#include "framework/core/fileio.h"
+#include "framework/train/trainer.h"
 #include "pruning/prune.h"
 
 void wh_cmd_prune_usage(void)

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "apps.h"
-#include "framework/trainer.h"
+#include "framework/train/trainer.h"
 #include "pruning/sparse_train.h"
 
 void wh_cmd_sparse_usage(void)

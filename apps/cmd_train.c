@@ -5,9 +5,9 @@
 #include <unistd.h>
 
 #include "apps.h"
-#include "framework/dist.h"
-#include "framework/optimizer.h"
-#include "framework/trainer.h"
+#include "framework/train/dist.h"
+#include "framework/train/optimizer.h"
+#include "framework/train/trainer.h"
 
 #include <omp.h>
 

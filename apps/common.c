@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 
 #include "apps.h"
-#include "framework/checkpoint.h"
+#include "framework/io/checkpoint.h"
 #include "framework/data/synth.h"
 
 int wh_app_fail(const wh_ctx *ctx)

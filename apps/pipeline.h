@@ -16,7 +16,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "framework/metrics.h"
+#include "framework/eval/metrics.h"
 
 /* How much training each stage gets. Iteration counts below 0 are shares
  * of the cfg's [net] max_batches (-1: all of it, -0.25: a quarter). */

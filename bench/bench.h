@@ -9,7 +9,7 @@
 #ifndef WH_BENCH_H
 #define WH_BENCH_H
 
-#include "framework/net.h"
+#include "framework/core/net.h"
 
 #ifdef __cplusplus
 extern "C" {

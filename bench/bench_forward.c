@@ -19,9 +19,9 @@
 #endif
 
 #include "bench_util.h"
-#include "framework/json.h"
-#include "framework/modelgen.h"
-#include "framework/net.h"
+#include "framework/core/json.h"
+#include "framework/io/modelgen.h"
+#include "framework/core/net.h"
 
 int main(int argc, char **argv)
 {

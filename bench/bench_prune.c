@@ -24,8 +24,8 @@
 #endif
 
 #include "bench_util.h"
-#include "framework/modelgen.h"
-#include "framework/json.h"
+#include "framework/io/modelgen.h"
+#include "framework/core/json.h"
 #include "pruning/prune.h"
 
 static int wh__list(const char *v, double *out, int max)

@@ -18,8 +18,8 @@
 #include <string.h>
 
 #include "bench/bench.h"
-#include "framework/modelgen.h"
-#include "framework/json.h"
+#include "framework/io/modelgen.h"
+#include "framework/core/json.h"
 
 static int arg_num(const char *flag, const char *v, double lo, double hi, double *out)
 {

@@ -34,7 +34,7 @@ MODELS = {
     "yolov4-tiny": (5918006, 4.27, 19),
     "yolov4": (64363101, 0.45, 107),
 }
-BUCKET = 4 << 20  # bytes (framework/dist.h default)
+BUCKET = 4 << 20  # bytes (framework/train/dist.h default)
 
 
 def main():
@@ -52,7 +52,7 @@ def main():
         g = params * 4.0
         node_ips = ips2 * a.cores_per_node / 2
         tc = a.batch_per_rank / node_ips
-        k = max(1, round(g / max(BUCKET, g / 16)))  # framework/dist.c: at most about 16 buckets
+        k = max(1, round(g / max(BUCKET, g / 16)))  # framework/train/dist.c: at most about 16 buckets
         for gbit in (10, 100):
             bw = gbit * 1e9 / 8 * 0.9  # 90 % of the line rate
             for n in (8, 16, 32, 64):

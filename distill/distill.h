@@ -14,9 +14,9 @@
 #ifndef WH_DISTILL_H
 #define WH_DISTILL_H
 
-#include "../framework/net.h"
-#include "../framework/trainer.h"
-#include "../layers/yolo.h"
+#include "framework/core/net.h"
+#include "framework/train/trainer.h"
+#include "layers/yolo.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -1,11 +1,11 @@
 /* The distillation step inside the trainer (distill/distill.h). */
 #include "distill.h"
 
-#include "../framework/checkpoint.h"
-#include "../framework/data/dataset.h"
-#include "../framework/data/image.h"
-#include "../framework/data/loader.h"
-#include "../layers/yolo.h"
+#include "framework/io/checkpoint.h"
+#include "framework/data/dataset.h"
+#include "framework/data/image.h"
+#include "framework/data/loader.h"
+#include "layers/yolo.h"
 
 #include <stdio.h>
 

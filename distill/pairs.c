@@ -1,7 +1,7 @@
 /* Which feature maps are distilled, and with which weight (distill/distill.h). */
 #include "distill.h"
 
-#include "../pruning/prune.h"
+#include "pruning/prune.h"
 
 #include <errno.h>
 #include <math.h>

@@ -8,7 +8,7 @@
 
 #include <stddef.h>
 
-#include "../framework/cfg.h"
+#include "framework/core/cfg.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -20,8 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../framework/net.h"
-#include "../framework/plan.h"
+#include "framework/core/net.h"
+#include "framework/core/plan.h"
 #include "activation.h"
 #include "layer.h"
 

@@ -26,9 +26,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../framework/cfg.h"
-#include "../framework/status.h"
-#include "../framework/tensor.h"
+#include "framework/core/cfg.h"
+#include "framework/core/status.h"
+#include "framework/core/tensor.h"
 #include "activation.h"
 
 #ifdef __cplusplus

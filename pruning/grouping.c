@@ -12,7 +12,7 @@
  */
 #include "prune.h"
 
-#include "../framework/fileio.h"
+#include "framework/core/fileio.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -18,7 +18,7 @@
 #ifndef WH_PRUNE_H
 #define WH_PRUNE_H
 
-#include "../framework/net.h"
+#include "framework/core/net.h"
 
 #ifdef __cplusplus
 extern "C" {

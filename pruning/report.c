@@ -7,7 +7,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "../framework/json.h"
+#include "framework/core/json.h"
 
 static double wh__now(void)
 {

@@ -1,7 +1,7 @@
 #include "sparse_train.h"
 
-#include "../framework/plot.h"
-#include "../framework/json.h"
+#include "framework/plot/plot.h"
+#include "framework/core/json.h"
 
 #include <stdio.h>
 #include <stdlib.h>

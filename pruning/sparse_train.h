@@ -8,7 +8,7 @@
 #ifndef WH_SPARSE_TRAIN_H
 #define WH_SPARSE_TRAIN_H
 
-#include "../framework/trainer.h"
+#include "framework/train/trainer.h"
 #include "prune.h"
 #include "sparsity.h"
 

@@ -17,8 +17,8 @@
 #ifndef WH_SPARSITY_H
 #define WH_SPARSITY_H
 
-#include "../framework/checkpoint.h"
-#include "../framework/net.h"
+#include "framework/io/checkpoint.h"
+#include "framework/core/net.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -11,7 +11,7 @@ PKGS=(
   libhdf5-dev        # checkpoints and attention maps
   libgtest-dev       # the test suite
   libjpeg-dev libpng-dev libxml2-dev   # datasets (images, VOC annotations)
-  libcjson-dev       # reading JSON (framework/json.h)
+  libcjson-dev       # reading JSON (framework/core/json.h)
   python3-torch      # tests: whole-network cross-check against PyTorch (/usr/bin/python3)
   python3-h5py       # tests: the attention-map dumps read as a user would
   libopenmpi-dev openmpi-bin   # data-parallel training over MPI (and its tests)

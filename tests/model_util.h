@@ -7,8 +7,8 @@
 #include <string>
 
 extern "C" {
-#include "framework/modelgen.h"
-#include "framework/net.h"
+#include "framework/io/modelgen.h"
+#include "framework/core/net.h"
 #include "layers/yolo.h"
 }
 

@@ -10,8 +10,8 @@
 #include <omp.h>
 #endif
 
-#include "framework/cfg.h"
-#include "framework/optimizer.h"
+#include "framework/core/cfg.h"
+#include "framework/train/optimizer.h"
 #include "layers/yolo.h"
 
 #define WH__MAX_BOXES 8

@@ -9,9 +9,9 @@
 #include <time.h>
 
 #include "distill/distill.h"
-#include "framework/cfg.h"
-#include "framework/modelgen.h"
-#include "framework/optimizer.h"
+#include "framework/core/cfg.h"
+#include "framework/io/modelgen.h"
+#include "framework/train/optimizer.h"
 #include "layers/activation.h"
 #include "layers/yolo.h"
 #include "pruning/sparsity.h"

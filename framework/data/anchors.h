@@ -19,7 +19,7 @@
 #include <stdint.h>
 
 #include "dataset.h"
-#include "framework/status.h"
+#include "framework/core/status.h"
 
 #ifdef __cplusplus
 extern "C" {

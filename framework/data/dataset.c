@@ -3,7 +3,7 @@
  * path. The VOC reader is voc.c, the darknet reader darknet_data.c. */
 #include "dataset.h"
 
-#include "../fileio.h"
+#include "framework/core/fileio.h"
 
 #include <ctype.h>
 #include <errno.h>

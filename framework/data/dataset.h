@@ -10,7 +10,7 @@
 #ifndef WH_DATASET_H
 #define WH_DATASET_H
 
-#include "../status.h"
+#include "framework/core/status.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -21,7 +21,7 @@
 #include <jerror.h>
 #include <png.h>
 
-#include "../fileio.h"
+#include "framework/core/fileio.h"
 
 /* ---------------------------------------------------------------- basics */
 

@@ -15,7 +15,7 @@
 
 #include <stddef.h>
 
-#include "../status.h"
+#include "framework/core/status.h"
 
 #ifdef __cplusplus
 extern "C" {

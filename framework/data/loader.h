@@ -58,7 +58,7 @@
 
 #include <stdint.h>
 
-#include "../../layers/head.h"
+#include "layers/head.h"
 #include "dataset.h"
 
 #ifdef __cplusplus

@@ -27,7 +27,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../fileio.h"
+#include "framework/core/fileio.h"
 #include "image.h"
 
 #define WH__SYNTH_VERSION 1 /* bump when the same options would draw other pixels */

@@ -77,7 +77,7 @@
 
 #include <stdint.h>
 
-#include "../status.h"
+#include "framework/core/status.h"
 
 #ifdef __cplusplus
 extern "C" {

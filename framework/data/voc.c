@@ -7,7 +7,7 @@
  * rules the reader applies are listed in dataset.h. */
 #include "dataset.h"
 
-#include "../fileio.h"
+#include "framework/core/fileio.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -14,7 +14,7 @@
 #include <vector>
 
 extern "C" {
-#include "framework/optimizer.h"
+#include "framework/train/optimizer.h"
 #include "layers/yolo.h"
 }
 #include "model_util.h"

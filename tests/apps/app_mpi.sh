@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Data-parallel training over MPI (framework/dist.h), against one process:
+# Data-parallel training over MPI (framework/train/dist.h), against one process:
 # - 2 ranks x 4 images and 1 rank x 8 images train the same weights in 10
 #   iterations (within 1e-5 relative per layer), for train, for sparse
 #   training with the dynamic scheduler and for distillation; the split

@@ -11,8 +11,8 @@
 
 extern "C" {
 #include "bench/bench.h"
-#include "framework/cfg.h"
-#include "framework/modelgen.h"
+#include "framework/core/cfg.h"
+#include "framework/io/modelgen.h"
 }
 
 TEST(Bench, PeakRssFollowsTouchedMemory)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Cross-check of `whittle map` against independent Python references.
 
-Not run by ctest (it needs numpy); run by hand after changing framework/metrics.c:
+Not run by ctest (it needs numpy); run by hand after changing framework/eval/metrics.c:
 
     python3 tests/framework/metrics_crosscheck.py BUILD/whittle [n_cases]
 

@@ -14,11 +14,11 @@
 #include <unistd.h>
 
 extern "C" {
-#include "framework/cfg.h"
+#include "framework/core/cfg.h"
 #include "framework/data/dataset.h"
 #include "framework/data/loader.h"
 #include "framework/data/synth.h"
-#include "framework/trainer.h"
+#include "framework/train/trainer.h"
 }
 
 namespace {

@@ -1,4 +1,4 @@
-// Tests of the darknet .cfg parser (framework/cfg.c).
+// Tests of the darknet .cfg parser (framework/core/cfg.c).
 //
 // Every expectation below is worked out by hand from the cfg text: which
 // sections and keys exist, on which line, and what value darknet's reading
@@ -13,8 +13,8 @@
 #include <string>
 #include <unistd.h>
 
-#include "framework/cfg.h"
-#include "framework/net.h"
+#include "framework/core/cfg.h"
+#include "framework/core/net.h"
 
 namespace {
 

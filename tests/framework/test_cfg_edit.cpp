@@ -5,7 +5,7 @@
 #include <string>
 
 extern "C" {
-#include "framework/cfg.h"
+#include "framework/core/cfg.h"
 }
 
 namespace {

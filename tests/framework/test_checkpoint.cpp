@@ -1,4 +1,4 @@
-// Tests of the HDF5 checkpoint (framework/checkpoint.c).
+// Tests of the HDF5 checkpoint (framework/io/checkpoint.c).
 //
 // Round trips compare bit patterns (memcmp), not values with a tolerance.
 // The checksum is recomputed here from the definition in checkpoint.h with
@@ -24,9 +24,9 @@
 #include <string>
 #include <vector>
 
-#include "framework/cfg.h"
-#include "framework/checkpoint.h"
-#include "framework/net.h"
+#include "framework/core/cfg.h"
+#include "framework/io/checkpoint.h"
+#include "framework/core/net.h"
 
 namespace {
 

@@ -11,8 +11,8 @@
 #include "model_util.h"
 
 extern "C" {
-#include "framework/modelgen.h"
-#include "framework/net.h"
+#include "framework/io/modelgen.h"
+#include "framework/core/net.h"
 }
 
 namespace {

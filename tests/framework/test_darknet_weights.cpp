@@ -1,4 +1,4 @@
-// Tests of darknet .weights reading and writing (framework/darknet_weights.c).
+// Tests of darknet .weights reading and writing (framework/io/darknet_weights.c).
 //
 // The byte layout is checked against a file written out by hand here; sizes
 // are hand-counted from the cfgs (noted next to each). Round trips compare
@@ -18,10 +18,10 @@
 #include <string>
 #include <vector>
 
-#include "framework/cfg.h"
-#include "framework/checkpoint.h"
-#include "framework/darknet_weights.h"
-#include "framework/net.h"
+#include "framework/core/cfg.h"
+#include "framework/io/checkpoint.h"
+#include "framework/io/darknet_weights.h"
+#include "framework/core/net.h"
 
 namespace {
 

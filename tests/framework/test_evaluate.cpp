@@ -9,8 +9,8 @@
 #include <vector>
 
 extern "C" {
-#include "framework/evaluate.h"
-#include "framework/net.h"
+#include "framework/eval/evaluate.h"
+#include "framework/core/net.h"
 }
 
 namespace {

@@ -14,12 +14,12 @@
 #include <cstdlib>
 #include <string>
 
-#include "framework/cfg.h"
-#include "framework/checkpoint.h"
+#include "framework/core/cfg.h"
+#include "framework/io/checkpoint.h"
 #include "framework/data/dataset.h"
 #include "framework/data/image.h"
 #include "framework/data/synth.h"
-#include "framework/fileio.h"
+#include "framework/core/fileio.h"
 
 namespace {
 

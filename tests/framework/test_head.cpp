@@ -13,12 +13,12 @@
 #include <vector>
 
 extern "C" {
-#include "framework/cfg.h"
+#include "framework/core/cfg.h"
 #include "framework/data/synth.h"
-#include "framework/evaluate.h"
-#include "framework/fileio.h"
-#include "framework/net.h"
-#include "framework/trainer.h"
+#include "framework/eval/evaluate.h"
+#include "framework/core/fileio.h"
+#include "framework/core/net.h"
+#include "framework/train/trainer.h"
 #include "layers/head.h"
 }
 

@@ -1,4 +1,4 @@
-// framework/json.h: what whittle writes parses back to the same text (every
+// framework/core/json.h: what whittle writes parses back to the same text (every
 // character that JSON must escape, hand-listed), numbers that are not finite
 // become null, and a parse error names the line and column.
 #include <gtest/gtest.h>
@@ -9,7 +9,7 @@
 #include <string>
 
 extern "C" {
-#include "framework/json.h"
+#include "framework/core/json.h"
 }
 
 namespace {

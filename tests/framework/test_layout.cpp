@@ -17,7 +17,7 @@
 #include <vector>
 
 extern "C" {
-#include "framework/net.h"
+#include "framework/core/net.h"
 #include "layers/yolo.h"
 }
 

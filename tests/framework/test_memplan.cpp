@@ -1,13 +1,13 @@
 // The memory planner's optimizer and weight-average terms
-// (framework/memplan.h, wh_mem_plan_optimizer), worked by hand from the
+// (framework/core/memplan.h, wh_mem_plan_optimizer), worked by hand from the
 // planned arenas of a small training net: AdamW holds two floats per
 // trained parameter where SGD holds one, the average one copy of the
 // parameter arena; the total follows, and planning twice changes nothing.
 #include <gtest/gtest.h>
 
 extern "C" {
-#include "framework/cfg.h"
-#include "framework/memplan.h"
+#include "framework/core/cfg.h"
+#include "framework/core/memplan.h"
 }
 
 TEST(MemPlan, OptimizerStateAndAverageWorkedByHand)

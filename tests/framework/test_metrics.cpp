@@ -1,4 +1,4 @@
-// Tests of box overlap, NMS, mAP and detection files (framework/metrics.c).
+// Tests of box overlap, NMS, mAP and detection files (framework/eval/metrics.c).
 //
 // Every expected number is worked out by hand in the comments beside it:
 // which detections are TP, FP or ignored, the cumulative counts, the
@@ -14,7 +14,7 @@
 #include <unistd.h>
 #include <vector>
 
-#include "framework/metrics.h"
+#include "framework/eval/metrics.h"
 
 namespace {
 

@@ -1,4 +1,4 @@
-// Tests of the darknet .cfg model generator (framework/modelgen.c).
+// Tests of the darknet .cfg model generator (framework/io/modelgen.c).
 //
 // The generated text is parsed here by a small independent reader that
 // infers every layer's (C, H, W) the way darknet does and counts parameters
@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "framework/modelgen.h"
+#include "framework/io/modelgen.h"
 
 using namespace dkref;
 

@@ -1,4 +1,4 @@
-// Tests of the network builder (framework/net.c, hparams.c, plan.c).
+// Tests of the network builder (framework/core/net.c, hparams.c, plan.c).
 //
 // Only [convolutional] layers are used, so the tests depend on no other layer
 // type. Shapes are darknet's: out = (in + 2*pad - size) / stride + 1 with
@@ -15,8 +15,8 @@
 #include <utility>
 #include <vector>
 
-#include "framework/cfg.h"
-#include "framework/net.h"
+#include "framework/core/cfg.h"
+#include "framework/core/net.h"
 
 namespace {
 

@@ -7,7 +7,7 @@
 #include <vector>
 
 extern "C" {
-#include "framework/optimizer.h"
+#include "framework/train/optimizer.h"
 }
 
 namespace {

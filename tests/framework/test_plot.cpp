@@ -7,7 +7,7 @@
 #include <string>
 
 extern "C" {
-#include "framework/plot.h"
+#include "framework/plot/plot.h"
 }
 
 namespace {

@@ -1,4 +1,4 @@
-// Tests of layouts and tensor views (framework/tensor.c).
+// Tests of layouts and tensor views (framework/core/tensor.c).
 //
 // Offsets are worked out by hand from the layout definitions:
 //   NCHW     ((n*C + c)*H + h)*W + w
@@ -9,7 +9,7 @@
 #include <set>
 #include <vector>
 
-#include "framework/tensor.h"
+#include "framework/core/tensor.h"
 
 namespace {
 

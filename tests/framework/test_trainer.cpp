@@ -15,11 +15,11 @@
 #include <unistd.h>
 
 extern "C" {
-#include "framework/checkpoint.h"
+#include "framework/io/checkpoint.h"
 #include "framework/data/synth.h"
-#include "framework/fileio.h"
-#include "framework/modelgen.h"
-#include "framework/trainer.h"
+#include "framework/core/fileio.h"
+#include "framework/io/modelgen.h"
+#include "framework/train/trainer.h"
 #include "framework/data/dataset.h"
 #include "pruning/sparse_train.h"
 }

@@ -15,14 +15,14 @@
 #include <unistd.h>
 
 #include "distill/distill.h"
-#include "framework/cfg.h"
-#include "framework/checkpoint.h"
-#include "framework/darknet_weights.h"
+#include "framework/core/cfg.h"
+#include "framework/io/checkpoint.h"
+#include "framework/io/darknet_weights.h"
 #include "framework/data/dataset.h"
 #include "framework/data/image.h"
-#include "framework/metrics.h"
-#include "framework/modelgen.h"
-#include "framework/net.h"
+#include "framework/eval/metrics.h"
+#include "framework/io/modelgen.h"
+#include "framework/core/net.h"
 #include "pruning/prune.h"
 #include "pruning/sparsity.h"
 

@@ -18,7 +18,7 @@
 #include <vector>
 
 extern "C" {
-#include "framework/net.h"
+#include "framework/core/net.h"
 }
 
 namespace wht {

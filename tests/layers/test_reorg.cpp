@@ -10,7 +10,7 @@
 #include "harness.h"
 
 extern "C" {
-#include "framework/tensor.h"
+#include "framework/core/tensor.h"
 }
 
 namespace {

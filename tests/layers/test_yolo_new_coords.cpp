@@ -33,7 +33,7 @@
 #include "model_util.h"
 
 extern "C" {
-#include "framework/optimizer.h"
+#include "framework/train/optimizer.h"
 #include "layers/yolo.h"
 #include "pruning/prune.h"
 }

@@ -13,7 +13,7 @@
 #include <vector>
 
 extern "C" {
-#include "framework/plot.h"
+#include "framework/plot/plot.h"
 #include "pruning/sparsity.h"
 }
 

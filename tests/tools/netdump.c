@@ -54,9 +54,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "framework/cfg.h"
-#include "framework/modelgen.h"
-#include "framework/net.h"
+#include "framework/core/cfg.h"
+#include "framework/io/modelgen.h"
+#include "framework/core/net.h"
 
 #define ND_MAGIC 0x444e4857u /* "WHND" */
 #define ND_VERSION 1u

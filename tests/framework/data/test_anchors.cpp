@@ -1,5 +1,5 @@
 // Tests of anchors from the data (framework/data/anchors.c) and of the model
-// generator's anchors (framework/modelgen.c).
+// generator's anchors (framework/io/modelgen.c).
 //
 // References: IoUs worked by hand; clusters whose answer is known (boxes of
 // exactly three sizes); on random boxes, the two conditions that define a
@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "framework/data/anchors.h"
-#include "framework/modelgen.h"
+#include "framework/io/modelgen.h"
 
 namespace {
 
