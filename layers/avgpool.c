@@ -98,12 +98,6 @@ static wh_status wh__avgpool_backward(wh_layer *l, wh_exec *x)
     return WH_OK;
 }
 
-static double wh__avgpool_flops(const wh_layer *l)
-{
-    (void)l;
-    return 0.0;
-}
-
 static void wh__avgpool_describe(const wh_layer *l, char *buf, int n)
 {
     snprintf(buf, (size_t)n, "%dx%d global", l->in_shape[0].w, l->in_shape[0].h);
@@ -118,6 +112,6 @@ const wh_layer_ops wh_avgpool_ops = {
     .shape = wh__avgpool_shape,
     .forward = wh__avgpool_forward,
     .backward = wh__avgpool_backward,
-    .flops = wh__avgpool_flops,
+    /* no .flops: darknet counts none for it (0) */
     .describe = wh__avgpool_describe,
 };

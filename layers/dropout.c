@@ -162,12 +162,6 @@ static wh_status wh__dropout_backward(wh_layer *l, wh_exec *x)
     return WH_OK;
 }
 
-static double wh__dropout_flops(const wh_layer *l)
-{
-    (void)l;
-    return 0.0;
-}
-
 static void wh__dropout_describe(const wh_layer *l, char *buf, int n)
 {
     const wh_dropout *d = l->priv;
@@ -191,7 +185,7 @@ const wh_layer_ops wh_dropout_ops = {
     .init_weights = wh__dropout_init_weights,
     .forward = wh__dropout_forward,
     .backward = wh__dropout_backward,
-    .flops = wh__dropout_flops,
+    /* no .flops: darknet counts none for it (0) */
     .describe = wh__dropout_describe,
     .destroy = wh__dropout_destroy,
 };

@@ -138,7 +138,7 @@ typedef struct wh_layer_ops {
     void (*init_weights)(wh_layer *, uint64_t *rng);  /* optional: random init */
     wh_status (*forward)(wh_layer *, wh_exec *);
     wh_status (*backward)(wh_layer *, wh_exec *);    /* NULL: inference only */
-    double (*flops)(const wh_layer *);  /* darknet's count for this layer, batch 1 */
+    double (*flops)(const wh_layer *);  /* darknet's count for this layer, batch 1; NULL: 0 */
     void (*describe)(const wh_layer *, char *buf, int n); /* "32 3x3/1" for tables */
     void (*destroy)(wh_layer *);
     void (*facts)(const wh_layer *, wh_layer_facts *); /* optional */

@@ -145,12 +145,6 @@ static wh_status wh__reorg_backward(wh_layer *l, wh_exec *x)
     return WH_OK;
 }
 
-static double wh__reorg_flops(const wh_layer *l)
-{
-    (void)l;
-    return 0.0;
-}
-
 static void wh__reorg_describe(const wh_layer *l, char *buf, int n)
 {
     const wh_reorg *r = l->priv;
@@ -181,7 +175,7 @@ const wh_layer_ops wh_reorg_ops = {
     .shape = wh__reorg_shape,
     .forward = wh__reorg_forward,
     .backward = wh__reorg_backward,
-    .flops = wh__reorg_flops,
+    /* no .flops: darknet counts none for it (0) */
     .describe = wh__reorg_describe,
     .destroy = wh__reorg_destroy,
 };
@@ -195,7 +189,7 @@ const wh_layer_ops wh_reorg3d_ops = {
     .shape = wh__reorg_shape,
     .forward = wh__reorg_forward,
     .backward = wh__reorg_backward,
-    .flops = wh__reorg_flops,
+    /* no .flops: darknet counts none for it (0) */
     .describe = wh__reorg_describe,
     .destroy = wh__reorg_destroy,
 };

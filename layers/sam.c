@@ -113,13 +113,6 @@ static wh_status wh__sam_backward(wh_layer *l, wh_exec *x)
     return WH_OK;
 }
 
-/* Darknet sets no bflops for this layer. */
-static double wh__sam_flops(const wh_layer *l)
-{
-    (void)l;
-    return 0.0;
-}
-
 static void wh__sam_describe(const wh_layer *l, char *buf, int n)
 {
     const wh_sam *sm = l->priv;
@@ -154,7 +147,7 @@ const wh_layer_ops wh_sam_ops = {
     .plan = wh__sam_plan,
     .forward = wh__sam_forward,
     .backward = wh__sam_backward,
-    .flops = wh__sam_flops,
+    /* no .flops: darknet counts none for it (0) */
     .describe = wh__sam_describe,
     .destroy = wh__sam_destroy,
     .backward_reads_input = 1,

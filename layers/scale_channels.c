@@ -187,13 +187,6 @@ static wh_status wh__scale_channels_backward(wh_layer *l, wh_exec *x)
     return WH_OK;
 }
 
-/* Darknet sets no bflops for this layer. */
-static double wh__scale_channels_flops(const wh_layer *l)
-{
-    (void)l;
-    return 0.0;
-}
-
 static void wh__scale_channels_describe(const wh_layer *l, char *buf, int n)
 {
     const wh_scale_channels *sc = l->priv;
@@ -227,7 +220,7 @@ const wh_layer_ops wh_scale_channels_ops = {
     .plan = wh__scale_channels_plan,
     .forward = wh__scale_channels_forward,
     .backward = wh__scale_channels_backward,
-    .flops = wh__scale_channels_flops,
+    /* no .flops: darknet counts none for it (0) */
     .describe = wh__scale_channels_describe,
     .destroy = wh__scale_channels_destroy,
     .backward_reads_input = 1,

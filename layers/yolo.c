@@ -811,10 +811,17 @@ typedef struct wh__assign {
 
 typedef struct wh__work {
     int *head;          /* (n_mask * plane) first assignment, -1: none */
-    unsigned char *ign; /* (n_mask * plane) 1: objectness ignored */
+    double *match;      /* (n_mask * plane) best IoU with a truth that counts for the ignore
+                         * rule: objectness is ignored above ignore_thresh, and
+                         * objectness_smooth's target is this IoU */
     wh__assign *as;     /* (cap) */
     int n_as, cap;
 } wh__work;
+
+static int wh__ignored(const wh_yolo_params *p, const wh__work *w, long pred)
+{
+    return w->match[pred] > p->ignore_thresh;
+}
 
 static void wh__assign_add(wh__work *w, long pred, int t, int stats)
 {
@@ -856,7 +863,7 @@ static void wh__best_ious(const wh__img *m, int a, long i, const wh_truth *tr, i
  * above ignore_thresh, else 0. Being responsible by the truth loop does not
  * change it (darknet writes its target 1 only where this target's delta is
  * exactly 0). */
-static double wh__smooth_target(const wh__img *m, const wh__work *w, int a, long i, const wh_truth *tr, int n_t)
+static double wh__smooth_target(const wh__img *m, const wh__work *w, int a, long i, const wh_truth *tr)
 {
     const long pred = a * m->plane + i;
     for (int k = w->head[pred]; k >= 0; k = w->as[k].next)
@@ -864,11 +871,7 @@ static double wh__smooth_target(const wh__img *m, const wh__work *w, int a, long
             const double iou = wh__iou(wh__decode(m, a, i), wh__truth_box(&tr[w->as[k].t]));
             return iou * iou;
         }
-    if (!w->ign[pred]) return 0.0;
-    double best, best_match;
-    int best_t;
-    wh__best_ious(m, a, i, tr, n_t, &best, &best_t, &best_match);
-    return best_match;
+    return wh__ignored(m->p, w, pred) ? w->match[pred] : 0.0; /* from step 1 of wh__loss_image */
 }
 
 /* The loss of one image: overwrites its slice of dlogit, fills *pp. */
@@ -893,7 +896,7 @@ static void wh__loss_image(const wh__img *m, const wh_truth *tr, int n_t, wh__wo
             int best_t;
             wh__best_ious(m, a, i, tr, n_t, &best, &best_t, &best_match);
             w->head[pred] = -1;
-            w->ign[pred] = best_match > p->ignore_thresh;
+            w->match[pred] = best_match;
             if (best > p->truth_thresh) wh__assign_add(w, pred, best_t, 0);
         }
 
@@ -954,8 +957,8 @@ static void wh__loss_image(const wh__img *m, const wh_truth *tr, int n_t, wh__wo
             double g;
             if (w->head[pred] < 0) {
                 /* objectness_smooth: no prediction is ignored, its target may be > 0 */
-                if (smooth || !w->ign[pred]) {
-                    const double to = smooth ? wh__smooth_target(m, w, a, i, tr, n_t) : 0.0;
+                if (smooth || !wh__ignored(p, w, pred)) {
+                    const double to = smooth ? wh__smooth_target(m, w, a, i, tr) : 0.0;
                     pp->obj += on * wh__score_bce(m, zo, to, &g);
                     de[4 * pl] = (float)(on * g);
                 }
@@ -966,7 +969,7 @@ static void wh__loss_image(const wh__img *m, const wh_truth *tr, int n_t, wh__wo
              * objectness_smooth (either norm): darknet's smooth target */
             double to = 1.0;
             if (smooth) {
-                to = wh__smooth_target(m, w, a, i, tr, n_t);
+                to = wh__smooth_target(m, w, a, i, tr);
             } else if (p->loss_norm == WH_YOLO_NORM_MEAN) {
                 to = 0.0;
                 for (int k = w->head[pred]; k >= 0; k = w->as[k].next)
@@ -1111,14 +1114,16 @@ wh_status wh_yolo_loss(wh_layer *l, const wh_truth *truth, int max_boxes, int ne
                         "wh_yolo_loss: bad arguments (net %dx%d, max_boxes %d, truth %s)", netw,
                         neth, max_boxes, truth ? "set" : "NULL");
     const wh_shape s = l->out_shape;
-    /* Per image: the truth count, head, ignore flags and assignments (at
-     * most one per prediction from truth_thresh, n_mask per truth from the
-     * truth loop), and the loss parts; one workspace, 64-byte aligned parts. */
+    /* Per image: the truth count, head, best IoUs for the ignore rule and
+     * assignments (at most one per prediction from truth_thresh, n_mask per
+     * truth from the truth loop), and the loss parts; one workspace, 64-byte
+     * aligned parts. */
     const long plane = (long)s.h * s.w, n_pred = (long)p->n_mask * plane;
     const int cap = (int)(n_pred + (long)max_boxes * p->n_mask);
     const size_t o_t = 0, o_head = o_t + wh__al((size_t)s.n * sizeof(int)),
-                 o_ign = o_head + wh__al((size_t)s.n * n_pred * sizeof(int)),
-                 o_as = o_ign + wh__al((size_t)s.n * n_pred), o_pp = o_as + wh__al((size_t)s.n * cap * sizeof(wh__assign)),
+                 o_match = o_head + wh__al((size_t)s.n * n_pred * sizeof(int)),
+                 o_as = o_match + wh__al((size_t)s.n * n_pred * sizeof(double)),
+                 o_pp = o_as + wh__al((size_t)s.n * cap * sizeof(wh__assign)),
                  need = o_pp + wh__al((size_t)s.n * sizeof(wh_yolo_loss_parts));
     if (need > y->ws_bytes) {
         free(y->ws);
@@ -1128,7 +1133,7 @@ wh_status wh_yolo_loss(wh_layer *l, const wh_truth *truth, int max_boxes, int ne
     }
     char *ws = y->ws;
     int *n_t = (int *)(void *)(ws + o_t), *head = (int *)(void *)(ws + o_head);
-    unsigned char *ign = (unsigned char *)(ws + o_ign);
+    double *match = (double *)(void *)(ws + o_match);
     wh__assign *as = (wh__assign *)(void *)(ws + o_as);
     wh_yolo_loss_parts *pp = (wh_yolo_loss_parts *)(void *)(ws + o_pp);
     memset(pp, 0, (size_t)s.n * sizeof(*pp));
@@ -1139,7 +1144,7 @@ wh_status wh_yolo_loss(wh_layer *l, const wh_truth *truth, int max_boxes, int ne
     for (int b = 0; b < s.n; b++) {
         wh__img m = {
             p, s.w, s.h, 5 + p->classes, plane, netw, neth, y->in + b * img, y->dlogit + b * img};
-        wh__work w = {head + b * n_pred, ign + b * n_pred, as + (size_t)b * cap, 0, cap};
+        wh__work w = {head + b * n_pred, match + b * n_pred, as + (size_t)b * cap, 0, cap};
         wh__loss_image(&m, truth + (size_t)b * max_boxes, n_t[b], &w, &pp[b]);
     }
     if (p->loss_norm == WH_YOLO_NORM_MEAN) wh__loss_to_means(p, s, y->dlogit, pp);

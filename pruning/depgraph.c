@@ -71,6 +71,15 @@ static wh_status wh__units(const wh_net *net, const wh_depgraph_opts *o, wh_depg
     g->unit_off = malloc((size_t)(n + 1) * sizeof(int));
     g->layer_unit = malloc((size_t)(n + 1) * sizeof(int));
     if (!g->unit_layer || !g->unit_off || !g->layer_unit) return wh_error(ctx, WH_ERR_NOMEM, "out of memory");
+    unsigned char *blocked = NULL;
+    if (!(o && o->all_bn_convs)) {
+        if (!(blocked = malloc((size_t)n + 1))) return wh_error(ctx, WH_ERR_NOMEM, "out of memory");
+        const wh_status st = wh_prunable_blocked_set(net, blocked, ctx);
+        if (st != WH_OK) {
+            free(blocked);
+            return st;
+        }
+    }
     for (int i = 0; i < n; i++) {
         const wh_layer *l = &net->layers[i];
         g->layer_unit[i] = -1;
@@ -80,7 +89,7 @@ static wh_status wh__units(const wh_net *net, const wh_depgraph_opts *o, wh_depg
         if (f.conv_groups != 1) continue;
         int excluded = 0;
         for (int e = 0; o && e < o->n_exclude; e++) excluded |= o->exclude[e] == i;
-        if (excluded || (!(o && o->all_bn_convs) && wh_prunable_blocked(net, i))) continue;
+        if (excluded || (blocked && blocked[i])) continue;
         g->layer_unit[i] = g->n_units;
         g->unit_layer[g->n_units] = i;
         g->unit_off[g->n_units] = g->n_channels;
@@ -88,6 +97,7 @@ static wh_status wh__units(const wh_net *net, const wh_depgraph_opts *o, wh_depg
         g->n_channels += l->out_shape.c;
     }
     g->unit_off[g->n_units] = g->n_channels;
+    free(blocked);
     return WH_OK;
 }
 

@@ -405,14 +405,14 @@ static int wh__root(int *parent, int x)
     return x;
 }
 
-/* Does a layer that keeps its producers make layer i's channels unprunable?
- * It does when i's channels reach its input, directly or through routes,
- * shortcuts, pools and the like (a conv -> route -> reorg too), and when i
- * is coupled by a shortcut with a layer whose channels do (a residual
- * partner of such a conv: the two share their channels' masks). The
- * coupling is taken per layer, not per channel: on the safe side. Out of
- * memory: blocked (the layer keeps its channels). */
-int wh_prunable_blocked(const wh_net *net, int i)
+/* Does a layer that keeps its producers make a layer's channels unprunable?
+ * It does when they reach its input, directly or through routes, shortcuts,
+ * pools and the like (a conv -> route -> reorg too), and when the layer is
+ * coupled by a shortcut with a layer whose channels do (a residual partner
+ * of such a conv: the two share their channels' masks). The coupling is
+ * taken per layer, not per channel: on the safe side. One pass for every
+ * layer: blocked[i] for i < n_layers. */
+wh_status wh_prunable_blocked_set(const wh_net *net, unsigned char *blocked, wh_ctx *ctx)
 {
     const int n = net->n_layers;
     unsigned char *carry = calloc((size_t)n * 2 + 1, 1);
@@ -420,7 +420,7 @@ int wh_prunable_blocked(const wh_net *net, int i)
     if (!carry || !parent) {
         free(carry);
         free(parent);
-        return 1;
+        return wh_error(ctx, WH_ERR_NOMEM, "out of memory");
     }
     unsigned char *direct = carry + n; /* per layer: its own channels reach a keeper */
     int *owner = parent + n;           /* per shortcut: the first layer seen adding into it, or -1 */
@@ -434,12 +434,25 @@ int wh_prunable_blocked(const wh_net *net, int i)
             else parent[wh__root(parent, a)] = wh__root(parent, owner[j]);
         }
     }
-    int blocked = 0;
-    const int r = wh__root(parent, i);
-    for (int a = 0; a < n && !blocked; a++) blocked = direct[a] && wh__root(parent, a) == r;
+    /* a coupled set is blocked when any of its layers is */
+    memset(carry, 0, (size_t)n); /* free again: now marks the blocked sets' roots */
+    for (int a = 0; a < n; a++)
+        if (direct[a]) carry[wh__root(parent, a)] = 1;
+    for (int i = 0; i < n; i++) blocked[i] = carry[wh__root(parent, i)];
     free(carry);
     free(parent);
-    return blocked;
+    return WH_OK;
+}
+
+int wh_prunable_blocked(const wh_net *net, int i)
+{
+    wh_ctx ctx;
+    wh_ctx_init(&ctx);
+    unsigned char *blocked = malloc((size_t)net->n_layers + 1);
+    /* out of memory: blocked (the layer keeps its channels) */
+    const int b = !blocked || wh_prunable_blocked_set(net, blocked, &ctx) != WH_OK || blocked[i];
+    free(blocked);
+    return b;
 }
 
 wh_status wh_prunable_find(const wh_net *net, const int *exclude, int n_exclude, wh_prunable *out, wh_ctx *ctx)
@@ -454,18 +467,26 @@ wh_status wh_prunable_find(const wh_net *net, const int *exclude, int n_exclude,
         wh_prunable_free(out);
         return wh_error(ctx, WH_ERR_NOMEM, "out of memory");
     }
-    for (int i = 0; i < net->n_layers; i++) {
+    unsigned char *blocked = malloc((size_t)net->n_layers + 1);
+    if (!blocked) {
+        wh_prunable_free(out);
+        return wh_error(ctx, WH_ERR_NOMEM, "out of memory");
+    }
+    const wh_status st = wh_prunable_blocked_set(net, blocked, ctx);
+    for (int i = 0; st == WH_OK && i < net->n_layers; i++) {
         const wh_layer *l = &net->layers[i];
         if (l->ops->flow != WH_FLOW_NEW || wh__param(l, "scales") < 0) continue; /* conv with BN */
         int excluded = 0;
         for (int e = 0; e < n_exclude; e++) excluded |= exclude[e] == i;
-        if (excluded || wh_prunable_blocked(net, i)) continue;
+        if (excluded || blocked[i]) continue;
         out->layer[out->n_layers] = i;
         out->offset[out->n_layers] = out->n_channels;
         out->n_layers++;
         out->n_channels += l->out_shape.c;
     }
-    return WH_OK;
+    free(blocked);
+    if (st != WH_OK) wh_prunable_free(out);
+    return st;
 }
 
 void wh_prunable_free(wh_prunable *p)

@@ -120,6 +120,8 @@ void wh_prunable_free(wh_prunable *p);
  * upsample, a route taking a slice or a reorg, or it is coupled by a
  * shortcut with a layer whose output does. */
 int wh_prunable_blocked(const wh_net *net, int i);
+/* The same for every layer at once (blocked[i], i < n_layers), in one pass. */
+wh_status wh_prunable_blocked_set(const wh_net *net, unsigned char *blocked, wh_ctx *ctx);
 
 /* absgamma[c] = |gamma| of every prunable channel, in the flat order. */
 void wh_prunable_absgamma(const wh_net *net, const wh_prunable *p, float *absgamma);

@@ -7,22 +7,28 @@
 
 #include "framework/core/cfg.h"
 
+/* One character of a JSON string literal, escaped as JSON requires, into
+ * out; returns its length (1, 2 or 6 bytes). */
+static int wh__escape_char(unsigned char c, char out[8])
+{
+    switch (c) {
+    case '"': return snprintf(out, 8, "\\\"");
+    case '\\': return snprintf(out, 8, "\\\\");
+    case '\n': return snprintf(out, 8, "\\n");
+    case '\t': return snprintf(out, 8, "\\t");
+    case '\r': return snprintf(out, 8, "\\r");
+    default:
+        if (c < 0x20) return snprintf(out, 8, "\\u%04x", c);
+        out[0] = (char)c, out[1] = 0;
+        return 1;
+    }
+}
+
 void wh_json_str(FILE *f, const char *s)
 {
+    char one[8];
     fputc('"', f);
-    for (; s && *s; s++) {
-        const unsigned char c = (unsigned char)*s;
-        switch (c) {
-        case '"': fputs("\\\"", f); break;
-        case '\\': fputs("\\\\", f); break;
-        case '\n': fputs("\\n", f); break;
-        case '\t': fputs("\\t", f); break;
-        case '\r': fputs("\\r", f); break;
-        default:
-            if (c < 0x20) fprintf(f, "\\u%04x", c);
-            else fputc(c, f);
-        }
-    }
+    for (; s && *s; s++) fwrite(one, 1, (size_t)wh__escape_char((unsigned char)*s, one), f);
     fputc('"', f);
 }
 
@@ -31,12 +37,8 @@ const char *wh_json_escape(char *buf, size_t n, const char *s)
     if (n == 0) return buf;
     size_t k = 0;
     for (; s && *s; s++) {
-        const unsigned char c = (unsigned char)*s;
         char one[8];
-        int m;
-        if (c == '"' || c == '\\') m = snprintf(one, sizeof(one), "\\%c", c);
-        else if (c < 0x20) m = snprintf(one, sizeof(one), "\\u%04x", c);
-        else one[0] = (char)c, one[1] = 0, m = 1;
+        const int m = wh__escape_char((unsigned char)*s, one);
         if (k + (size_t)m >= n) break; /* whole escapes only */
         memcpy(buf + k, one, (size_t)m);
         k += (size_t)m;
